@@ -1,0 +1,245 @@
+"""ERP sources: where the rows of an entity come from, behind one small interface.
+
+An ``ErpSource`` yields ``SourceRow``s (a dict of Python values and, where the source has one,
+the row's line number for messages) for a table, optionally only the rows changed since a
+cursor. Sources read tolerantly and judge nothing: validation belongs to the entity's mapping,
+which reports a bad row by key and line instead of the source dropping it.
+
+- ``DuckDbErpSource``: tables in a DuckDB file (the sample ERP, or an export job's output).
+- ``CsvErpSource``: CSV templates in a folder, one ``<table>.csv`` per table, all values strings.
+
+Both map entity names to table names through ``tables`` (e.g. ``{"vendors": "suppliers"}``;
+unmapped names are used as they are), both filter ``updated_at >= since`` (inclusive, so a row
+saved in the same instant as the cursor is read again rather than lost) and both order rows by
+``updated_at`` then key (by convention a table's first column). ``read`` fetches everything
+before returning, so errors (missing file or table) surface at the call. Timestamps come out
+timezone-aware in UTC; a zone-less timestamp is taken as UTC, as ``docs/erp-templates.md`` says.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol, TextIO, runtime_checkable
+
+import duckdb
+from tenacity import RetryError, Retrying, retry_if_exception, stop_after_delay, wait_random
+
+from procore_sync.errors import ConfigError, TransientError
+
+CURSOR_COLUMN = "updated_at"
+# The ERP file may be being rewritten (an export job, ``procore-sync sample-erp``): wait a bit.
+LOCK_WAIT_S = 10.0
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    data: dict[str, Any]
+    line: int | None = None  # the row's number in the source (CSV line), for messages
+
+
+@runtime_checkable
+class ErpSource(Protocol):
+    def read(self, entity: str, *, since: datetime | None = None) -> Iterator[SourceRow]: ...
+
+    def describe(self) -> str: ...
+
+
+class ErpFileBusy(TransientError):
+    hint = "another process is writing the ERP file; the run retries by itself."
+
+
+def _aware_utc(value: datetime) -> datetime:
+    # Zone-less timestamps are UTC by the template contract (module docstring).
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _since_utc(since: datetime | None) -> datetime | None:
+    if since is not None and since.tzinfo is None:
+        raise ValueError(f"since must be timezone-aware (got naive {since.isoformat()})")
+    return since.astimezone(UTC) if since is not None else None
+
+
+# --- DuckDB -----------------------------------------------------------------------------------
+
+
+class DuckDbErpSource:
+    """Tables (or views) of a DuckDB file, opened read-only by each read and closed before it
+    returns."""
+
+    def __init__(self, path: Path | str, tables: Mapping[str, str] | None = None) -> None:
+        self.path = Path(path)
+        self.tables = dict(tables or {})
+
+    def describe(self) -> str:
+        return f"DuckDB file {self.path}"
+
+    def read(self, entity: str, *, since: datetime | None = None) -> Iterator[SourceRow]:
+        # Fetched whole before returning: the file must not stay locked while the caller works,
+        # and a missing file or table raises here, not at the first row.
+        rows = self._fetch(self.tables.get(entity, entity), _since_utc(since))
+        return iter([SourceRow(data) for data in rows])
+
+    def _fetch(self, table: str, since: datetime | None) -> list[dict[str, Any]]:
+        con = self._open()
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            columns = self._columns(con, table)
+            cursor = con.execute(*_select(table, columns, since))
+            names = [column[0] for column in cursor.description]
+            return [_python_row(names, row) for row in cursor.fetchall()]
+        finally:
+            con.close()
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        if not self.path.is_file():
+            raise ConfigError(
+                f"the ERP database {self.path} does not exist; set PROCORE_SYNC_ERP_PATH to the "
+                "ERP's DuckDB file (or run `procore-sync sample-erp` for a sample)"
+            )
+        retrying = Retrying(
+            retry=retry_if_exception(_is_lock_conflict),
+            wait=wait_random(0.005, 0.05),
+            stop=stop_after_delay(LOCK_WAIT_S),
+        )
+        try:
+            return retrying(duckdb.connect, str(self.path), read_only=True)
+        except RetryError as exc:
+            message = f"the ERP database {self.path} stayed locked for {LOCK_WAIT_S:g} s"
+            raise ErpFileBusy(message) from exc
+        except duckdb.Error as exc:
+            raise ConfigError(f"cannot open the ERP database {self.path}: {exc}") from exc
+
+    def _columns(self, con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+        rows = con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database()"
+            " AND schema_name = 'main' AND table_name = ? ORDER BY column_index",
+            [table],
+        ).fetchall()
+        if not rows:
+            raise ConfigError(
+                f"the ERP database {self.path} has no table {table!r} "
+                f"(tables: {', '.join(self._table_names(con)) or 'none'})"
+            )
+        return [row[0] for row in rows]
+
+    @staticmethod
+    def _table_names(con: duckdb.DuckDBPyConnection) -> list[str]:
+        rows = con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
+            " AND schema_name = 'main' ORDER BY 1"
+        ).fetchall()
+        return [row[0] for row in rows]
+
+
+def _is_lock_conflict(exc: BaseException) -> bool:
+    return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _select(table: str, columns: list[str], since: datetime | None) -> tuple[str, list[Any]]:
+    """Rows changed since the cursor, by ``updated_at`` then every column (the key comes first).
+
+    Rows without ``updated_at`` are always read: nothing says they are unchanged.
+    """
+    has_cursor = CURSOR_COLUMN in columns
+    if since is not None and not has_cursor:
+        raise ConfigError(
+            f"table {table!r} has no {CURSOR_COLUMN} column, so it cannot be read since a cursor"
+        )
+    order = [c for c in columns if c != CURSOR_COLUMN]
+    if has_cursor:
+        order.insert(0, CURSOR_COLUMN)
+    sql = f"SELECT * FROM {_quote(table)}"
+    params: list[Any] = []
+    if since is not None:
+        sql += f" WHERE {_quote(CURSOR_COLUMN)} >= ? OR {_quote(CURSOR_COLUMN)} IS NULL"
+        params.append(since)
+    sql += " ORDER BY " + ", ".join(f"{_quote(c)} NULLS FIRST" for c in order)
+    return sql, params
+
+
+def _python_row(names: list[str], values: tuple[Any, ...]) -> dict[str, Any]:
+    return {
+        name: _aware_utc(value) if isinstance(value, datetime) else value
+        for name, value in zip(names, values)
+    }
+
+
+# --- CSV --------------------------------------------------------------------------------------
+
+
+class CsvErpSource:
+    """CSV templates in a folder: ``<folder>/<table>.csv``, UTF-8 (BOM or not), with a header."""
+
+    def __init__(self, folder: Path | str, tables: Mapping[str, str] | None = None) -> None:
+        self.folder = Path(folder)
+        self.tables = dict(tables or {})
+
+    def describe(self) -> str:
+        return f"CSV folder {self.folder}"
+
+    def path_of(self, entity: str) -> Path:
+        return self.folder / f"{self.tables.get(entity, entity)}.csv"
+
+    def read(self, entity: str, *, since: datetime | None = None) -> Iterator[SourceRow]:
+        since = _since_utc(since)
+        rows = [row for row in self._rows(self.path_of(entity)) if _changed(row, since)]
+        rows.sort(key=_cursor_order)
+        return iter(rows)
+
+    def _rows(self, path: Path) -> list[SourceRow]:
+        if not path.is_file():
+            raise ConfigError(f"the ERP template {path} does not exist (folder {self.folder})")
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            return list(_parse(handle, path))
+
+
+def _parse(handle: TextIO, path: Path) -> Iterator[SourceRow]:
+    """Rows as dicts of strings; ``line`` is where the row starts (quoted fields span lines)."""
+    reader = csv.reader(handle)
+    header = [name.strip() for name in next(reader, [])]
+    if not header:
+        raise ConfigError(f"the ERP template {path} is empty; it needs a header line")
+    start = reader.line_num + 1
+    for values in reader:
+        if any(value.strip() for value in values):
+            yield SourceRow(_csv_row(header, values), line=start)
+        start = reader.line_num + 1
+
+
+def _csv_row(header: list[str], values: list[str]) -> dict[str, Any]:
+    # Short rows read as blanks; extra cells (a stray comma) are ignored.
+    data: dict[str, Any] = dict(zip(header, values + [""] * (len(header) - len(values))))
+    raw = data.get(CURSOR_COLUMN)
+    if raw and raw.strip():
+        data[CURSOR_COLUMN] = _parse_timestamp(raw.strip()) or raw
+    return data
+
+
+def _parse_timestamp(text: str) -> datetime | None:
+    """ISO 8601 (``2026-11-01T08:30:00Z``, ``2026-11-01 08:30:00+00:00``, ``2026-11-01``)."""
+    try:
+        return _aware_utc(datetime.fromisoformat(text))
+    except ValueError:
+        return None
+
+
+def _changed(row: SourceRow, since: datetime | None) -> bool:
+    # Unparsable or blank updated_at: read it, so the mapping can report it.
+    value = row.data.get(CURSOR_COLUMN)
+    return since is None or not isinstance(value, datetime) or value >= since
+
+
+def _cursor_order(row: SourceRow) -> tuple[datetime, str, int]:
+    """``updated_at`` (unparsable first), then the key (a template's first column), then line."""
+    value = row.data.get(CURSOR_COLUMN)
+    first = next(iter(row.data.values()), "")
+    when = value if isinstance(value, datetime) else datetime.min.replace(tzinfo=UTC)
+    return (when, str(first), row.line or 0)

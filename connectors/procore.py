@@ -1,0 +1,315 @@
+"""The Procore REST client: the only code in procore-sync that speaks HTTP to Procore.
+
+Everything a flow needs from Procore passes through ``ProcoreClient.request``, which adds the
+headers Procore requires on every call (bearer token, ``Procore-Company-Id``), paces calls
+against the reported quota, and is the tool's one HTTP retry layer (STYLE point 4):
+
+- Only transient failures are retried: 429 (``RateLimited``), 5xx (``ServerError``) and
+  timeouts or dropped connections (``ConnectionLost``), at most ``settings.max_attempts``
+  attempts in all. A 429 waits for ``Retry-After``, else for ``X-Rate-Limit-Reset``; other
+  failures back off exponentially with jitter (capped at 30 s) unless the server sent
+  ``Retry-After``. Every wait goes through the injected ``sleep``.
+- Resending a write is safe because our writes are sync calls (upserts keyed by ``origin_id``)
+  or idempotent PATCH/PUT/DELETE. A plain POST create is not: after a lost connection or a 5xx
+  it may have been applied, so it is retried only when Procore certainly did not apply it
+  (429, or the request never left). Otherwise the error is raised so that the caller looks the
+  record up by its key before creating it again.
+- A 401 fetches a new token and repeats the request once; a second 401 is
+  ``AuthenticationFailed``. Everything else maps through ``error_for_status`` to the one error
+  tree, with the sanitised URL, status, body excerpt and ``x-request-id``.
+
+Helpers live next door: ``procore_auth`` (tokens), ``procore_pacing`` (quota and stats),
+``procore_paging`` (list responses), ``procore_http`` (errors and URL hygiene) and
+``procore_batches`` (sync results).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from types import TracebackType
+from typing import Any
+
+import requests
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+from tenacity import wait_exponential_jitter
+
+from connectors.procore_auth import TokenSource, user_agent
+from connectors.procore_batches import (
+    MAX_SYNC_BATCH,
+    SyncItemError,
+    SyncResult,
+    batches,
+    parse_sync_response,
+)
+from connectors.procore_http import (
+    error_from_exception,
+    error_from_response,
+    is_plain_create,
+    is_write,
+    sanitise_path,
+    sanitise_url,
+    server_retry_at,
+)
+from connectors.procore_pacing import MAX_QUOTA_WAIT_S, CallStats, OnWait, Pacer, QuotaStatus
+from connectors.procore_paging import is_last_page, json_body, next_link, page_items
+from procore_sync.errors import (
+    ConfigError,
+    ConnectionLost,
+    PayloadTooLarge,
+    RateLimited,
+    ServerError,
+    SyncError,
+)
+from procore_sync.redact import redact
+from procore_sync.settings import Settings
+
+__all__ = ["CallStats", "ProcoreClient", "QuotaStatus", "SyncItemError", "SyncResult"]
+
+log = logging.getLogger("connectors.procore")
+
+RETRYABLE = (RateLimited, ServerError, ConnectionLost)
+BACKOFF_CAP_S = 30.0
+# A 413 halves the batch; 1,000 items reach single items in 10 halvings.
+MAX_SPLIT_DEPTH = 10
+
+
+class ProcoreClient:
+    """One client per worker (not thread-safe); see the module docstring for the guarantees.
+
+    A ``session`` passed in must not retry by itself (no urllib3 ``Retry`` on its adapters):
+    attempts would multiply with ours. It is left open by ``close``; our own session is closed.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        before_request: Callable[[], None] | None = None,
+        on_wait: OnWait | None = None,
+    ) -> None:
+        self._settings = settings
+        self._owns_session = session is None
+        self._session = session or requests.Session()
+        self._sleep = sleep
+        self._clock = clock
+        self._before_request = before_request
+        self.stats = CallStats()
+        self._tokens = TokenSource(settings, self._session, self.stats, clock)
+        self._pacer = Pacer(self.stats, low_water=settings.pacing_low_water, sleep=sleep,
+                            clock=clock, on_wait=on_wait)
+        self._backoff = wait_exponential_jitter(initial=1, max=BACKOFF_CAP_S, jitter=1)
+        # Per attempt: when the server asked us to come back, and whether the request left.
+        self._retry_at: float | None = None
+        self._delivered = False
+
+    # --- public API -------------------------------------------------------------------------
+
+    def request(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None
+    ) -> requests.Response:
+        """Send one logical request (retried as described above); raise ``SyncError`` on failure.
+
+        ``path`` is relative to ``settings.api_base`` (or a full URL under it, as in ``Link``).
+        """
+        method = method.upper()
+        retrying = Retrying(
+            retry=retry_if_exception(lambda exc: self._may_retry(exc, method, path)),
+            stop=stop_after_attempt(self._settings.max_attempts),
+            wait=self._retry_wait,
+            sleep=self._sleep,
+            before_sleep=self._before_retry_sleep,
+            retry_error_callback=self._give_up,
+        )
+        return retrying(self._attempt, method, path, params, json)
+
+    def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        return json_body(self.request("GET", path, params=params))
+
+    def paginate(
+        self, path: str, params: dict[str, Any] | None = None, *, per_page: int | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Yield every item of a list endpoint: by ``Link: rel="next"``, else by ``Total``."""
+        size = per_page or self._settings.per_page
+        url, page = path, 1
+        query: dict[str, Any] | None = {**(params or {}), "page": page, "per_page": size}
+        while True:
+            response = self.request("GET", url, params=query)
+            items = page_items(response)
+            yield from items
+            next_url = next_link(response)
+            if next_url:
+                url, query = next_url, None  # the link carries the whole query
+            elif is_last_page(response, items, page, size):
+                return
+            else:
+                page += 1
+                query = {**(params or {}), "page": page, "per_page": size}
+
+    def sync(
+        self,
+        path: str,
+        *,
+        scope: dict[str, Any],
+        items: list[dict[str, Any]],
+        method: str = "PATCH",
+        batch_size: int | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> SyncResult:
+        """Upsert ``items`` through a Sync Action, ``{**scope, "updates": batch}`` per call.
+
+        Batches hold ``batch_size or settings.batch_size`` items (never more than 1,000).
+        Per-item refusals come back in ``SyncResult.errors``; the call itself still succeeded.
+        ``params`` is for endpoints that take their scope in the query (e.g. cost_codes/sync).
+        """
+        result = SyncResult()
+        size = min(batch_size or self._settings.batch_size, MAX_SYNC_BATCH)
+        for batch in batches(items, size):
+            result.extend(self._sync_batch(path, scope, batch, method, params, 0))
+        return result
+
+    def companies(self) -> list[dict[str, Any]]:
+        """The companies where this service account's app is installed."""
+        return list(self.paginate("/rest/v1.0/companies"))
+
+    def close(self) -> None:
+        if self._owns_session:
+            self._session.close()
+
+    def __enter__(self) -> ProcoreClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- one attempt ------------------------------------------------------------------------
+
+    def _attempt(
+        self, method: str, path: str, params: dict[str, Any] | None, json: Any
+    ) -> requests.Response:
+        self._retry_at, self._delivered = None, False
+        response = self._send(method, path, params, json)
+        if response.status_code == 401:
+            log.info("Procore answered 401; fetching a new token and trying once more")
+            self._tokens.invalidate()
+            response = self._send(method, path, params, json)
+        if not response.ok:
+            raise self._failure(response, method)
+        return response
+
+    def _send(
+        self, method: str, path: str, params: dict[str, Any] | None, json: Any
+    ) -> requests.Response:
+        url = self._url(path)
+        self._pace()
+        headers = self._headers()  # may fetch a token: before we count the API call
+        self.stats.api_calls += 1
+        self.stats.write_calls += is_write(method, url)
+        self._delivered = True
+        try:
+            response = self._session.request(method, url, params=params, json=json,
+                                             headers=headers, timeout=self._settings.timeout_s)
+        except requests.RequestException as exc:
+            raise self._lost(exc, method, url) from None
+        self._pacer.observe(response.headers)
+        self._log_response(method, response)
+        return response
+
+    def _pace(self) -> None:
+        if self._before_request is not None:
+            self._before_request()
+        self._pacer.before_request()
+
+    def _url(self, path: str) -> str:
+        base = self._settings.api_base
+        if not path.startswith(("http://", "https://")):
+            return base + path
+        if not path.startswith(base + "/"):
+            # Never hand the bearer token to another host, whatever a Link header says.
+            raise ConfigError(f"refusing to call {sanitise_url(path)}: it is not under {base}")
+        return path
+
+    def _headers(self) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {self._tokens.token()}",
+            "Procore-Company-Id": str(self._settings.company_id),
+            "Accept": "application/json",
+            "User-Agent": user_agent(),
+        }
+
+    def _failure(self, response: requests.Response, method: str) -> SyncError:
+        now = self._clock()
+        self._retry_at = server_retry_at(response, now)
+        return error_from_response(response, method, now)
+
+    def _lost(self, exc: requests.RequestException, method: str, url: str) -> SyncError:
+        if isinstance(exc, requests.ConnectTimeout):
+            self._delivered = False  # no connection was made, so nothing was sent
+        log.debug(redact(f"{method} {sanitise_path(url)} -> {type(exc).__name__}"))
+        return error_from_exception(exc, method, url, create=is_plain_create(method, url))
+
+    def _log_response(self, method: str, response: requests.Response) -> None:
+        remaining = self.stats.quota.remaining
+        log.debug(redact(f"{method} {sanitise_path(response.url or '')} -> "
+                         f"{response.status_code} (quota {remaining} left)"))
+
+    # --- retry policy -----------------------------------------------------------------------
+
+    def _may_retry(self, exc: BaseException, method: str, path: str) -> bool:
+        if not isinstance(exc, RETRYABLE):
+            return False
+        if isinstance(exc, RateLimited) or not self._delivered:
+            return True  # Procore certainly did not apply it
+        return not is_plain_create(method, path)
+
+    def _retry_wait(self, state: RetryCallState) -> float:
+        if self._retry_at is not None:
+            return min(max(self._retry_at - self._clock(), 1.0), MAX_QUOTA_WAIT_S)
+        return self._backoff(state)
+
+    def _before_retry_sleep(self, state: RetryCallState) -> None:
+        self.stats.retries += 1
+        delay = state.next_action.sleep if state.next_action else 0.0
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, RateLimited):
+            self._pacer.announce(delay)
+            return
+        log.warning(redact(f"retrying in {delay:.1f} s (attempt {state.attempt_number + 1} of "
+                           f"{self._settings.max_attempts}) after: {exc}"))
+
+    def _give_up(self, state: RetryCallState) -> requests.Response:
+        exc = state.outcome.exception() if state.outcome else None
+        log.warning(redact(f"giving up after {state.attempt_number} attempts: {exc}"))
+        return state.outcome.result()  # type: ignore[union-attr]  # re-raises the last error
+
+    def _sync_batch(
+        self,
+        path: str,
+        scope: dict[str, Any],
+        batch: list[dict[str, Any]],
+        method: str,
+        params: dict[str, Any] | None,
+        depth: int,
+    ) -> SyncResult:
+        try:
+            response = self.request(method, path, params=params, json={**scope, "updates": batch})
+        except PayloadTooLarge:
+            if len(batch) < 2 or depth >= MAX_SPLIT_DEPTH:
+                raise
+            log.info("Procore answered 413 to a batch of %d items; sending it in two halves",
+                     len(batch))
+            half = len(batch) // 2
+            result = self._sync_batch(path, scope, batch[:half], method, params, depth + 1)
+            result.extend(self._sync_batch(path, scope, batch[half:], method, params, depth + 1))
+            return result
+        return parse_sync_response(json_body(response))
+

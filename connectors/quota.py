@@ -1,0 +1,78 @@
+"""One quota budget for every flow: a Prefect global concurrency limit used as a rate limit.
+
+Procore counts every call of a company against an hourly window and a 10-second spike window.
+All flow runs, in every process and on every worker, draw from one global concurrency limit
+with slot decay (a token bucket kept by the Prefect server), so together they stay under both
+windows. The HTTP client calls ``rate_limit(name, strict=True)`` before every request; the
+header-driven pacing in the client is a second, local brake for when Procore's own figures are
+lower than the settings (they are the source of truth).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from prefect.client.orchestration import get_client
+from prefect.concurrency.sync import rate_limit
+
+from procore_sync.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# Use this share of each window, to leave room for calls made outside procore-sync.
+HEADROOM = 0.9
+SPIKE_WINDOW_S = 10.0
+HOUR_S = 3600.0
+# A waiter gives up after this long; the client then treats it as a transient failure.
+ACQUIRE_TIMEOUT_S = 3600.0
+
+
+@dataclass(frozen=True)
+class BucketSize:
+    """Token bucket: ``limit`` calls at once, refilling at ``per_second``."""
+
+    limit: int
+    per_second: float
+
+
+def bucket_for(per_hour: int, spike_per_10s: int) -> BucketSize:
+    """Largest bucket with limit + 10·rate ≤ spike and limit + 3600·rate ≤ hourly (with headroom)."""
+    rate = min(spike_per_10s * 0.6 / SPIKE_WINDOW_S, per_hour * HEADROOM / HOUR_S)
+    room = min(spike_per_10s * HEADROOM - SPIKE_WINDOW_S * rate, per_hour * HEADROOM - HOUR_S * rate)
+    return BucketSize(limit=max(1, math.floor(room)), per_second=round(rate, 6))
+
+
+def ensure_quota_limit(settings: Settings) -> BucketSize:
+    """Create or update the shared limit from the settings; safe to call at every start."""
+    bucket = bucket_for(settings.quota_per_hour, settings.quota_spike_per_10s)
+    with get_client(sync_client=True) as client:
+        client.upsert_global_concurrency_limit_by_name(
+            name=settings.quota_limit_name,
+            limit=bucket.limit,
+            slot_decay_per_second=bucket.per_second,
+        )
+    logger.info(
+        "quota budget %r: burst %d, %.2f calls/s (settings: %d/h, %d per 10 s)",
+        settings.quota_limit_name,
+        bucket.limit,
+        bucket.per_second,
+        settings.quota_per_hour,
+        settings.quota_spike_per_10s,
+    )
+    return bucket
+
+
+def quota_gate(settings: Settings) -> Callable[[], None] | None:
+    """The ``before_request`` hook for the Procore client, or None when the budget is off."""
+    if not settings.quota_enabled:
+        return None
+    name = settings.quota_limit_name
+
+    def acquire() -> None:
+        # strict: a missing limit must stop us, not silently let every call through.
+        rate_limit(name, occupy=1, strict=True, timeout_seconds=ACQUIRE_TIMEOUT_S)
+
+    return acquire

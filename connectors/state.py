@@ -1,0 +1,676 @@
+"""The sync state store: runs, per-record state, action history and cursors in one DuckDB file.
+
+Everything the engine remembers between runs goes through this module's narrow API; there is no
+SQL anywhere else. The schema is a list of numbered migrations (``connectors/migrations``)
+applied once each, in a transaction, and tracked in ``schema_migrations``.
+
+Per-record facts are rows keyed by (entity, ERP key) carrying the hash of the last payload
+actually pushed to Procore, so the planner can tell "unchanged" without a call. Every action on
+a record is also appended to ``record_actions``: the history the operator reads.
+
+Concurrency: DuckDB lets one process at a time open a file read-write, and several Prefect flow
+runs (separate processes) write at once. So no connection is ever kept: each operation opens the
+file, does its work in one transaction and closes it, and an open that meets another process's
+lock is retried after a random 5-50 ms, up to ``lock_timeout_s``; then ``StateStoreBusy`` names
+the file. Two cheaper locks come first: procore-sync processes queue on an advisory lock beside
+the file (``state.duckdb.lock``; see ``_queue``), and threads of one process on a lock per file,
+because DuckDB would otherwise raise write conflicts between their concurrent transactions. Hold time is what
+matters, hence the bulk paths: a batch of outcomes is handed to DuckDB as column lists and
+merged with set-based SQL (10,000 outcomes in tens of milliseconds; ``executemany`` takes
+seconds).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import duckdb
+from tenacity import (
+    RetryError,
+    Retrying,
+    retry_if_exception,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_random,
+)
+from tenacity.retry import retry_base
+
+from procore_sync.errors import ConfigError, TransientError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no queue file; DuckDB's own lock, retried, still guards the file.
+    fcntl = None  # type: ignore[assignment]
+
+Status = Literal["ok", "warning", "failed", "blocked"]
+ActionKind = Literal["create", "update", "skip", "fail", "blocked"]
+RunStatus = Literal["running", "completed", "failed", "dry_run"]
+
+COUNT_NAMES: tuple[str, ...] = ("created", "updated", "unchanged", "failed", "blocked", "warnings")
+# Callers often count outcomes by action kind (Counter(o.action)); accept those names too.
+_COUNT_ALIASES: dict[str, str] = {
+    "create": "created",
+    "update": "updated",
+    "skip": "unchanged",
+    "fail": "failed",
+    "warning": "warnings",
+}
+_FINAL_RUN_STATUSES: frozenset[str] = frozenset({"completed", "failed", "dry_run"})
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _require_aware(value: datetime | None, what: str) -> datetime | None:
+    """Naive datetimes are refused: guessing their zone is how cursors skip or repeat data."""
+    if value is None:
+        return None
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware (got naive {value.isoformat()})")
+    return value.astimezone(UTC)
+
+
+def _as_utc(value: datetime | None) -> datetime | None:
+    # DuckDB hands back its own tzinfo objects; callers get plain datetime.UTC.
+    return value.astimezone(UTC) if value is not None else None
+
+
+# --- values in and out ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordState:
+    entity: str
+    key: str
+    procore_id: int | None
+    payload_hash: str | None
+    status: Status
+    last_action: str | None
+    message: str | None
+    attempts: int
+    last_run_id: str | None
+    source_updated_at: datetime | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one record in one run.
+
+    ``create``/``update`` store the outcome's hash (the payload just pushed) and reset
+    ``attempts``. ``skip`` keeps the stored hash and Procore id where the outcome has none.
+    ``fail``/``blocked`` keep the stored hash (the last payload successfully pushed) and Procore
+    id, and count one more consecutive attempt.
+    """
+
+    key: str
+    action: ActionKind
+    status: Status
+    procore_id: int | None = None
+    payload_hash: str | None = None
+    message: str | None = None
+    source_updated_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        _check_outcome(self)
+
+
+# Attempts and run counts follow from the action, so its status must agree with it.
+_STATUSES_OF_ACTION: dict[str, frozenset[str]] = {
+    "create": frozenset({"ok", "warning"}),
+    "update": frozenset({"ok", "warning"}),
+    "skip": frozenset(get_args(Status)),  # skipping a parked failure keeps it failed
+    "fail": frozenset({"failed"}),
+    "blocked": frozenset({"blocked"}),
+}
+
+
+def _check_outcome(outcome: Outcome) -> None:
+    allowed = _STATUSES_OF_ACTION.get(outcome.action)
+    if allowed is None:
+        raise ValueError(f"unknown action {outcome.action!r} for record {outcome.key!r}")
+    if outcome.status not in allowed:
+        raise ValueError(
+            f"action {outcome.action!r} cannot have status {outcome.status!r} "
+            f"(record {outcome.key!r}); expected one of {sorted(allowed)}"
+        )
+    _require_aware(outcome.source_updated_at, f"source_updated_at of record {outcome.key!r}")
+
+
+@dataclass(frozen=True)
+class RunRow:
+    run_id: str
+    entity: str
+    flow_run_id: str | None
+    parameters: dict[str, Any]
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    counts: dict[str, int]
+    api_calls: int
+    write_calls: int
+    message: str | None
+    cursor_before: datetime | None
+    cursor_after: datetime | None
+
+
+@dataclass(frozen=True)
+class ActionRow:
+    run_id: str
+    entity: str
+    key: str
+    action: str
+    status: str
+    procore_id: int | None
+    message: str | None
+    attempt: int
+    at: datetime
+
+
+class StateStoreBusy(TransientError):
+    """Another process kept the state file locked for longer than the store waits."""
+
+    hint = (
+        "another process holds the DuckDB state file. Close any DuckDB CLI, notebook or SQL "
+        "client that has it open; flow runs release it within milliseconds."
+    )
+
+
+class StateSchemaTooNew(ConfigError):
+    hint = "upgrade procore-sync: the state file was migrated by a newer version."
+
+
+# --- migrations -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str = field(repr=False)
+
+
+def load_migrations() -> list[Migration]:
+    """The numbered ``NNNN_name.sql`` files shipped in ``connectors/migrations``, in order."""
+    folder = resources.files("connectors").joinpath("migrations")
+    found: dict[int, Migration] = {}
+    for item in folder.iterdir():
+        match = _MIGRATION_NAME.match(item.name)
+        if not match:
+            continue
+        version = int(match.group(1))
+        if version in found:
+            raise RuntimeError(f"two migrations numbered {version:04d}: {item.name}")
+        found[version] = Migration(version, item.name, item.read_text(encoding="utf-8"))
+    return [found[v] for v in sorted(found)]
+
+
+# --- connections ------------------------------------------------------------------------------
+
+_THREAD_LOCKS: dict[Path, threading.Lock] = {}
+_THREAD_LOCKS_GUARD = threading.Lock()
+
+
+def _thread_lock(path: Path) -> threading.Lock:
+    with _THREAD_LOCKS_GUARD:
+        return _THREAD_LOCKS.setdefault(path, threading.Lock())
+
+
+def _is_lock_conflict(exc: BaseException) -> bool:
+    # "Could not set lock on file ...: Conflicting lock is held in ..." (reference/prefect.md §7)
+    return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
+
+
+@contextmanager
+def _queue(path: Path, *, shared: bool, retrying: Retrying) -> Iterator[None]:
+    """Wait for our turn among procore-sync processes on an advisory lock beside the file.
+
+    A failed ``duckdb.connect`` costs ~8 ms of CPU, so writers that retry it steal CPU from the
+    one holding the file (4 writers on 2 cores: 66 ms per write instead of 30). Trying an
+    advisory lock costs microseconds, so our processes queue here (readers shared, writers
+    exclusive, as DuckDB itself allows) and the DuckDB lock retry is left for other holders,
+    such as a DuckDB CLI someone left open.
+    """
+    if fcntl is None:
+        yield
+        return
+    with path.open("a") as handle:
+        mode = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB
+        retrying(fcntl.flock, handle.fileno(), mode)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+@contextmanager
+def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    con.begin()
+    try:
+        yield
+    except BaseException:
+        con.rollback()
+        raise
+    con.commit()
+
+
+# --- the store --------------------------------------------------------------------------------
+
+
+class StateStore:
+    """Sync state in one DuckDB file; safe to use from several processes and threads at once."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        lock_timeout_s: float = 60.0,
+        clock: Callable[[], datetime] = utc_now,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        # Resolved, so two spellings of one file share one in-process lock.
+        self.path = Path(path).expanduser().resolve()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_timeout_s = lock_timeout_s
+        self._clock = clock
+        self._sleep = sleep
+        self._migrate()
+
+    def __repr__(self) -> str:
+        return f"StateStore({str(self.path)!r})"
+
+    # connections
+
+    @contextmanager
+    def _connect(self, *, write: bool) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short-lived connection: opened (waiting out other processes' locks), then closed."""
+        # Looked up, not kept: the store stays picklable for Prefect's process-based runners.
+        with _thread_lock(self.path), self._turn(shared=not write):
+            con = self._open(read_only=not write)
+            try:
+                con.execute("SET TimeZone = 'UTC'")
+                yield con
+            finally:
+                con.close()
+
+    @contextmanager
+    def _turn(self, *, shared: bool) -> Iterator[None]:
+        queue_file = self.path.with_name(self.path.name + ".lock")
+        # Trying is cheap here, so try often: the next writer starts as soon as the file is free.
+        retrying = self._retrying(retry_if_exception_type(BlockingIOError), wait_s=(0.001, 0.005))
+        try:
+            with _queue(queue_file, shared=shared, retrying=retrying):
+                yield
+        except RetryError as exc:
+            raise self._busy("another procore-sync process") from exc
+
+    def _retrying(self, condition: retry_base, *, wait_s: tuple[float, float]) -> Retrying:
+        return Retrying(
+            retry=condition,
+            wait=wait_random(*wait_s),
+            stop=stop_after_delay(self._lock_timeout_s),
+            sleep=self._sleep,
+        )
+
+    def _busy(self, holder: str) -> StateStoreBusy:
+        return StateStoreBusy(
+            f"the state file {self.path} stayed locked by {holder} for {self._lock_timeout_s:g} s"
+        )
+
+    @contextmanager
+    def _write(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self._connect(write=True) as con, _transaction(con):
+            yield con
+
+    def _open(self, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+        retrying = self._retrying(retry_if_exception(_is_lock_conflict), wait_s=(0.005, 0.05))
+        try:
+            return retrying(duckdb.connect, str(self.path), read_only=read_only)
+        except RetryError as exc:
+            raise self._busy("another process") from exc.last_attempt.exception()
+        except duckdb.Error as exc:
+            raise ConfigError(f"cannot open the state file {self.path}: {exc}") from exc
+
+    # migrations
+
+    def _migrate(self) -> None:
+        """Apply each pending migration once, each in its own transaction."""
+        with self._connect(write=True) as con:
+            con.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL,"
+                " applied_at TIMESTAMPTZ NOT NULL)"
+            )
+            versions = con.execute("SELECT version FROM schema_migrations").fetchall()
+            applied = {row[0] for row in versions}
+            known = load_migrations()
+            self._refuse_newer_schema(applied, known)
+            for migration in known:
+                if migration.version not in applied:
+                    self._apply(con, migration)
+
+    def _refuse_newer_schema(self, applied: set[int], known: list[Migration]) -> None:
+        newest_known = max((m.version for m in known), default=0)
+        if applied and max(applied) > newest_known:
+            raise StateSchemaTooNew(
+                f"the state file {self.path} has schema version {max(applied)}; "
+                f"this procore-sync knows up to {newest_known}"
+            )
+
+    def _apply(self, con: duckdb.DuckDBPyConnection, migration: Migration) -> None:
+        with _transaction(con):
+            con.execute(migration.sql)
+            con.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                [migration.version, migration.name, self._clock()],
+            )
+
+    def applied_migrations(self) -> list[int]:
+        with self._connect(write=False) as con:
+            rows = con.execute("SELECT version FROM schema_migrations ORDER BY version").fetchall()
+        return [row[0] for row in rows]
+
+    # runs
+
+    def start_run(
+        self,
+        entity: str,
+        *,
+        flow_run_id: str | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        cursor_before: datetime | None = None,
+    ) -> str:
+        run_id = str(uuid.uuid4())
+        values = [
+            run_id,
+            entity,
+            flow_run_id,
+            json.dumps(dict(parameters or {}), default=str, sort_keys=True),
+            self._clock(),
+            _require_aware(cursor_before, "cursor_before"),
+        ]
+        with self._write() as con:
+            con.execute(
+                "INSERT INTO runs (run_id, entity, flow_run_id, parameters, status, started_at,"
+                " cursor_before) VALUES (?, ?, ?, ?, 'running', ?, ?)",
+                values,
+            )
+        return run_id
+
+    def finish_run(
+        self,
+        run_id: str,
+        *,
+        status: str,
+        counts: Mapping[str, int],
+        api_calls: int = 0,
+        write_calls: int = 0,
+        message: str | None = None,
+        cursor_after: datetime | None = None,
+    ) -> None:
+        if status not in _FINAL_RUN_STATUSES:
+            allowed = sorted(_FINAL_RUN_STATUSES)
+            raise ValueError(f"a run finishes as one of {allowed}, not {status!r}")
+        normalised = _normalise_counts(counts)
+        assignments = ", ".join(f"{name} = ?" for name in COUNT_NAMES)
+        values = [
+            status,
+            self._clock(),
+            *(normalised[name] for name in COUNT_NAMES),
+            api_calls,
+            write_calls,
+            message,
+            _require_aware(cursor_after, "cursor_after"),
+            run_id,
+        ]
+        with self._write() as con:
+            self._require_run(con, run_id)
+            con.execute(
+                f"UPDATE runs SET status = ?, finished_at = ?, {assignments}, api_calls = ?,"
+                " write_calls = ?, message = ?, cursor_after = ? WHERE run_id = ?",
+                values,
+            )
+
+    def runs(self, entity: str | None = None, limit: int = 20) -> list[RunRow]:
+        """Newest first."""
+        where, params = _where({"entity = ?": entity})
+        with self._connect(write=False) as con:
+            cursor = con.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs {where}"
+                " ORDER BY started_at DESC, seq DESC LIMIT ?",
+                [*params, limit],
+            )
+            return [_run_row(row) for row in _dicts(cursor)]
+
+    @staticmethod
+    def _require_run(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+        if con.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchone() is None:
+            raise ValueError(f"no run {run_id!r} in the state store; call start_run first")
+
+    # records
+
+    def record_states(
+        self, entity: str, keys: Iterable[str] | None = None
+    ) -> dict[str, RecordState]:
+        """State rows of ``entity`` by ERP key; only ``keys`` when given (unknown ones absent)."""
+        sql = f"SELECT {_RECORD_STATE_COLUMNS} FROM record_state WHERE entity = ?"
+        params: list[Any] = [entity]
+        if keys is not None:
+            key_list = list(keys)
+            if not key_list:
+                return {}
+            sql += " AND erp_key IN (SELECT unnest(?::VARCHAR[]))"
+            params.append(key_list)
+        with self._connect(write=False) as con:
+            rows = _dicts(con.execute(sql, params))
+        return {row["key"]: RecordState(**row) for row in rows}
+
+    def record_outcomes(self, run_id: str, entity: str, outcomes: Sequence[Outcome]) -> None:
+        """Upsert ``record_state`` and append ``record_actions`` for all outcomes, atomically.
+
+        When one key appears several times (duplicate ERP keys), every outcome is kept in the
+        history and the last one decides the state.
+        """
+        if not outcomes:
+            return
+        with self._write() as con:
+            self._require_run(con, run_id)
+            _stage_outcomes(con, outcomes)
+            con.execute(_RESOLVE, [entity])
+            now = self._clock()
+            con.execute(_UPSERT_STATE, [entity, run_id, now])
+            con.execute(_INSERT_ACTIONS, [run_id, entity, now])
+            con.execute("DROP TABLE incoming; DROP TABLE resolved")
+
+    def counts_by_status(self, entity: str) -> dict[str, int]:
+        """Records of ``entity`` per status; every status present, zero when none."""
+        with self._connect(write=False) as con:
+            rows = con.execute(
+                "SELECT status, count(*) FROM record_state WHERE entity = ? GROUP BY status",
+                [entity],
+            ).fetchall()
+        counts = dict.fromkeys(get_args(Status), 0)
+        counts.update({status: n for status, n in rows})
+        return counts
+
+    def history(
+        self,
+        *,
+        entity: str | None = None,
+        key: str | None = None,
+        status: str | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+    ) -> list[ActionRow]:
+        """Actions, newest first, by entity, ERP key, action status and time (inclusive)."""
+        where, params = _where(
+            {
+                "entity = ?": entity,
+                "erp_key = ?": key,
+                "status = ?": status,
+                '"at" >= ?': _require_aware(since, "since"),
+            }
+        )
+        with self._connect(write=False) as con:
+            cursor = con.execute(
+                f"SELECT {_ACTION_COLUMNS} FROM record_actions {where}"
+                ' ORDER BY "at" DESC, action_id DESC LIMIT ?',
+                [*params, limit],
+            )
+            return [ActionRow(**row) for row in _dicts(cursor)]
+
+    # cursors
+
+    def get_cursor(self, entity: str) -> datetime | None:
+        with self._connect(write=False) as con:
+            row = con.execute("SELECT value FROM cursors WHERE entity = ?", [entity]).fetchone()
+        return _as_utc(row[0]) if row else None
+
+    def set_cursor(self, entity: str, value: datetime) -> None:
+        aware = _require_aware(value, "cursor value")
+        with self._write() as con:
+            con.execute(
+                "INSERT INTO cursors VALUES (?, ?, ?) ON CONFLICT (entity) DO UPDATE"
+                " SET value = excluded.value, updated_at = excluded.updated_at",
+                [entity, aware, self._clock()],
+            )
+
+
+# --- bulk outcome merge -----------------------------------------------------------------------
+
+# Column lists instead of row-by-row inserts: DuckDB unnests them in one statement.
+_STAGE = """
+CREATE TEMP TABLE incoming AS
+SELECT unnest(range(?)) AS ord,
+       unnest(?::VARCHAR[]) AS erp_key,
+       unnest(?::VARCHAR[]) AS action,
+       unnest(?::VARCHAR[]) AS status,
+       unnest(?::BIGINT[]) AS procore_id,
+       unnest(?::VARCHAR[]) AS payload_hash,
+       unnest(?::VARCHAR[]) AS message,
+       unnest(?::TIMESTAMPTZ[]) AS source_updated_at
+"""
+
+# The rules of Outcome's docstring, set-based, against the state before this batch.
+_RESOLVE = """
+CREATE TEMP TABLE resolved AS
+SELECT i.ord, i.erp_key, i.action, i.status, i.message,
+       i.payload_hash AS tried_hash,
+       CASE WHEN i.action IN ('fail', 'blocked') THEN s.payload_hash
+            WHEN i.action = 'skip' THEN coalesce(i.payload_hash, s.payload_hash)
+            ELSE i.payload_hash END AS payload_hash,
+       CASE WHEN i.action IN ('fail', 'blocked') THEN coalesce(s.procore_id, i.procore_id)
+            ELSE coalesce(i.procore_id, s.procore_id) END AS procore_id,
+       coalesce(i.source_updated_at, s.source_updated_at) AS source_updated_at,
+       coalesce(s.attempts, 0) AS prior_attempts,
+       CASE WHEN i.action IN ('fail', 'blocked') THEN coalesce(s.attempts, 0) + 1
+            WHEN i.status IN ('ok', 'warning') THEN 0
+            ELSE coalesce(s.attempts, 0) END AS attempts
+FROM incoming AS i
+LEFT JOIN record_state AS s ON s.entity = ? AND s.erp_key = i.erp_key
+"""
+
+_UPSERT_STATE = """
+INSERT INTO record_state
+    (entity, erp_key, procore_id, payload_hash, status, last_action, last_message, attempts,
+     last_run_id, source_updated_at, updated_at)
+SELECT $1, erp_key, procore_id, payload_hash, status, action, message, attempts,
+       $2, source_updated_at, $3
+FROM resolved
+QUALIFY row_number() OVER (PARTITION BY erp_key ORDER BY ord DESC) = 1
+ON CONFLICT (entity, erp_key) DO UPDATE SET
+    procore_id = excluded.procore_id, payload_hash = excluded.payload_hash,
+    status = excluded.status, last_action = excluded.last_action,
+    last_message = excluded.last_message, attempts = excluded.attempts,
+    last_run_id = excluded.last_run_id, source_updated_at = excluded.source_updated_at,
+    updated_at = excluded.updated_at
+"""
+
+# ``attempt`` = which consecutive try this was: a success after two failures is attempt 3.
+_INSERT_ACTIONS = """
+INSERT INTO record_actions
+    (run_id, entity, erp_key, action, status, procore_id, message, attempt, payload_hash, "at")
+SELECT $1, $2, erp_key, action, status, procore_id, message, prior_attempts + 1, tried_hash, $3
+FROM resolved
+ORDER BY ord
+"""
+
+
+def _stage_outcomes(con: duckdb.DuckDBPyConnection, outcomes: Sequence[Outcome]) -> None:
+    con.execute(
+        _STAGE,
+        [
+            len(outcomes),
+            [o.key for o in outcomes],
+            [o.action for o in outcomes],
+            [o.status for o in outcomes],
+            [o.procore_id for o in outcomes],
+            [o.payload_hash for o in outcomes],
+            [o.message for o in outcomes],
+            [o.source_updated_at for o in outcomes],
+        ],
+    )
+
+
+# --- rows -------------------------------------------------------------------------------------
+
+
+def _normalise_counts(counts: Mapping[str, int]) -> dict[str, int]:
+    normalised = dict.fromkeys(COUNT_NAMES, 0)
+    for name, value in counts.items():
+        column = _COUNT_ALIASES.get(name, name)
+        if column not in normalised:
+            raise ValueError(f"unknown count {name!r}; known: {', '.join(COUNT_NAMES)}")
+        normalised[column] += int(value)
+    return normalised
+
+
+def _where(conditions: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    """A WHERE clause of the conditions whose value is not None."""
+    used = [(sql, value) for sql, value in conditions.items() if value is not None]
+    if not used:
+        return "", []
+    return "WHERE " + " AND ".join(sql for sql, _ in used), [value for _, value in used]
+
+
+def _dicts(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Rows as dicts, every timestamp as a plain UTC datetime."""
+    names = [column[0] for column in cursor.description]
+    return [
+        {name: _as_utc(v) if isinstance(v, datetime) else v for name, v in zip(names, row)}
+        for row in cursor.fetchall()
+    ]
+
+
+# Columns named as the dataclass fields they fill.
+_RECORD_STATE_COLUMNS = (
+    "entity, erp_key AS key, procore_id, payload_hash, status, last_action,"
+    " last_message AS message, attempts, last_run_id, source_updated_at, updated_at"
+)
+_ACTION_COLUMNS = (
+    'run_id, entity, erp_key AS key, action, status, procore_id, message, attempt, "at"'
+)
+_RUN_COLUMNS = (
+    "run_id, entity, flow_run_id, parameters, status, started_at, finished_at, "
+    + ", ".join(COUNT_NAMES)
+    + ", api_calls, write_calls, message, cursor_before, cursor_after"
+)
+
+
+def _run_row(row: dict[str, Any]) -> RunRow:
+    counts = {name: row.pop(name) for name in COUNT_NAMES}
+    parameters = json.loads(row.pop("parameters") or "{}")
+    return RunRow(**row, parameters=parameters, counts=counts)

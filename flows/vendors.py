@@ -1,0 +1,117 @@
+"""Suppliers (ERP) → company vendors (Procore), through ``PATCH /rest/v1.0/vendors/sync``.
+
+The whole entity: a tolerant model of the ERP row, a strict model of what Procore accepts, a
+pure mapping between them, the spec, and the flow. The ERP key (supplier code) becomes both
+``origin_id`` (the upsert key, added by the engine) and ``origin_code`` (shown in Procore as
+"External ID").
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from prefect import flow
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from tasks import fields
+from tasks.engine import run_entity
+from tasks.report import RunSummary
+from tasks.spec import EntitySpec, Mapped, SyncOptions
+
+# Procore's field limits for company vendors.
+NAME_MAX = 255
+ABBREVIATION_MAX = 255
+TEXT_MAX = 255
+ZIP_MAX = 20
+PHONE_MAX = 40
+NOTES_MAX = 10_000
+
+
+class ErpSupplier(BaseModel):
+    """A supplier as the ERP exports it: tolerant of extra columns and empty strings."""
+
+    model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True)
+
+    supplier_code: str
+    name: str | None = None
+    abbreviated_name: str | None = None
+    trade: str | None = None
+    address: str | None = None
+    city: str | None = None
+    state_code: str | None = None
+    country_code: str | None = None
+    zip: str | None = None
+    business_phone: str | None = None
+    email_address: str | None = None
+    website: str | None = None
+    is_active: bool = True
+    notes: str | None = None
+    updated_at: datetime | None = None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _blank_is_missing(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+
+class ProcoreVendor(BaseModel):
+    """What we send to Procore for one vendor: nothing it does not know."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    abbreviated_name: str | None = None
+    address: str | None = None
+    city: str | None = None
+    state_code: str | None = None
+    country_code: str | None = None
+    zip: str | None = None
+    business_phone: str | None = None
+    email_address: str | None = None
+    website: str | None = None
+    is_active: bool = True
+    notes: str | None = None
+    origin_code: str
+
+
+def map_supplier(supplier: ErpSupplier) -> Mapped:
+    warnings: list[str] = []
+    text = fields.clean_text
+    country = fields.country_code(text(supplier.country_code))
+    vendor = ProcoreVendor(
+        name=fields.at_most(fields.required(text(supplier.name), "name"), "name", NAME_MAX),
+        abbreviated_name=fields.truncated(text(supplier.abbreviated_name), "abbreviated_name", ABBREVIATION_MAX, warnings),
+        address=fields.truncated(text(supplier.address), "address", TEXT_MAX, warnings),
+        city=fields.truncated(text(supplier.city), "city", TEXT_MAX, warnings),
+        state_code=fields.state_code(text(supplier.state_code), country),
+        country_code=country,
+        zip=fields.truncated(text(supplier.zip), "zip", ZIP_MAX, warnings),
+        business_phone=fields.truncated(text(supplier.business_phone), "business_phone", PHONE_MAX, warnings),
+        email_address=fields.email(text(supplier.email_address), "email_address", warnings),
+        website=fields.truncated(text(supplier.website), "website", TEXT_MAX, warnings),
+        is_active=supplier.is_active,
+        notes=fields.truncated(text(supplier.notes), "notes", NOTES_MAX, warnings),
+        origin_code=supplier.supplier_code.strip(),
+    )
+    return Mapped(payload=vendor, warnings=warnings)
+
+
+VENDORS = EntitySpec(
+    name="vendors",
+    title="Vendors (ERP suppliers)",
+    erp_table="suppliers",
+    erp_model=ErpSupplier,
+    procore_model=ProcoreVendor,
+    map_record=map_supplier,
+    key_field="supplier_code",
+    sync_path="/rest/v1.0/vendors/sync",
+    list_path="/rest/v1.0/vendors",
+    scope="company",
+    batch_size=1000,
+)
+
+
+@flow(name="vendors", log_prints=True, description=__doc__)
+def sync_vendors(options: SyncOptions = SyncOptions()) -> RunSummary:
+    """Sync ERP suppliers to Procore company vendors."""
+    return run_entity(VENDORS, options)

@@ -1,0 +1,218 @@
+"""The ``procore-sync`` command line.
+
+Heavy imports (Prefect, the sandbox) happen inside the commands, so ``--help`` stays fast and a
+command that does not need Prefect never starts it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from procore_sync.errors import SyncError
+from procore_sync.redact import install_log_redaction
+from procore_sync.settings import Settings
+
+if TYPE_CHECKING:
+    from tasks.report import RunSummary
+
+app = typer.Typer(
+    help="Keep an ERP and Procore in sync, one Prefect flow per entity.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+console = Console(stderr=True)
+
+
+def _fail(exc: SyncError) -> None:
+    console.print(f"[red]error:[/red] {exc}")
+    raise typer.Exit(2)
+
+
+def show_summaries(summaries: list[RunSummary], as_json: bool, ui_url: str | None = None) -> None:
+    if as_json:
+        for summary in summaries:
+            print(summary.model_dump_json(), flush=True)
+        return
+    table = Table(title="procore-sync")
+    columns = ["entity", "status", "created", "updated", "unchanged", "failed", "warnings", "api_calls", "write_calls", "duration_s"]
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("entity", "status") else "right")
+    for s in summaries:
+        table.add_row(*(str(getattr(s, c)) for c in columns))
+    Console().print(table)
+    for s in summaries:
+        if s.message:
+            console.print(f"[yellow]{s.entity}:[/yellow] {s.message}")
+        if ui_url and s.flow_run_id:
+            console.print(f"{s.entity}: {ui_url}/runs/flow-run/{s.flow_run_id}")
+
+
+@app.command()
+def demo(
+    once: Annotated[bool, typer.Option(help="Sync once and exit (for CI and scripts).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per entity run on stdout.")] = False,
+    reset: Annotated[bool, typer.Option(help="Start from scratch: new sample ERP, empty sandbox and state.")] = False,
+    scale: Annotated[float, typer.Option(min=0.01, help="Sample ERP size (1 = 500 suppliers).")] = 1.0,
+    prefect_port: Annotated[int, typer.Option(help="Port of the local Prefect server and UI.")] = 4200,
+    sandbox_port: Annotated[int, typer.Option(help="Port of the local Procore sandbox.")] = 8765,
+) -> None:
+    """Sync the sample ERP into the local Procore sandbox through a local Prefect server."""
+    install_log_redaction()
+    from procore_sync.demo import DemoOptions, run_demo
+
+    options = DemoOptions(once=once, reset=reset, scale=scale, prefect_port=prefect_port, sandbox_port=sandbox_port)
+    try:
+        code = run_demo(options, say=console.print, show=lambda s, url: show_summaries(s, as_json, url))
+    except SyncError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        code = 0
+    raise typer.Exit(code)
+
+
+@app.command()
+def sync(
+    entity: Annotated[str, typer.Argument(help="Entity to sync, e.g. vendors; 'all' for every entity.")],
+    full_resync: Annotated[bool, typer.Option(help="Ignore the last synchronisation date.")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Plan only; write nothing.")] = False,
+    key: Annotated[Optional[list[str]], typer.Option(help="Sync only this ERP key (repeatable).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(min=1, max=1000, help="Records per sync call.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per entity run on stdout.")] = False,
+) -> None:
+    """Run one entity's sync flow now, in this process."""
+    install_log_redaction()
+    from procore_sync.runner import run_entities
+    from tasks.spec import SyncOptions
+
+    options = SyncOptions(full_resync=full_resync, dry_run=dry_run, erp_keys=key or [], batch_size=batch_size)
+    try:
+        summaries = run_entities(Settings(), None if entity == "all" else [entity], options)
+    except SyncError as exc:
+        _fail(exc)
+    show_summaries(summaries, as_json)
+    raise typer.Exit(1 if any(s.status == "failed" for s in summaries) else 0)
+
+
+@app.command()
+def sandbox(
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    hourly_limit: Annotated[int, typer.Option(help="Calls per hourly window.")] = 3600,
+    hourly_window_s: Annotated[int, typer.Option(help="Length of the 'hourly' window in seconds.")] = 3600,
+    spike_limit: Annotated[int, typer.Option(help="Calls per spike window.")] = 25,
+    spike_window_s: Annotated[int, typer.Option(help="Length of the spike window in seconds.")] = 10,
+    error_rate: Annotated[float, typer.Option(min=0, max=1, help="Share of 5xx answers.")] = 0.0,
+    latency_ms: Annotated[int, typer.Option(min=0, help="Added latency per call.")] = 0,
+    lost_response_rate: Annotated[float, typer.Option(min=0, max=1, help="Share of writes whose answer is lost.")] = 0.0,
+    data_file: Annotated[Optional[Path], typer.Option(help="Keep the data in this JSON file.")] = None,
+    seed: int = 0,
+) -> None:
+    """Run the local Procore sandbox (OAuth, vendors, quota, faults) until Ctrl-C."""
+    from sandbox.config import SandboxConfig
+    from sandbox.server import serve
+
+    settings = Settings()
+    config = SandboxConfig(
+        company_id=settings.company_id,
+        client_id=settings.client_id,
+        client_secret=settings.client_secret.get_secret_value(),
+        hourly_limit=hourly_limit,
+        hourly_window_s=hourly_window_s,
+        spike_limit=spike_limit,
+        spike_window_s=spike_window_s,
+        error_rate=error_rate,
+        latency_ms=latency_ms,
+        lost_response_rate=lost_response_rate,
+        data_file=data_file,
+        seed=seed,
+    )
+    console.print(f"Procore sandbox on http://{host}:{port} (company {config.company_id})")
+    serve(config, host=host, port=port)
+
+
+@app.command("sample-erp")
+def sample_erp_command(
+    out: Annotated[Path, typer.Option(help="Folder for erp.duckdb, templates/ and expected.json.")] = Path(".procore-sync/erp"),
+    scale: Annotated[float, typer.Option(min=0.01, help="1 = 500 suppliers.")] = 1.0,
+    seed: int = 42,
+) -> None:
+    """Write a seeded sample ERP (DuckDB file and CSV templates) with a known share of bad rows."""
+    from procore_sync import sample_erp
+
+    summary = sample_erp.generate(out, scale=scale, seed=seed)
+    console.print(f"sample ERP written to {out}: {summary}")
+
+
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Each entity's last run and its records by status, from the state store."""
+    from connectors.state import StateStore
+    from flows import ENTITY_FLOWS
+
+    settings = Settings()
+    assert settings.state_path is not None
+    if not settings.state_path.exists():
+        console.print(f"no state yet at {settings.state_path}; run a sync first")
+        raise typer.Exit(0)
+    store = StateStore(settings.state_path)
+    rows = []
+    for name in ENTITY_FLOWS:
+        last = store.runs(name, limit=1)
+        rows.append({
+            "entity": name,
+            "last_run": last[0].started_at.isoformat() if last else None,
+            "last_status": last[0].status if last else "never run",
+            "cursor": (c.isoformat() if (c := store.get_cursor(name)) else None),
+            "records": store.counts_by_status(name),
+        })
+    if as_json:
+        print(json.dumps(rows))
+        return
+    table = Table(title="procore-sync status")
+    for column in ("entity", "last_run", "last_status", "cursor", "records"):
+        table.add_column(column)
+    for row in rows:
+        records = ", ".join(f"{k} {v}" for k, v in sorted(row["records"].items())) or "none"
+        table.add_row(row["entity"], str(row["last_run"]), row["last_status"], str(row["cursor"]), records)
+    Console().print(table)
+
+
+@app.command()
+def history(
+    entity: Optional[str] = None,
+    key: Optional[str] = None,
+    status: Annotated[Optional[str], typer.Option("--status")] = None,
+    since: Annotated[Optional[datetime], typer.Option(help="ISO date or time.")] = None,
+    limit: int = 50,
+) -> None:
+    """Every action on every record, newest first, from the state store."""
+    from connectors.state import StateStore
+
+    settings = Settings()
+    assert settings.state_path is not None
+    store = StateStore(settings.state_path)
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    table = Table(title="procore-sync history")
+    for column in ("at", "entity", "key", "action", "status", "procore_id", "attempt", "message"):
+        table.add_column(column)
+    for row in store.history(entity=entity, key=key, status=status, since=since, limit=limit):
+        table.add_row(row.at.isoformat(timespec="seconds"), row.entity, row.key, row.action, row.status,
+                      str(row.procore_id or ""), str(row.attempt), row.message or "")
+    Console().print(table)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app(prog_name="procore-sync")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""One error tree for the whole tool.
+
+Every error belongs to exactly one handling class, and the handling class decides what the
+engine does with it:
+
+- ``Handling.STOP``: configuration is wrong (credentials, company, permissions). Nothing else in
+  the run can succeed, so the run stops with a message that says what to fix.
+- ``Handling.RETRY``: transient (429, 5xx, timeouts, lost connections). Retried, bounded, in the
+  HTTP client only; a task-level retry may re-run a whole task after the client gave up.
+- ``Handling.REPORT``: one record is bad. It is recorded as failed with the message; the rest sync.
+
+Errors carry context (entity, ERP key, Procore id, sanitised URL, status, body excerpt) and their
+text is redacted before it is built, so no secret ever reaches a log line or the state store.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import ClassVar
+
+from procore_sync.redact import redact
+
+
+class Handling(enum.Enum):
+    STOP = "stop"
+    RETRY = "retry"
+    REPORT = "report"
+
+
+class SyncError(Exception):
+    """Root of every error procore-sync raises on purpose."""
+
+    handling: ClassVar[Handling] = Handling.STOP
+    hint: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        entity: str | None = None,
+        key: str | None = None,
+        procore_id: int | None = None,
+        url: str | None = None,
+        status: int | None = None,
+        body: str | None = None,
+    ) -> None:
+        self.message = redact(message)
+        self.entity = entity
+        self.key = key
+        self.procore_id = procore_id
+        self.url = redact(url) if url else None
+        self.status = status
+        self.body = redact(body[:300]) if body else None
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        parts = [self.message]
+        context = [
+            f"{name}={value}"
+            for name, value in (
+                ("entity", self.entity),
+                ("key", self.key),
+                ("procore_id", self.procore_id),
+                ("status", self.status),
+                ("url", self.url),
+            )
+            if value is not None
+        ]
+        if context:
+            parts.append(f"({', '.join(context)})")
+        if self.body:
+            parts.append(f"body: {self.body}")
+        if self.hint:
+            parts.append(f"What to do: {self.hint}")
+        return " ".join(parts)
+
+
+# --- configuration: stop the run ------------------------------------------------------------
+
+
+class ConfigError(SyncError):
+    handling = Handling.STOP
+    hint = "check the procore-sync settings (.env or environment) and run again."
+
+
+class AuthenticationFailed(ConfigError):
+    hint = "check PROCORE_SYNC_CLIENT_ID / PROCORE_SYNC_CLIENT_SECRET and the Procore environment."
+
+
+class PermissionDenied(ConfigError):
+    hint = (
+        "give the service account the tool permission in Procore (App Management) "
+        "and make sure the project is in its permitted projects."
+    )
+
+
+class NotFound(ConfigError):
+    hint = "check the company id and that the app is installed in that company."
+
+
+# --- transient: retry, bounded, in the client -----------------------------------------------
+
+
+class TransientError(SyncError):
+    handling = Handling.RETRY
+    hint = "this usually passes; the run retries by itself. If it persists, check Procore's status."
+
+
+class RateLimited(TransientError):
+    """Procore said the quota window is spent; ``reset_at`` says when it refills."""
+
+    hint = "the run waits for the quota window to reset and resumes by itself."
+
+    def __init__(self, message: str, *, reset_at: datetime | None = None, **context: object) -> None:
+        self.reset_at = reset_at
+        super().__init__(message, **context)  # type: ignore[arg-type]
+
+
+class ServerError(TransientError):
+    pass
+
+
+class ConnectionLost(TransientError):
+    """Timeout or dropped connection: the request may or may not have been applied."""
+
+
+class Conflict(TransientError):
+    """409: another request on the same resource is running (e.g. direct cost line sync)."""
+
+
+# --- record: report and continue ------------------------------------------------------------
+
+
+class RecordError(SyncError):
+    handling = Handling.REPORT
+    hint = "fix the record in the ERP and resync it."
+
+
+class InvalidRecord(RecordError):
+    """The ERP record cannot be mapped to a valid Procore payload."""
+
+
+class Rejected(RecordError):
+    """Procore refused the record (422, or a per-item error of a sync call)."""
+
+
+class PayloadTooLarge(TransientError):
+    """413 on a batch: the caller should split the batch."""
+
+    hint = "the batch is split and sent again."
+
+
+# HTTP status → error class. Statuses not listed fall back by family (4xx record, 5xx transient).
+STATUS_ERRORS: dict[int, type[SyncError]] = {
+    400: Rejected,
+    401: AuthenticationFailed,
+    403: PermissionDenied,
+    404: NotFound,
+    409: Conflict,
+    413: PayloadTooLarge,
+    422: Rejected,
+    429: RateLimited,
+    500: ServerError,
+    502: ServerError,
+    503: ServerError,
+    504: ServerError,
+}
+
+
+def error_for_status(status: int) -> type[SyncError]:
+    if status in STATUS_ERRORS:
+        return STATUS_ERRORS[status]
+    return ServerError if status >= 500 else Rejected

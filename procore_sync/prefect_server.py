@@ -1,0 +1,97 @@
+"""Start (or reuse) a local Prefect server for the demo: API and UI on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+import requests
+
+STARTUP_TIMEOUT_S = 120.0
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        return sock.connect_ex((host, port)) != 0
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def is_healthy(api_url: str) -> bool:
+    try:
+        return requests.get(f"{api_url}/health", timeout=2).ok
+    except requests.RequestException:
+        return False
+
+
+class PrefectServer:
+    """``prefect server start`` in a child process with its own PREFECT_HOME.
+
+    A server already answering on the port (an earlier demo left running) is reused, not
+    restarted; only a server this object started is stopped on exit.
+    """
+
+    def __init__(self, home: Path, port: int = 4200, host: str = "127.0.0.1") -> None:
+        self.home, self.port, self.host = home, port, host
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.ui_url}/api"
+
+    def start(self) -> "PrefectServer":
+        if is_healthy(self.api_url):
+            return self
+        if not port_is_free(self.port, self.host):
+            self.port = free_port(self.host)
+        self.home.mkdir(parents=True, exist_ok=True)
+        env = os.environ | {
+            "PREFECT_HOME": str(self.home.resolve()),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_UI_API_URL": self.api_url,
+        }
+        env.pop("PREFECT_API_URL", None)
+        log = (self.home / "server.log").open("ab")
+        command = [sys.executable, "-m", "prefect", "server", "start", "--host", self.host, "--port", str(self.port)]
+        self.process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        self._wait_until_healthy()
+        return self
+
+    def _wait_until_healthy(self) -> None:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"the Prefect server exited; see {self.home / 'server.log'}")
+            if is_healthy(self.api_url):
+                return
+            time.sleep(0.5)
+        raise RuntimeError(f"the Prefect server did not answer within {STARTUP_TIMEOUT_S:.0f} s")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.process = None
+
+    def __enter__(self) -> "PrefectServer":
+        return self.start()
+
+    def __exit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
+        self.stop()

@@ -1,0 +1,93 @@
+"""One settings model, validated before any HTTP call.
+
+Values come from the environment (prefix ``PROCORE_SYNC_``) or a ``.env`` file; see
+``.env.example``. Secrets are ``SecretStr`` and are registered with the redactor as soon as the
+settings load, so they are masked in every log line and error from then on.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from procore_sync.redact import register_secret
+
+
+class ProcoreEnvironment(str, Enum):
+    production = "production"
+    developer_sandbox = "developer-sandbox"
+    monthly_sandbox = "monthly-sandbox"
+    local = "local"
+
+
+# (auth base, API base) per environment; reference/procore-api.md §1.
+HOSTS: dict[ProcoreEnvironment, tuple[str, str]] = {
+    ProcoreEnvironment.production: ("https://login.procore.com", "https://api.procore.com"),
+    ProcoreEnvironment.developer_sandbox: (
+        "https://login-sandbox.procore.com",
+        "https://sandbox.procore.com",
+    ),
+    ProcoreEnvironment.monthly_sandbox: (
+        "https://login-sandbox-monthly.procore.com",
+        "https://api-monthly.procore.com",
+    ),
+}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="PROCORE_SYNC_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    # Procore
+    environment: ProcoreEnvironment = ProcoreEnvironment.local
+    local_sandbox_url: str = "http://127.0.0.1:8765"
+    client_id: str = "sandbox-client"
+    client_secret: SecretStr = SecretStr("sandbox-secret")
+    company_id: int = Field(default=1, gt=0)
+    timeout_s: float = Field(default=30.0, gt=0)
+    max_attempts: int = Field(default=6, ge=1, le=20)
+    batch_size: int = Field(default=1000, ge=1, le=1000)
+    per_page: int = Field(default=1000, ge=1, le=2000)
+
+    # Shared quota budget (one Prefect global concurrency limit used as a rate limit)
+    quota_limit_name: str = "procore-api-quota"
+    quota_per_hour: int = Field(default=3600, gt=0)
+    quota_spike_per_10s: int = Field(default=25, gt=0)
+    quota_enabled: bool = True
+    # Below this many calls left in Procore's reported window, pacing spreads the rest out.
+    pacing_low_water: int = Field(default=20, ge=0)
+
+    # Schedules of the deployments (cron, in schedule_timezone)
+    schedule_cron: str = "0 7-19/3 * * 1-5"
+    full_resync_cron: str = "0 2 * * 0"
+    schedule_timezone: str = "UTC"
+
+    # Local files
+    home: Path = Path(".procore-sync")
+    state_path: Path | None = None
+    erp_path: Path | None = None
+
+    @model_validator(mode="after")
+    def _derive_paths_and_register_secrets(self) -> "Settings":
+        if self.state_path is None:
+            self.state_path = self.home / "state.duckdb"
+        if self.erp_path is None:
+            self.erp_path = self.home / "erp" / "erp.duckdb"
+        register_secret(self.client_secret.get_secret_value())
+        return self
+
+    @property
+    def auth_base(self) -> str:
+        if self.environment is ProcoreEnvironment.local:
+            return self.local_sandbox_url.rstrip("/")
+        return HOSTS[self.environment][0]
+
+    @property
+    def api_base(self) -> str:
+        if self.environment is ProcoreEnvironment.local:
+            return self.local_sandbox_url.rstrip("/")
+        return HOSTS[self.environment][1]

@@ -1,0 +1,21 @@
+"""A clock you move by hand.
+
+The sandbox reads time only through the ``clock`` callable given to ``create_app``, so token
+expiry, quota windows and record timestamps all follow it. Tests pass a ``ManualClock`` and call
+``advance`` instead of sleeping; a client under test can share the same clock for its pacing.
+"""
+
+from __future__ import annotations
+
+
+class ManualClock:
+    """A callable returning Unix seconds that only moves when told to."""
+
+    def __init__(self, start: float = 1_767_225_600.0) -> None:  # 2026-01-01T00:00:00Z
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

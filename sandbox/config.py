@@ -1,0 +1,38 @@
+"""Settings of one sandbox instance.
+
+One model holds everything a test or the demo may want to turn: the single company the app is
+"installed" in, the OAuth client, the two quota windows, the fault switches and the optional data
+file. Defaults mirror Procore's documented production figures, so a sandbox started without
+arguments behaves like the real thing; tests shrink the windows (say 50 calls per 20 s) and drive
+time with a manual clock instead of sleeping.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class SandboxConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    company_id: int = 1
+    company_name: str = "Sandbox Construction Co"
+    client_id: str = "sandbox-client"
+    client_secret: str = "sandbox-secret"
+    token_ttl_s: float = Field(default=5400, gt=0)
+
+    # Procore's historical default is 3,600 calls per hour per company, plus 25 per 10 s.
+    hourly_limit: int = Field(default=3600, ge=1)
+    hourly_window_s: float = Field(default=3600, gt=0)
+    spike_limit: int = Field(default=25, ge=1)
+    spike_window_s: float = Field(default=10, gt=0)
+
+    error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    latency_ms: int = Field(default=0, ge=0)
+    lost_response_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    seed: int = 0
+
+    data_file: Path | None = None
+    validate_requests: bool = True

@@ -1,0 +1,61 @@
+"""Switchable failures, drawn from a seeded random generator.
+
+Three knobs, set in the config and changed at run time through ``PUT /_sandbox/faults``:
+
+- ``error_rate``: share of /rest/ calls answered 503 (with ``Retry-After: 1``) or 500 instead of
+  being handled; nothing is read or written.
+- ``latency_ms``: delay added before every /rest/ call is handled.
+- ``lost_response_rate``: share of /rest/ calls that are handled completely (a write is
+  committed) and whose answer is then cut off mid-body, so the client sees a broken connection
+  and cannot know whether its write landed. This is the case idempotent sync by ``origin_id``
+  exists for.
+
+Every /rest/ call that reaches the fault stage draws the same three numbers whatever the
+settings, so with a given seed the n-th call always meets the same fate.
+"""
+
+from __future__ import annotations
+
+import random
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class FaultSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    latency_ms: int = Field(default=0, ge=0)
+    lost_response_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+
+
+class Fault(Enum):
+    NONE = "none"
+    SERVER_ERROR = "server_error"  # 500
+    UNAVAILABLE = "unavailable"  # 503 with Retry-After
+    LOST_RESPONSE = "lost_response"
+
+
+class FaultInjector:
+    def __init__(self, settings: FaultSettings, seed: int) -> None:
+        self.settings = settings
+        self._seed = seed
+        self._rng = random.Random(seed)
+
+    def update(self, changes: dict[str, Any]) -> FaultSettings:
+        """Merge ``changes`` into the settings; raises pydantic's ValidationError when invalid."""
+        self.settings = FaultSettings.model_validate({**self.settings.model_dump(), **changes})
+        return self.settings
+
+    def draw(self) -> Fault:
+        error, lost, kind = self._rng.random(), self._rng.random(), self._rng.random()
+        if error < self.settings.error_rate:
+            return Fault.UNAVAILABLE if kind < 0.5 else Fault.SERVER_ERROR
+        if lost < self.settings.lost_response_rate:
+            return Fault.LOST_RESPONSE
+        return Fault.NONE
+
+    def reseed(self) -> None:
+        self._rng = random.Random(self._seed)

@@ -1,0 +1,281 @@
+"""The generic engine: extract → map → plan → load → record → report, for any ``EntitySpec``.
+
+An entity flow is ``run_entity(SPEC, options)``. The steps are Prefect tasks over whole batches
+(never one task per record: a task costs ~10 ms of orchestration). Outcomes are written to the
+state store batch by batch, so a killed run keeps everything that landed; the cursor moves only
+at the end, only when every record of the window either landed or was recorded as failed for a
+reason of its own, and never past the run's start.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext
+
+from connectors.erp import DuckDbErpSource, ErpSource, SourceRow
+from connectors.procore import ProcoreClient
+from connectors.quota import quota_gate
+from connectors.state import Outcome, StateStore
+from procore_sync.errors import ConfigError, Handling, PermissionDenied, SyncError, TransientError
+from procore_sync.settings import Settings
+from tasks import report
+from tasks.load import failed_outcome, load_batch
+from tasks.mapping import MappedRecord, map_rows
+from tasks.plan import Action, plan
+from tasks.spec import EntitySpec, SyncOptions
+
+
+@dataclass
+class Runtime:
+    """Everything a run talks to; tests and benchmarks build their own."""
+
+    settings: Settings
+    store: StateStore
+    source: ErpSource
+    make_client: Callable[[Callable[[datetime, str], None]], ProcoreClient]
+
+
+def default_runtime(settings: Settings | None = None, *, tables: dict[str, str] | None = None) -> Runtime:
+    settings = settings or Settings()
+
+    def make_client(on_wait: Callable[[datetime, str], None]) -> ProcoreClient:
+        return ProcoreClient(settings, before_request=quota_gate(settings), on_wait=on_wait)
+
+    return Runtime(
+        settings=settings,
+        store=StateStore(settings.state_path),
+        source=DuckDbErpSource(settings.erp_path, tables=tables),
+        make_client=make_client,
+    )
+
+
+def retry_whole_task(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect retry condition: only transients that no lower layer has retried already.
+
+    HTTP errors carry a URL: the client has spent its bounded retries on them, so retrying
+    the task would multiply attempts. Data and config errors are never retried.
+    """
+    try:
+        state.result()
+    except SyncError as exc:
+        return exc.handling is Handling.RETRY and exc.url is None
+    except Exception:
+        return False
+    return False
+
+
+def _log() -> logging.Logger | logging.LoggerAdapter:
+    return get_run_logger() if FlowRunContext.get() else logging.getLogger("tasks.engine")
+
+
+@task(name="extract", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_whole_task,
+      cache_policy=NO_CACHE)
+def extract(source: ErpSource, spec: EntitySpec, since: datetime | None, keys: Sequence[str]) -> list[SourceRow]:
+    rows = source.read(spec.erp_table, since=since)
+    if keys:
+        wanted = set(keys)
+        return [row for row in rows if str(row.data.get(spec.key_field, "")).strip() in wanted]
+    return list(rows)
+
+
+@task(name="map-and-plan", cache_policy=NO_CACHE)
+def map_and_plan(spec: EntitySpec, rows: list[SourceRow], store: StateStore) -> list[Action]:
+    records: list[MappedRecord] = map_rows(spec, rows)
+    states = store.record_states(spec.name, keys=[record.key for record in records])
+    return plan(records, states)
+
+
+@task(name="load-batch", cache_policy=NO_CACHE)
+def load_batch_task(client: ProcoreClient, spec: EntitySpec, batch: list[Action], company_id: int) -> list[Outcome]:
+    return load_batch(client, spec, batch, company_id)
+
+
+def batches(actions: Sequence[Action], size: int) -> Iterator[list[Action]]:
+    for start in range(0, len(actions), size):
+        yield list(actions[start : start + size])
+
+
+def outcome_without_call(action: Action) -> Outcome:
+    """Record the actions that need no call: failed mappings and unchanged records."""
+    if action.kind == "fail":
+        return failed_outcome(action, action.message or "invalid record")
+    return Outcome(
+        key=action.key,
+        action="skip",
+        status="warning" if action.warnings else "ok",
+        procore_id=action.procore_id,
+        payload_hash=action.payload_hash,
+        message="; ".join(action.warnings) or None,
+        source_updated_at=action.source_updated_at,
+    )
+
+
+class EntityRun:
+    """One run of one entity: holds the counters while the steps execute."""
+
+    def __init__(self, spec: EntitySpec, options: SyncOptions, runtime: Runtime) -> None:
+        self.spec, self.options, self.runtime = spec, options, runtime
+        self.store = runtime.store
+        self.started = datetime.now(UTC)
+        self.clock_start = time.monotonic()
+        self.counts = {"created": 0, "updated": 0, "unchanged": 0, "failed": 0, "warnings": 0}
+        self.report_rows: list[dict[str, Any]] = []
+        self.cursor_before = self.store.get_cursor(spec.name)
+        context = FlowRunContext.get()
+        self.flow_run_id = str(context.flow_run.id) if context and context.flow_run else None
+        self.run_id = self.store.start_run(
+            spec.name,
+            flow_run_id=self.flow_run_id,
+            parameters=options.model_dump(mode="json"),
+            cursor_before=self.cursor_before,
+        )
+
+    @property
+    def since(self) -> datetime | None:
+        return None if self.options.full_resync or self.options.erp_keys else self.cursor_before
+
+    def execute(self) -> report.RunSummary:
+        log = _log()
+        with self.runtime.make_client(self._on_wait) as client:
+            try:
+                check_company(client, self.runtime.settings)
+                rows = extract(self.runtime.source, self.spec, self.since, self.options.erp_keys)
+                actions = map_and_plan(self.spec, rows, self.store)
+                log.info("%s: %d records read since %s", self.spec.name, len(rows), self.since or "the beginning")
+                if self.options.dry_run:
+                    return self._finish_dry_run(client, actions)
+                self._record([outcome_without_call(a) for a in actions if not a.writes])
+                self._load(client, [a for a in actions if a.writes])
+            except SyncError as exc:
+                if exc.handling is Handling.REPORT:
+                    raise
+                return self._finish(client, actions=None, error=exc)
+            return self._finish(client, actions=actions)
+
+    def _on_wait(self, until: datetime, message: str) -> None:
+        _log().warning("waiting for Procore quota until %s: %s", until.astimezone().strftime("%H:%M:%S"), message)
+
+    def _load(self, client: ProcoreClient, writes: list[Action]) -> None:
+        progress = report.Progress(self.spec.name, len(writes))
+        size = self.options.batch_size or min(self.spec.batch_size, self.runtime.settings.batch_size)
+        for batch in batches(writes, size):
+            try:
+                outcomes = load_batch_task(client, self.spec, batch, self.runtime.settings.company_id)
+            except TransientError as exc:
+                # Whether Procore applied the batch is unknown: park it as failed (history shows the
+                # attempt), keep the cursor where it is, and stop; the next run sends it again.
+                self._record([failed_outcome(a, f"not confirmed by Procore: {exc.message}") for a in batch])
+                raise
+            self._record(outcomes)
+            progress.advance(len(batch))
+
+    def _record(self, outcomes: list[Outcome]) -> None:
+        if not outcomes:
+            return
+        self.store.record_outcomes(self.run_id, self.spec.name, outcomes)
+        for outcome in outcomes:
+            self._count(outcome)
+        self.report_rows.extend(
+            {"erp_key": o.key, "procore_id": o.procore_id, "action": o.action, "status": o.status, "message": o.message}
+            for o in outcomes
+            if o.status != "ok"
+        )
+
+    def _count(self, outcome: Outcome) -> None:
+        key = {"create": "created", "update": "updated", "skip": "unchanged"}.get(outcome.action, "failed")
+        self.counts[key] += 1
+        if outcome.status == "warning":
+            self.counts["warnings"] += 1
+
+    def _new_cursor(self, rows_max: datetime | None) -> datetime | None:
+        if self.options.erp_keys or rows_max is None:
+            return self.cursor_before
+        return min(rows_max, self.started)
+
+    def _finish_dry_run(self, client: ProcoreClient, actions: list[Action]) -> report.RunSummary:
+        report.publish_records(self.spec.name, report.plan_rows(actions), what="plan")
+        for action in actions:
+            key = {"create": "created", "update": "updated", "skip": "unchanged", "fail": "failed"}[action.kind]
+            self.counts[key] += 1
+            self.counts["warnings"] += bool(action.warnings)
+        return self._summarize(client, status="dry_run", cursor_after=self.cursor_before, dry_run=True)
+
+    def _finish(self, client: ProcoreClient, *, actions: list[Action] | None, error: SyncError | None = None) -> report.RunSummary:
+        cursor_after = self.cursor_before
+        if error is None and actions is not None:
+            seen = [a.source_updated_at for a in actions if a.source_updated_at is not None]
+            cursor_after = self._new_cursor(max(seen, default=None))
+            if cursor_after is not None and cursor_after != self.cursor_before:
+                self.store.set_cursor(self.spec.name, cursor_after)
+        status = "failed" if error else "completed"
+        summary = self._summarize(client, status=status, cursor_after=cursor_after, error=error)
+        report.publish_records(self.spec.name, self.report_rows)
+        if error is not None:
+            raise error
+        return summary
+
+    def _summarize(self, client: ProcoreClient, *, status: str, cursor_after: datetime | None,
+                   dry_run: bool = False, error: SyncError | None = None) -> report.RunSummary:
+        stats = client.stats
+        summary = report.RunSummary(
+            entity=self.spec.name,
+            run_id=self.run_id,
+            flow_run_id=self.flow_run_id,
+            status=status,
+            dry_run=dry_run,
+            **self.counts,
+            api_calls=stats.api_calls,
+            write_calls=stats.write_calls,
+            token_calls=stats.token_calls,
+            retries=stats.retries,
+            waited_s=round(stats.waited_s, 3),
+            quota_remaining=stats.quota.remaining,
+            duration_s=round(time.monotonic() - self.clock_start, 3),
+            cursor_before=_iso(self.cursor_before),
+            cursor_after=_iso(cursor_after),
+            message=str(error) if error else None,
+        )
+        self.store.finish_run(
+            self.run_id,
+            status=status,
+            counts={k: v for k, v in self.counts.items()},
+            api_calls=stats.api_calls,
+            write_calls=stats.write_calls,
+            message=summary.message,
+            cursor_after=cursor_after,
+        )
+        report.publish_summary(summary)
+        return summary
+
+
+def check_company(client: ProcoreClient, settings: Settings) -> None:
+    """The configuration check of every run: the credentials work and the company is visible."""
+    try:
+        companies = client.companies()
+    except PermissionDenied as exc:
+        raise ConfigError(
+            f"Procore refuses company {settings.company_id} to this service account ({exc.message}); "
+            "install the app in that company or fix PROCORE_SYNC_COMPANY_ID."
+        ) from exc
+    if not any(int(c.get("id", 0)) == settings.company_id for c in companies):
+        names = ", ".join(f"{c.get('id')} ({c.get('name')})" for c in companies) or "none"
+        raise ConfigError(
+            f"company {settings.company_id} is not visible to this service account; "
+            f"it sees: {names}. Install the app in that company or fix PROCORE_SYNC_COMPANY_ID."
+        )
+
+
+def run_entity(spec: EntitySpec, options: SyncOptions | None = None, runtime: Runtime | None = None) -> report.RunSummary:
+    return EntityRun(spec, options or SyncOptions(), runtime or default_runtime()).execute()
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None

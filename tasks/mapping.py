@@ -1,0 +1,103 @@
+"""Map ERP rows to Procore payloads, one record at a time, never raising for a bad record.
+
+Each row is validated against the entity's tolerant ERP model, handed to its pure mapping
+function, and turned into a ``MappedRecord``: either a payload (with its content hash and any
+warnings) or an error message that names the record, the field and the problem. Duplicate ERP
+keys are an error for every row that shares the key: we cannot know which one is right.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from connectors.erp import SourceRow
+from procore_sync.errors import InvalidRecord
+from tasks.spec import EntitySpec
+
+
+@dataclass(frozen=True)
+class MappedRecord:
+    key: str
+    payload: dict[str, Any] | None
+    payload_hash: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+    source_updated_at: datetime | None = None
+    line: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def payload_hash(payload: dict[str, Any]) -> str:
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """Operator-readable: ``country_code: 'USA' is not ... ; name: ...``."""
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"]) or "record"
+        value = error.get("input")
+        shown = f" (got {value!r})" if isinstance(value, str | int | float) and value != "" else ""
+        parts.append(f"{where}: {error['msg']}{shown}")
+    return "; ".join(parts)
+
+
+def map_rows(spec: EntitySpec, rows: Iterable[SourceRow]) -> list[MappedRecord]:
+    by_key: dict[str, list[SourceRow]] = defaultdict(list)
+    for index, row in enumerate(rows, start=1):
+        by_key[_key_of(spec, row, index)].append(row)
+    return [
+        _map_one(spec, key, group[0]) if len(group) == 1 else _duplicate(spec, key, group)
+        for key, group in by_key.items()
+    ]
+
+
+def _key_of(spec: EntitySpec, row: SourceRow, index: int) -> str:
+    raw = row.data.get(spec.key_field)
+    key = str(raw).strip() if raw is not None else ""
+    return key or f"(no {spec.key_field}, row {row.line or index})"
+
+
+def _map_one(spec: EntitySpec, key: str, row: SourceRow) -> MappedRecord:
+    updated_at = row.data.get(spec.cursor_field)
+    base: dict[str, Any] = {
+        "key": key,
+        "line": row.line,
+        "source_updated_at": updated_at if isinstance(updated_at, datetime) else None,
+    }
+    if key.startswith("(no "):
+        return MappedRecord(payload=None, error=f"{spec.key_field} is blank", **base)
+    try:
+        source = spec.erp_model.model_validate(row.data)
+        mapped = spec.map_record(source)
+    except ValidationError as exc:
+        return MappedRecord(payload=None, error=describe_validation_error(exc), **base)
+    except InvalidRecord as exc:
+        return MappedRecord(payload=None, error=exc.message, **base)
+    payload = mapped.payload.model_dump(mode="json", exclude_none=True)
+    payload["origin_id"] = key
+    return MappedRecord(
+        payload=payload, payload_hash=payload_hash(payload), warnings=mapped.warnings, **base
+    )
+
+
+def _duplicate(spec: EntitySpec, key: str, group: list[SourceRow]) -> MappedRecord:
+    lines = [str(row.line) for row in group if row.line is not None]
+    where = f"on lines {', '.join(lines)}" if lines else f"{len(group)} times"
+    message = (
+        f"duplicate {spec.key_field} {key}: the ERP has it {where}; "
+        "make the key unique in the ERP, then resync"
+    )
+    return MappedRecord(key=key, payload=None, error=message, line=group[0].line)

@@ -1,0 +1,72 @@
+"""Plan, then act: a pure function from (mapped records, state rows) to typed actions.
+
+The plan decides every record's fate before any write: ``create`` (never pushed), ``update``
+(pushed before, payload changed), ``skip`` (payload hash equal to the last one pushed: no call)
+or ``fail`` (the record cannot be sent; the message says why). Dry runs publish the plan and
+stop; real runs execute it. No I/O here, so the decision logic is tested without HTTP.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from connectors.state import RecordState
+from tasks.mapping import MappedRecord
+
+ActionKind = Literal["create", "update", "skip", "fail"]
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: ActionKind
+    key: str
+    payload: dict[str, Any] | None = None
+    payload_hash: str | None = None
+    procore_id: int | None = None
+    message: str | None = None
+    warnings: tuple[str, ...] = field(default=())
+    source_updated_at: datetime | None = None
+
+    @property
+    def writes(self) -> bool:
+        return self.kind in ("create", "update")
+
+    def item(self) -> dict[str, Any]:
+        """The sync item sent to Procore: the payload, plus ``id`` for a known record."""
+        assert self.payload is not None, "only create and update actions are sent"
+        return {**self.payload, "id": self.procore_id} if self.procore_id else dict(self.payload)
+
+
+def plan(records: Iterable[MappedRecord], states: Mapping[str, RecordState]) -> list[Action]:
+    return [_decide(record, states.get(record.key)) for record in records]
+
+
+def _decide(record: MappedRecord, state: RecordState | None) -> Action:
+    common: dict[str, Any] = {
+        "key": record.key,
+        "warnings": tuple(record.warnings),
+        "source_updated_at": record.source_updated_at,
+    }
+    if not record.ok:
+        return Action("fail", message=record.error, **common)
+    known_id = state.procore_id if state else None
+    if state and known_id and state.status in ("ok", "warning"):
+        if state.payload_hash == record.payload_hash:
+            return Action("skip", procore_id=known_id, payload_hash=record.payload_hash, **common)
+    kind: ActionKind = "update" if known_id else "create"
+    return Action(
+        kind,
+        payload=record.payload,
+        payload_hash=record.payload_hash,
+        procore_id=known_id,
+        **common,
+    )
+
+
+def summarize(actions: Iterable[Action]) -> dict[str, int]:
+    counts = Counter(action.kind for action in actions)
+    return {kind: counts.get(kind, 0) for kind in ("create", "update", "skip", "fail")}

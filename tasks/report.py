@@ -1,0 +1,173 @@
+"""The sync report: Prefect artifacts on the flow run.
+
+Three artifacts per entity run: a progress bar updated while loading, a table of every failed
+and warning record (chunked so each stays under Prefect Cloud's 5 MiB request cap), and a
+markdown summary. Nothing is logged per record; the durable history lives in DuckDB.
+Outside a flow run (a benchmark calling the engine directly) there is nothing to attach
+artifacts to, so these functions do nothing there.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+from uuid import UUID
+
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.context import FlowRunContext
+from pydantic import BaseModel
+
+from tasks.plan import Action
+
+MAX_ARTIFACT_BYTES = 4 * 1024 * 1024
+REPORT_COLUMNS = ("entity", "erp_key", "procore_id", "action", "status", "message")
+
+
+class RunSummary(BaseModel):
+    """What one entity run did; printed by ``--json`` and rendered as the markdown summary."""
+
+    entity: str
+    run_id: str
+    flow_run_id: str | None = None
+    status: str
+    dry_run: bool = False
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    warnings: int = 0
+    api_calls: int = 0
+    write_calls: int = 0
+    token_calls: int = 0
+    retries: int = 0
+    waited_s: float = 0.0
+    quota_remaining: int | None = None
+    duration_s: float = 0.0
+    cursor_before: str | None = None
+    cursor_after: str | None = None
+    message: str | None = None
+
+
+def _in_flow_run() -> bool:
+    return FlowRunContext.get() is not None
+
+
+def artifact_key(entity: str, kind: str) -> str:
+    """Keys may hold only lowercase letters, digits and dashes."""
+    raw = f"{entity}-{kind}".lower()
+    return "".join(ch if ch.isalnum() else "-" for ch in raw)
+
+
+class Progress:
+    """A progress artifact, created at 0 % and moved as batches land."""
+
+    def __init__(self, entity: str, total: int) -> None:
+        self.total = max(total, 1)
+        self.done = 0
+        self._id: UUID | None = None
+        if _in_flow_run():
+            self._id = create_progress_artifact(
+                progress=0.0,
+                key=artifact_key(entity, "progress"),
+                description=f"{entity}: records sent to Procore",
+            )
+
+    def advance(self, count: int) -> None:
+        self.done += count
+        if self._id is not None:
+            percent = min(100.0, 100.0 * self.done / self.total)
+            update_progress_artifact(self._id, percent, description=f"{self.done}/{self.total}")
+
+
+def report_rows(entity: str, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{column: row.get(column) for column in REPORT_COLUMNS} | {"entity": entity} for row in rows]
+
+
+def chunk_rows(rows: Sequence[dict[str, Any]], max_bytes: int = MAX_ARTIFACT_BYTES) -> list[list[dict[str, Any]]]:
+    chunks: list[list[dict[str, Any]]] = [[]]
+    size = 0
+    for row in rows:
+        row_size = len(json.dumps(row, default=str)) + 2
+        if chunks[-1] and size + row_size > max_bytes:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(row)
+        size += row_size
+    return chunks
+
+
+def publish_records(entity: str, rows: Sequence[dict[str, Any]], *, what: str = "records") -> None:
+    """Table artifact(s) of failed, blocked and warning records (or the whole plan on a dry run)."""
+    if not _in_flow_run():
+        return
+    chunks = chunk_rows(report_rows(entity, rows))
+    for number, chunk in enumerate(chunks, start=1):
+        part = f" (part {number} of {len(chunks)})" if len(chunks) > 1 else ""
+        suffix = what if number == 1 else f"{what}-{number}"
+        create_table_artifact(
+            table=chunk or [dict.fromkeys(REPORT_COLUMNS, "") | {"message": "nothing to report"}],
+            key=artifact_key(entity, suffix),
+            description=f"{entity}: {len(rows)} {what.replace('-', ' ')}{part}",
+        )
+
+
+def plan_rows(actions: Iterable[Action]) -> list[dict[str, Any]]:
+    return [
+        {
+            "erp_key": action.key,
+            "procore_id": action.procore_id,
+            "action": action.kind,
+            "status": "failed" if action.kind == "fail" else ("warning" if action.warnings else "ok"),
+            "message": action.message or "; ".join(action.warnings) or None,
+        }
+        for action in actions
+    ]
+
+
+def publish_summary(summary: RunSummary) -> None:
+    if not _in_flow_run():
+        return
+    create_markdown_artifact(
+        markdown=render_summary(summary),
+        key=artifact_key(summary.entity, "summary"),
+        description=f"{summary.entity}: run summary",
+    )
+
+
+def render_summary(s: RunSummary) -> str:
+    title = "Dry run (nothing written)" if s.dry_run else f"Sync {s.status}"
+    lines = [
+        f"# {s.entity}: {title}",
+        "",
+        "| created | updated | unchanged | failed | warnings |",
+        "|---:|---:|---:|---:|---:|",
+        f"| {s.created} | {s.updated} | {s.unchanged} | {s.failed} | {s.warnings} |",
+        "",
+        f"- **API calls**: {s.api_calls} ({s.write_calls} writes, {s.retries} retries, "
+        f"{s.token_calls} token requests)",
+        f"- **Quota left** in Procore's window: {_or_unknown(s.quota_remaining)}; "
+        f"waited for quota {s.waited_s:.1f} s",
+        f"- **Duration**: {s.duration_s:.1f} s",
+        f"- **Cursor**: {_or_unknown(s.cursor_before)} → {_or_unknown(s.cursor_after)}",
+        f"- **State run id**: `{s.run_id}`",
+    ]
+    if s.message:
+        lines += ["", f"> {s.message}"]
+    if s.failed:
+        lines += [
+            "",
+            f"Failed records are listed in the `{artifact_key(s.entity, 'records')}` table. "
+            "Fix them in the ERP; the next run picks up every record changed since, or run the "
+            "flow with `erp_keys` set to resync chosen records now.",
+        ]
+    return "\n".join(lines)
+
+
+def _or_unknown(value: object) -> str:
+    return "unknown" if value is None else str(value)

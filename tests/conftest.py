@@ -1,0 +1,77 @@
+"""Shared fixtures: one real Prefect server per session, a real sandbox per test, a sample ERP.
+
+Real parts only: the Prefect test harness starts a real Prefect server (SQLite, subprocess),
+the sandbox is the real FastAPI app on a real port, the ERP and the state are real DuckDB files.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+# The ephemeral/harness server needs more than the default 20 s on a busy 2-core machine.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
+
+from procore_sync import sample_erp  # noqa: E402
+from procore_sync.settings import Settings  # noqa: E402
+from sandbox.config import SandboxConfig  # noqa: E402
+from sandbox.server import SandboxServer, start_in_thread  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[str]:
+    """A real Prefect server for the whole session; yields its API URL."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        url = PREFECT_API_URL.value()
+        os.environ["PREFECT_API_URL"] = url  # for child processes started by tests
+        yield url
+
+
+@dataclass(frozen=True)
+class SampleErp:
+    folder: Path
+    expected: dict
+
+    @property
+    def path(self) -> Path:
+        return self.folder / "erp.duckdb"
+
+
+@pytest.fixture(scope="session")
+def small_erp(tmp_path_factory: pytest.TempPathFactory) -> SampleErp:
+    """100 suppliers with the known share of bad rows."""
+    import json
+
+    folder = tmp_path_factory.mktemp("erp")
+    sample_erp.generate(folder, scale=0.2, seed=7)
+    return SampleErp(folder, json.loads((folder / "expected.json").read_text()))
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SandboxServer]:
+    with start_in_thread(SandboxConfig()) as server:
+        yield server
+
+
+def settings_env(monkeypatch: pytest.MonkeyPatch, sandbox_url: str, erp: Path, home: Path, **extra: str) -> Settings:
+    """Point procore-sync at a sandbox, an ERP file and a fresh state folder, via the environment
+    (as an operator would), so the real flows pick them up."""
+    values = {
+        "PROCORE_SYNC_LOCAL_SANDBOX_URL": sandbox_url,
+        "PROCORE_SYNC_ERP_PATH": str(erp),
+        "PROCORE_SYNC_HOME": str(home),
+        "PROCORE_SYNC_QUOTA_ENABLED": "false",
+        **extra,
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return Settings()

@@ -1,0 +1,196 @@
+"""The sandbox against Procore's published API description (``sandbox/openapi/``).
+
+Two directions: every route the sandbox serves is a documented operation and answers with bodies
+its documented response schema accepts; and the contract checker itself catches what it must
+(undeclared fields, wrong types, missing parameters), so a client test that ends with "no
+violations" means something.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+
+from sandbox.app import create_app
+from sandbox.clock import ManualClock
+from sandbox.config import SandboxConfig
+from sandbox.contract import find_operation, operations, query_dict, validate_request, validate_response
+
+CREDENTIALS = {"grant_type": "client_credentials", "client_id": "sandbox-client", "client_secret": "sandbox-secret"}
+VENDOR = {"name": "Acme", "country_code": "US", "state_code": "CA", "origin_id": "ERP-1", "is_active": True}
+
+
+@pytest.fixture
+def client() -> TestClient:
+    return TestClient(create_app(SandboxConfig(), ManualClock()))
+
+
+def served_operations() -> set[tuple[str, str]]:
+    app = create_app(SandboxConfig(), ManualClock())
+    return {
+        (method, route.path)
+        for route in app.routes
+        if isinstance(route, APIRoute) and not route.path.startswith("/_sandbox/")
+        for method in route.methods
+    }
+
+
+# --- routes and catalog ----------------------------------------------------------------------
+
+
+def test_every_route_is_a_documented_operation_and_back() -> None:
+    catalog = {(operation.method, operation.path) for operation in operations()}
+    assert served_operations() == catalog
+
+
+def test_the_copied_operations_are_the_ones_served() -> None:
+    assert sorted(operation.operation_id for operation in operations()) == [
+        "OauthTokenPost",
+        "RestV10CompaniesGet",
+        "RestV10VendorsGet",
+        "RestV10VendorsIdGet",
+        "RestV10VendorsIdPatch",
+        "RestV10VendorsPost",
+        "RestV10VendorsSyncPatch",
+    ]
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc", "/openapi.json"])
+def test_fastapi_documentation_routes_are_off(client: TestClient, path: str) -> None:
+    assert client.get(path).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "operation_id"),
+    [
+        ("GET", "/rest/v1.0/vendors/123", "RestV10VendorsIdGet"),
+        ("PATCH", "/rest/v1.0/vendors/123", "RestV10VendorsIdPatch"),
+        ("PATCH", "/rest/v1.0/vendors/sync", "RestV10VendorsSyncPatch"),
+        ("patch", "/rest/v1.0/vendors/sync/", "RestV10VendorsSyncPatch"),
+        ("GET", "/rest/v1.0/vendors", "RestV10VendorsGet"),
+        ("POST", "/oauth/token", "OauthTokenPost"),
+    ],
+)
+def test_find_operation_prefers_literal_segments(method: str, path: str, operation_id: str) -> None:
+    operation = find_operation(method, path)
+    assert operation is not None and operation.operation_id == operation_id
+
+
+@pytest.mark.parametrize(("method", "path"), [("DELETE", "/rest/v1.0/vendors/1"), ("GET", "/rest/v1.0/projects")])
+def test_find_operation_knows_only_the_copied_operations(method: str, path: str) -> None:
+    assert find_operation(method, path) is None
+
+
+# --- requests --------------------------------------------------------------------------------
+
+VENDORS = "/rest/v1.0/vendors"
+SYNC = "/rest/v1.0/vendors/sync"
+A_DAY = "2026-01-01T00:00:00Z...2026-01-02T00:00:00Z"
+
+GOOD_REQUESTS: list[tuple[str, str, dict[str, Any], Any]] = [
+    ("POST", "/oauth/token", {}, CREDENTIALS),
+    ("GET", "/rest/v1.0/companies", {}, None),
+    ("GET", "/rest/v1.0/companies", {"page": "1", "per_page": "100"}, None),
+    ("GET", VENDORS, {"company_id": "1", "page": "2", "per_page": "500", "filters[updated_at]": A_DAY}, None),
+    ("GET", VENDORS, {"company_id": "1", "filters[origin_id]": "ERP-1", "filters[id][]": ["1", "2"]}, None),
+    ("GET", f"{VENDORS}/562949953421313", {"company_id": "1"}, None),
+    ("POST", VENDORS, {}, {"company_id": 1, "vendor": VENDOR}),
+    ("PATCH", f"{VENDORS}/7", {}, {"company_id": 1, "vendor": {"name": "Acme", "city": "Fresno"}}),
+    # trade_ids items are the derivation's "(nested object)" placeholder, read as "any value".
+    ("PATCH", SYNC, {}, {"company_id": 1, "updates": [VENDOR, {"id": 7, "name": "B", "trade_ids": [1]}]}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "query", "body"), GOOD_REQUESTS)
+def test_good_requests_validate(method: str, path: str, query: dict[str, Any], body: Any) -> None:
+    assert validate_request(method, path, query, body) == []
+
+
+def sync_body(*updates: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"company_id": 1, "updates": list(updates), **extra}
+
+
+BAD_BODIES: list[tuple[str, str, Any, str]] = [
+    ("POST", VENDORS, {"company_id": 1, "vendor": {**VENDOR, "colour": "red"}}, "body.vendor: property 'colour'"),
+    ("PATCH", SYNC, sync_body(VENDOR, {"nmae": "typo"}), "body.updates[1]: property 'nmae'"),
+    ("PATCH", SYNC, sync_body(dry_run=True), "body: property 'dry_run'"),
+    ("POST", VENDORS, {"company_id": 1, "vendor": {"name": 123}}, "body.vendor.name: 123 is not of type 'string'"),
+    ("PATCH", SYNC, {"company_id": "1", "updates": []}, "body.company_id: '1' is not of type 'integer'"),
+    ("PATCH", SYNC, sync_body({"origin_id": 5}), "body.updates[0].origin_id: 5 is not of type 'string'"),
+    ("PATCH", SYNC, {"updates": []}, "'company_id' is a required property"),
+    ("PATCH", f"{VENDORS}/7", {"company_id": 1, "vendor": {"city": "Fresno"}}, "'name' is a required property"),
+    ("POST", VENDORS, None, "a request body is required"),
+    ("POST", "/oauth/token", {**CREDENTIALS, "grant_type": "password"}, "body.grant_type"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "expected"), BAD_BODIES)
+def test_bad_bodies_are_reported(method: str, path: str, body: Any, expected: str) -> None:
+    problems = validate_request(method, path, {}, body)
+    assert any(expected in problem for problem in problems), problems
+
+
+BAD_PARAMETERS: list[tuple[str, str, dict[str, Any], str]] = [
+    ("GET", VENDORS, {}, "query parameter 'company_id' is required"),
+    ("GET", VENDORS, {"company_id": "one"}, "'one' is not an integer"),
+    ("GET", VENDORS, {"company_id": "1", "filters[updated_since]": "x"}, "'filters[updated_since]' is not declared"),
+    ("GET", VENDORS, {"company_id": "1", "sort": "id"}, "'id' is not one of"),
+    ("GET", f"{VENDORS}/abc", {"company_id": "1"}, "path parameter 'id': 'abc' is not an integer"),
+    ("DELETE", f"{VENDORS}/1", {}, "is not an operation in Procore's catalog"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "query", "expected"), BAD_PARAMETERS)
+def test_bad_parameters_are_reported(method: str, path: str, query: dict[str, Any], expected: str) -> None:
+    problems = validate_request(method, path, query, None)
+    assert any(expected in problem for problem in problems), problems
+
+
+def test_query_dict_turns_repeated_names_into_lists() -> None:
+    pairs = [("company_id", "1"), ("filters[id][]", "1"), ("filters[id][]", "2")]
+    assert query_dict(pairs) == {"company_id": "1", "filters[id][]": ["1", "2"]}
+
+
+# --- responses -------------------------------------------------------------------------------
+
+
+def test_sandbox_responses_match_the_documented_schemas(client: TestClient) -> None:
+    token = client.post("/oauth/token", data=CREDENTIALS)
+    headers = {"Authorization": f"Bearer {token.json()['access_token']}", "Procore-Company-Id": "1"}
+    created = client.post(VENDORS, json={"company_id": 1, "vendor": VENDOR}, headers=headers)
+    vendor = f"{VENDORS}/{created.json()['id']}"
+    update = {"company_id": 1, "vendor": {"name": "Acme 2"}}
+    calls = [
+        ("POST", "/oauth/token", token),
+        ("GET", "/rest/v1.0/companies", client.get("/rest/v1.0/companies", headers=headers)),
+        ("GET", VENDORS, client.get(VENDORS, params={"company_id": 1}, headers=headers)),
+        ("GET", vendor, client.get(vendor, params={"company_id": 1}, headers=headers)),
+        ("POST", VENDORS, created),
+        ("PATCH", vendor, client.patch(vendor, json=update, headers=headers)),
+        ("PATCH", SYNC, client.patch(SYNC, json=sync_body({"origin_id": "ERP-1"}, {"name": ""}), headers=headers)),
+    ]
+    for method, path, response in calls:
+        assert response.is_success, (method, path, response.text)
+        assert validate_response(method, path, response.status_code, response.json()) == [], (method, path)
+    assert client.app.state.contract_violations == []  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "body", "expected"),
+    [
+        ("PATCH", SYNC, 200, {"entities": {}, "errors": []}, "response 200.entities: {} is not of type 'array'"),
+        ("GET", VENDORS, 200, {"id": 1}, "is not of type 'array'"),
+        ("POST", "/oauth/token", 200, {"access_token": "t", "expires_in": "5400"}, "response 200.expires_in"),
+        ("POST", VENDORS, 200, {"id": 1}, "status 200 is not documented for RestV10VendorsPost"),
+    ],
+)
+def test_bad_responses_are_reported(method: str, path: str, status: int, body: Any, expected: str) -> None:
+    problems = validate_response(method, path, status, body)
+    assert any(expected in problem for problem in problems), problems
+
+
+def test_undocumented_error_statuses_are_not_checked() -> None:
+    assert validate_response("POST", "/rest/v1.0/vendors", 422, {"errors": {"name": ["can't be blank"]}}) == []
