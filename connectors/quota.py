@@ -40,7 +40,8 @@ class BucketSize:
 
 def bucket_for(per_hour: int, spike_per_10s: int) -> BucketSize:
     """Largest bucket with limit + 10·rate ≤ spike and limit + 3600·rate ≤ hourly (with headroom)."""
-    rate = min(spike_per_10s * 0.6 / SPIKE_WINDOW_S, per_hour * HEADROOM / HOUR_S)
+    # The steady rate takes 60 % of the spike window and 80 % of the hour; the rest is burst.
+    rate = min(spike_per_10s * 0.6 / SPIKE_WINDOW_S, per_hour * 0.8 / HOUR_S)
     room = min(spike_per_10s * HEADROOM - SPIKE_WINDOW_S * rate, per_hour * HEADROOM - HOUR_S * rate)
     return BucketSize(limit=max(1, math.floor(room)), per_second=round(rate, 6))
 

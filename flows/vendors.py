@@ -44,7 +44,7 @@ class ErpSupplier(BaseModel):
     business_phone: str | None = None
     email_address: str | None = None
     website: str | None = None
-    is_active: bool = True
+    is_active: bool | None = None
     notes: str | None = None
     updated_at: datetime | None = None
 
@@ -89,7 +89,7 @@ def map_supplier(supplier: ErpSupplier) -> Mapped:
         business_phone=fields.truncated(text(supplier.business_phone), "business_phone", PHONE_MAX, warnings),
         email_address=fields.email(text(supplier.email_address), "email_address", warnings),
         website=fields.truncated(text(supplier.website), "website", TEXT_MAX, warnings),
-        is_active=supplier.is_active,
+        is_active=supplier.is_active is not False,
         notes=fields.truncated(text(supplier.notes), "notes", NOTES_MAX, warnings),
         origin_code=supplier.supplier_code.strip(),
     )

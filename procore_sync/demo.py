@@ -55,6 +55,13 @@ def start_sandbox(settings: Settings, options: DemoOptions) -> SandboxServer:
     return start_in_thread(config, port=port)
 
 
+def flush_run_logs() -> None:
+    """Send the buffered flow-run logs before the server they go to is stopped."""
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=10)
+
+
 def run_demo(
     options: DemoOptions,
     say: Callable[[str], None],
@@ -74,6 +81,7 @@ def run_demo(
 
         summaries = run_entities(Settings())
         show(summaries, server.ui_url)
+        flush_run_logs()
         if not options.once:
             say(f"Serving the deployments on their schedules; open {server.ui_url} (Ctrl-C to stop).")
             serve_forever(Settings())

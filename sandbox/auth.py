@@ -59,6 +59,10 @@ class TokenRegistry:
             return TokenState.UNKNOWN
         return TokenState.VALID if self._clock() < expires_at else TokenState.EXPIRED
 
+    def issued(self) -> list[str]:
+        """Every token still remembered (tests scan their output for them)."""
+        return list(self._expiry)
+
     def _credentials_match(self, client_id: str, client_secret: str) -> bool:
         # Constant-time comparison, out of habit: this is how secrets are compared.
         id_ok = secrets.compare_digest(client_id.encode(), self._config.client_id.encode())

@@ -1,0 +1,68 @@
+"""The shared quota budget on a real Prefect server: created idempotently, enforced strictly."""
+
+from __future__ import annotations
+
+import pytest
+from prefect.client.orchestration import get_client
+
+from connectors.quota import bucket_for, ensure_quota_limit, quota_gate
+from flows.vendors import sync_vendors
+from procore_sync.settings import Settings
+from tasks.spec import SyncOptions
+from tests.conftest import SampleErp, settings_env
+from tests.support import engine_runtime, run_vendors
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+
+def read_limit(name: str):
+    with get_client(sync_client=True) as client:
+        return client.read_global_concurrency_limit_by_name(name)
+
+
+def test_limit_is_created_from_settings_and_updated_in_place() -> None:
+    settings = Settings(quota_limit_name="quota-test-idempotent", quota_per_hour=3600, quota_spike_per_10s=25)
+    ensure_quota_limit(settings)
+    first = read_limit(settings.quota_limit_name)
+    ensure_quota_limit(settings.model_copy(update={"quota_per_hour": 600}))
+    second = read_limit(settings.quota_limit_name)
+    assert first.id == second.id
+    expected = bucket_for(600, 25)
+    assert (second.limit, second.slot_decay_per_second) == (expected.limit, pytest.approx(expected.per_second))
+
+
+def test_gate_refuses_to_run_without_its_limit() -> None:
+    gate = quota_gate(Settings(quota_limit_name="quota-test-never-created"))
+    assert gate is not None
+    with pytest.raises(Exception, match="quota-test-never-created"):
+        gate()
+
+
+def test_gate_is_off_when_the_budget_is_disabled() -> None:
+    assert quota_gate(Settings(quota_enabled=False)) is None
+
+
+def test_every_procore_call_draws_one_slot(sandbox, small_erp: SampleErp, tmp_path, monkeypatch) -> None:
+    settings = settings_env(monkeypatch, sandbox.url, small_erp.path, tmp_path,
+                            PROCORE_SYNC_QUOTA_ENABLED="true", PROCORE_SYNC_QUOTA_LIMIT_NAME="quota-test-flow",
+                            PROCORE_SYNC_QUOTA_PER_HOUR="100000", PROCORE_SYNC_QUOTA_SPIKE_PER_10S="1000")
+    ensure_quota_limit(settings)
+    gate, acquired = quota_gate(settings), []
+
+    def counted() -> None:
+        gate()
+        acquired.append(True)
+
+    summary = run_vendors(engine_runtime(settings, before_request=counted))
+    assert summary.status == "completed"
+    assert len(acquired) == summary.api_calls == 2
+
+
+def test_the_real_flow_goes_through_the_budget(sandbox, small_erp: SampleErp, tmp_path, monkeypatch) -> None:
+    """With the budget on but its limit never created, the strict gate must stop the run."""
+    settings_env(monkeypatch, sandbox.url, small_erp.path, tmp_path,
+                 PROCORE_SYNC_QUOTA_ENABLED="true", PROCORE_SYNC_QUOTA_LIMIT_NAME="quota-test-missing")
+    state = sync_vendors(options=SyncOptions(), return_state=True)
+    assert state.is_failed()
+    assert "quota-test-missing" in state.message
+    assert sandbox.store.vendors(1) == []
