@@ -27,7 +27,7 @@ from connectors.state import Outcome, StateStore
 from procore_sync.errors import ConfigError, Handling, PermissionDenied, SyncError, TransientError
 from procore_sync.settings import Settings
 from tasks import report
-from tasks.load import failed_outcome, load_batch
+from tasks.load import done_outcome, failed_outcome, load_batch
 from tasks.mapping import MappedRecord, map_rows
 from tasks.plan import Action, plan
 from tasks.spec import EntitySpec, SyncOptions
@@ -107,15 +107,11 @@ def outcome_without_call(action: Action) -> Outcome:
     """Record the actions that need no call: failed mappings and unchanged records."""
     if action.kind == "fail":
         return failed_outcome(action, action.message or "invalid record")
-    return Outcome(
-        key=action.key,
-        action="skip",
-        status="warning" if action.warnings else "ok",
-        procore_id=action.procore_id,
-        payload_hash=action.payload_hash,
-        message="; ".join(action.warnings) or None,
-        source_updated_at=action.source_updated_at,
-    )
+    return done_outcome(action, action.procore_id)
+
+
+# Which counter an action (planned or done) adds to.
+COUNTER = {"create": "created", "update": "updated", "skip": "unchanged", "fail": "failed", "blocked": "blocked"}
 
 
 class EntityRun:
@@ -126,7 +122,7 @@ class EntityRun:
         self.store = runtime.store
         self.started = datetime.now(UTC)
         self.clock_start = time.monotonic()
-        self.counts = {"created": 0, "updated": 0, "unchanged": 0, "failed": 0, "warnings": 0}
+        self.counts = dict.fromkeys(("created", "updated", "unchanged", "failed", "blocked", "warnings"), 0)
         self.report_rows: list[dict[str, Any]] = []
         self.cursor_before = self.store.get_cursor(spec.name)
         context = FlowRunContext.get()
@@ -190,10 +186,8 @@ class EntityRun:
         )
 
     def _count(self, outcome: Outcome) -> None:
-        key = {"create": "created", "update": "updated", "skip": "unchanged"}.get(outcome.action, "failed")
-        self.counts[key] += 1
-        if outcome.status == "warning":
-            self.counts["warnings"] += 1
+        self.counts[COUNTER[outcome.action]] += 1
+        self.counts["warnings"] += outcome.status == "warning"
 
     def _new_cursor(self, rows_max: datetime | None) -> datetime | None:
         if self.options.erp_keys or rows_max is None:
@@ -203,8 +197,7 @@ class EntityRun:
     def _finish_dry_run(self, client: ProcoreClient, actions: list[Action]) -> report.RunSummary:
         report.publish_records(self.spec.name, report.plan_rows(actions), what="plan")
         for action in actions:
-            key = {"create": "created", "update": "updated", "skip": "unchanged", "fail": "failed"}[action.kind]
-            self.counts[key] += 1
+            self.counts[COUNTER[action.kind]] += 1
             self.counts["warnings"] += bool(action.warnings)
         return self._summarize(client, status="dry_run", cursor_after=self.cursor_before, dry_run=True)
 
@@ -246,7 +239,7 @@ class EntityRun:
         self.store.finish_run(
             self.run_id,
             status=status,
-            counts={k: v for k, v in self.counts.items()},
+            counts=self.counts,
             api_calls=stats.api_calls,
             write_calls=stats.write_calls,
             message=summary.message,

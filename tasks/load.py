@@ -41,18 +41,23 @@ def outcomes_of(spec: EntitySpec, actions: Sequence[Action], result: SyncResult)
 def _outcome(spec: EntitySpec, action: Action, landed: dict, rejected: dict) -> Outcome:
     entity = landed.get(action.key)
     if entity is not None:
-        return Outcome(
-            key=action.key,
-            action=action.kind,
-            status="warning" if action.warnings else "ok",
-            procore_id=int(entity["id"]),
-            payload_hash=action.payload_hash,
-            message="; ".join(action.warnings) or None,
-            source_updated_at=action.source_updated_at,
-        )
+        return done_outcome(action, int(entity["id"]))
     error = rejected.get(action.key)
     reason = error.text if error else "Procore returned neither the record nor an error for it"
     return failed_outcome(action, f"Procore rejected {spec.name} {action.key}: {reason}")
+
+
+def done_outcome(action: Action, procore_id: int | None) -> Outcome:
+    """A record that is in Procore as planned (created, updated, or unchanged and skipped)."""
+    return Outcome(
+        key=action.key,
+        action=action.kind,
+        status="warning" if action.warnings else "ok",
+        procore_id=procore_id,
+        payload_hash=action.payload_hash,
+        message="; ".join(action.warnings) or None,
+        source_updated_at=action.source_updated_at,
+    )
 
 
 def failed_outcome(action: Action, message: str) -> Outcome:

@@ -41,6 +41,7 @@ class RunSummary(BaseModel):
     updated: int = 0
     unchanged: int = 0
     failed: int = 0
+    blocked: int = 0
     warnings: int = 0
     api_calls: int = 0
     write_calls: int = 0
@@ -145,9 +146,9 @@ def render_summary(s: RunSummary) -> str:
     lines = [
         f"# {s.entity}: {title}",
         "",
-        "| created | updated | unchanged | failed | warnings |",
-        "|---:|---:|---:|---:|---:|",
-        f"| {s.created} | {s.updated} | {s.unchanged} | {s.failed} | {s.warnings} |",
+        "| created | updated | unchanged | failed | blocked | warnings |",
+        "|---:|---:|---:|---:|---:|---:|",
+        f"| {s.created} | {s.updated} | {s.unchanged} | {s.failed} | {s.blocked} | {s.warnings} |",
         "",
         f"- **API calls**: {s.api_calls} ({s.write_calls} writes, {s.retries} retries, "
         f"{s.token_calls} token requests)",

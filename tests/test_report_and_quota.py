@@ -36,6 +36,6 @@ def test_artifact_keys_are_lowercase_dashes() -> None:
 def test_summary_names_counts_calls_and_next_step() -> None:
     text = render_summary(RunSummary(entity="vendors", run_id="r1", status="completed", created=3, failed=2,
                                      api_calls=5, write_calls=1, quota_remaining=3590))
-    assert "| 3 | 0 | 0 | 2 | 0 |" in text
+    assert "| 3 | 0 | 0 | 2 | 0 | 0 |" in text
     assert "5 (1 writes" in text and "3590" in text
     assert "vendors-records" in text
