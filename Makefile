@@ -7,21 +7,22 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test install bench clean
 
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
-	touch $(STAMP)
+	@echo "setting up $(VENV) (first run only)..." >&2
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install --quiet --upgrade pip >&2
+	@$(BIN)/pip install --quiet -e ".[dev]" >&2
+	@touch $(STAMP)
 
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/procore-sync demo $(ARGS)
+	@$(BIN)/procore-sync demo $(ARGS)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(BIN)/python bench/vendors_bulk.py
+	@$(BIN)/python bench/vendors_bulk.py
 
 clean:
 	rm -rf $(VENV) .procore-sync .pytest_cache

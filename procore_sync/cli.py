@@ -28,7 +28,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
+# Tables go to stdout at a readable width even when stdout is a pipe or a log file.
+out = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def _fail(exc: SyncError) -> None:
@@ -47,7 +49,7 @@ def show_summaries(summaries: list[RunSummary], as_json: bool, ui_url: str | Non
         table.add_column(column, justify="left" if column in ("entity", "status") else "right")
     for s in summaries:
         table.add_row(*(str(getattr(s, c)) for c in columns))
-    Console().print(table)
+    out.print(table)
     for s in summaries:
         if s.message:
             console.print(f"[yellow]{s.entity}:[/yellow] {s.message}")
@@ -182,7 +184,7 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     for row in rows:
         records = ", ".join(f"{k} {v}" for k, v in sorted(row["records"].items())) or "none"
         table.add_row(row["entity"], str(row["last_run"]), row["last_status"], str(row["cursor"]), records)
-    Console().print(table)
+    out.print(table)
 
 
 @app.command()
@@ -207,7 +209,7 @@ def history(
     for row in store.history(entity=entity, key=key, status=status, since=since, limit=limit):
         table.add_row(row.at.isoformat(timespec="seconds"), row.entity, row.key, row.action, row.status,
                       str(row.procore_id or ""), str(row.attempt), row.message or "")
-    Console().print(table)
+    out.print(table)
 
 
 def main() -> None:  # pragma: no cover - console entry point
