@@ -56,6 +56,7 @@ from connectors.procore_pacing import MAX_QUOTA_WAIT_S, CallStats, OnWait, Pacer
 from connectors.procore_paging import is_last_page, json_body, next_link, page_items
 from procore_sync.errors import (
     ConfigError,
+    Conflict,
     ConnectionLost,
     PayloadTooLarge,
     RateLimited,
@@ -69,7 +70,7 @@ __all__ = ["CallStats", "ProcoreClient", "QuotaStatus", "SyncItemError", "SyncRe
 
 log = logging.getLogger("connectors.procore")
 
-RETRYABLE = (RateLimited, ServerError, ConnectionLost)
+RETRYABLE = (RateLimited, ServerError, ConnectionLost, Conflict)
 BACKOFF_CAP_S = 30.0
 # A 413 halves the batch; 1,000 items reach single items in 10 halvings.
 MAX_SPLIT_DEPTH = 10

@@ -16,7 +16,9 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from tasks import fields
 from tasks.engine import run_entity
 from tasks.report import RunSummary
-from tasks.spec import EntitySpec, Mapped, SyncOptions
+from tasks.refs import Refs
+from tasks.spec import EntitySpec, Mapped, SyncOptions, Target
+from tasks.writers import SyncWriter
 
 # Procore's field limits for company vendors.
 NAME_MAX = 255
@@ -74,7 +76,7 @@ class ProcoreVendor(BaseModel):
     origin_code: str
 
 
-def map_supplier(supplier: ErpSupplier) -> Mapped:
+def map_supplier(supplier: ErpSupplier, refs: Refs | None = None) -> Mapped:
     warnings: list[str] = []
     text = fields.clean_text
     country = fields.country_code(text(supplier.country_code))
@@ -104,10 +106,9 @@ VENDORS = EntitySpec(
     procore_model=ProcoreVendor,
     map_record=map_supplier,
     key_field="supplier_code",
-    sync_path="/rest/v1.0/vendors/sync",
+    target=Target("/rest/v1.0/vendors/sync"),
+    writer=SyncWriter(),
     list_path="/rest/v1.0/vendors",
-    scope="company",
-    batch_size=1000,
 )
 
 

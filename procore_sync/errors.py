@@ -145,6 +145,20 @@ class Rejected(RecordError):
     """Procore refused the record (422, or a per-item error of a sync call)."""
 
 
+class Blocked(RecordError):
+    """The record is fine but a parent (project, vendor, cost code, contract) is not in Procore.
+
+    It is not sent; it is recorded as blocked, naming the parent, and every later run reads it
+    again, so it lands by itself once the parent does.
+    """
+
+    hint = "nothing to do for this record; fix or sync its parent and it follows."
+
+    def __init__(self, message: str, *, parent_entity: str, parent_key: str, **context: object) -> None:
+        self.parent_entity, self.parent_key = parent_entity, parent_key
+        super().__init__(message, **context)  # type: ignore[arg-type]
+
+
 class PayloadTooLarge(TransientError):
     """413 on a batch: the caller should split the batch."""
 

@@ -27,7 +27,8 @@ from connectors.state import Outcome, StateStore
 from procore_sync.errors import ConfigError, Handling, PermissionDenied, SyncError, TransientError
 from procore_sync.settings import Settings
 from tasks import report
-from tasks.load import done_outcome, failed_outcome, load_batch
+from tasks.load import blocked_outcome, done_outcome, failed_outcome
+from tasks.refs import Refs
 from tasks.mapping import MappedRecord, map_rows
 from tasks.plan import Action, plan
 from tasks.spec import EntitySpec, SyncOptions
@@ -76,26 +77,35 @@ def _log() -> logging.Logger | logging.LoggerAdapter:
     return get_run_logger() if FlowRunContext.get() else logging.getLogger("tasks.engine")
 
 
+def _key(spec: EntitySpec, row: SourceRow) -> str:
+    return str(row.data.get(spec.key_field, "")).strip()
+
+
 @task(name="extract", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_whole_task,
       cache_policy=NO_CACHE)
-def extract(source: ErpSource, spec: EntitySpec, since: datetime | None, keys: Sequence[str]) -> list[SourceRow]:
-    rows = source.read(spec.erp_table, since=since)
+def extract(source: ErpSource, spec: EntitySpec, since: datetime | None, keys: Sequence[str],
+            blocked: Sequence[str] = ()) -> list[SourceRow]:
+    """The rows changed since the cursor, plus the blocked ones (their parent may have landed)."""
     if keys:
         wanted = set(keys)
-        return [row for row in rows if str(row.data.get(spec.key_field, "")).strip() in wanted]
-    return list(rows)
+        return [row for row in source.read(spec.erp_table) if _key(spec, row) in wanted]
+    rows = list(source.read(spec.erp_table, since=since))
+    missing = set(blocked) - {_key(spec, row) for row in rows} if since is not None else set()
+    if missing:
+        rows += [row for row in source.read(spec.erp_table) if _key(spec, row) in missing]
+    return rows
 
 
 @task(name="map-and-plan", cache_policy=NO_CACHE)
-def map_and_plan(spec: EntitySpec, rows: list[SourceRow], store: StateStore) -> list[Action]:
-    records: list[MappedRecord] = map_rows(spec, rows)
+def map_and_plan(spec: EntitySpec, rows: list[SourceRow], store: StateStore, refs: Refs) -> list[Action]:
+    records: list[MappedRecord] = map_rows(spec, rows, refs)
     states = store.record_states(spec.name, keys=[record.key for record in records])
-    return plan(records, states)
+    return plan(records, states, locked=spec.locked_once_synced)
 
 
-@task(name="load-batch", cache_policy=NO_CACHE)
-def load_batch_task(client: ProcoreClient, spec: EntitySpec, batch: list[Action], company_id: int) -> list[Outcome]:
-    return load_batch(client, spec, batch, company_id)
+@task(name="write-batch", cache_policy=NO_CACHE)
+def write_batch(client: ProcoreClient, spec: EntitySpec, scope: dict[str, Any], batch: list[Action]) -> list[Outcome]:
+    return spec.writer.write(client, spec, scope, batch)
 
 
 def batches(actions: Sequence[Action], size: int) -> Iterator[list[Action]]:
@@ -103,10 +113,20 @@ def batches(actions: Sequence[Action], size: int) -> Iterator[list[Action]]:
         yield list(actions[start : start + size])
 
 
+def groups(actions: Sequence[Action]) -> dict[tuple[tuple[str, int], ...], list[Action]]:
+    """Writes that share a scope (project, contract...) go to Procore in the same request."""
+    grouped: dict[tuple[tuple[str, int], ...], list[Action]] = {}
+    for action in actions:
+        grouped.setdefault(tuple(sorted(action.scope.items())), []).append(action)
+    return grouped
+
+
 def outcome_without_call(action: Action) -> Outcome:
-    """Record the actions that need no call: failed mappings and unchanged records."""
+    """Record the actions that need no call: failed mappings, blocked and unchanged records."""
     if action.kind == "fail":
         return failed_outcome(action, action.message or "invalid record")
+    if action.kind == "blocked":
+        return blocked_outcome(action)
     return done_outcome(action, action.procore_id)
 
 
@@ -143,13 +163,17 @@ class EntityRun:
         with self.runtime.make_client(self._on_wait) as client:
             try:
                 check_company(client, self.runtime.settings)
-                rows = extract(self.runtime.source, self.spec, self.since, self.options.erp_keys)
-                actions = map_and_plan(self.spec, rows, self.store)
+                context = {"company_id": self.runtime.settings.company_id}
+                context |= self.spec.prepare(client) if self.spec.prepare else {}
+                refs = Refs(self.store, self.runtime.source, context)
+                blocked = [k for k, s in self.store.record_states(self.spec.name).items() if s.status == "blocked"]
+                rows = extract(self.runtime.source, self.spec, self.since, self.options.erp_keys, blocked)
+                actions = map_and_plan(self.spec, rows, self.store, refs)
                 log.info("%s: %d records read since %s", self.spec.name, len(rows), self.since or "the beginning")
                 if self.options.dry_run:
                     return self._finish_dry_run(client, actions)
                 self._record([outcome_without_call(a) for a in actions if not a.writes])
-                self._load(client, [a for a in actions if a.writes])
+                self._load(client, context, [a for a in actions if a.writes])
             except SyncError as exc:
                 if exc.handling is Handling.REPORT:
                     raise
@@ -159,19 +183,23 @@ class EntityRun:
     def _on_wait(self, until: datetime, message: str) -> None:
         _log().warning("waiting for Procore quota until %s: %s", until.astimezone().strftime("%H:%M:%S"), message)
 
-    def _load(self, client: ProcoreClient, writes: list[Action]) -> None:
+    def _load(self, client: ProcoreClient, context: dict[str, Any], writes: list[Action]) -> None:
         progress = report.Progress(self.spec.name, len(writes))
         size = self.options.batch_size or min(self.spec.batch_size, self.runtime.settings.batch_size)
-        for batch in batches(writes, size):
-            try:
-                outcomes = load_batch_task(client, self.spec, batch, self.runtime.settings.company_id)
-            except TransientError as exc:
-                # Whether Procore applied the batch is unknown: park it as failed (history shows the
-                # attempt), keep the cursor where it is, and stop; the next run sends it again.
-                self._record([failed_outcome(a, f"not confirmed by Procore: {exc.message}") for a in batch])
-                raise
-            self._record(outcomes)
-            progress.advance(len(batch))
+        for scope, group in groups(writes).items():
+            for batch in batches(group, size):
+                self._load_batch(client, context | dict(scope), batch)
+                progress.advance(len(batch))
+
+    def _load_batch(self, client: ProcoreClient, scope: dict[str, Any], batch: list[Action]) -> None:
+        try:
+            outcomes = write_batch(client, self.spec, scope, batch)
+        except TransientError as exc:
+            # Whether Procore applied the batch is unknown: park it as failed (history shows the
+            # attempt), keep the cursor where it is, and stop; the next run sends it again.
+            self._record([failed_outcome(a, f"not confirmed by Procore: {exc.message}") for a in batch])
+            raise
+        self._record(outcomes)
 
     def _record(self, outcomes: list[Outcome]) -> None:
         if not outcomes:

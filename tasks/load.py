@@ -1,50 +1,31 @@
-"""Execute the write actions of a plan through Procore's batch (sync) endpoint.
+"""Turn what Procore answered into one outcome per record.
 
-Every item carries its ERP key as ``origin_id``, so a batch is an upsert: sending it again after
-a lost answer or a killed process updates what already landed instead of duplicating it. That is
-what makes the client's HTTP retries of a sync call safe, and why no other layer retries it.
+Writers (``tasks/writers.py``) send the requests; these helpers say what became of each record:
+landed (with its Procore id), or failed with Procore's own words.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from connectors.procore import ProcoreClient, SyncResult
+from connectors.procore import SyncResult
 from connectors.state import Outcome
 from tasks.plan import Action
 from tasks.spec import EntitySpec
 
 
-def scope_for(spec: EntitySpec, company_id: int) -> dict[str, int]:
-    return {"company_id": company_id}
+def outcomes_by_origin(spec: EntitySpec, actions: Sequence[Action], result: SyncResult) -> list[Outcome]:
+    """Match a Sync Action's entities and per-item errors back to records by origin_id."""
+    landed = {spec.key_of_origin(origin): entity for origin, entity in result.by_origin_id().items()}
+    rejected = {spec.key_of_origin(e.origin_id): e.text for e in result.errors if e.origin_id}
+    return [outcome_of(spec, action, landed.get(action.key), rejected.get(action.key)) for action in actions]
 
 
-def load_batch(
-    client: ProcoreClient, spec: EntitySpec, actions: Sequence[Action], company_id: int
-) -> list[Outcome]:
-    """Send one batch (≤ 1,000 actions) in one sync call and say what became of each record."""
-    result = client.sync(
-        spec.sync_path,
-        scope=scope_for(spec, company_id),
-        items=[action.item() for action in actions],
-        batch_size=len(actions),
-    )
-    return outcomes_of(spec, actions, result)
-
-
-def outcomes_of(spec: EntitySpec, actions: Sequence[Action], result: SyncResult) -> list[Outcome]:
-    landed = result.by_origin_id()
-    rejected = {error.origin_id: error for error in result.errors}
-    return [_outcome(spec, action, landed, rejected) for action in actions]
-
-
-def _outcome(spec: EntitySpec, action: Action, landed: dict, rejected: dict) -> Outcome:
-    entity = landed.get(action.key)
+def outcome_of(spec: EntitySpec, action: Action, entity: dict | None, error: str | None) -> Outcome:
     if entity is not None:
         return done_outcome(action, int(entity["id"]))
-    error = rejected.get(action.key)
-    reason = error.text if error else "Procore returned neither the record nor an error for it"
-    return failed_outcome(action, f"Procore rejected {spec.name} {action.key}: {reason}")
+    reason = error or "Procore returned neither the record nor an error for it"
+    return failed_outcome(action, f"Procore rejected {spec.display_name.lower()} {action.key}: {reason}")
 
 
 def done_outcome(action: Action, procore_id: int | None) -> Outcome:
@@ -67,5 +48,16 @@ def failed_outcome(action: Action, message: str) -> Outcome:
         status="failed",
         procore_id=action.procore_id,
         message=message,
+        source_updated_at=action.source_updated_at,
+    )
+
+
+def blocked_outcome(action: Action) -> Outcome:
+    return Outcome(
+        key=action.key,
+        action="blocked",
+        status="blocked",
+        procore_id=action.procore_id,
+        message=action.message,
         source_updated_at=action.source_updated_at,
     )

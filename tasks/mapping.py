@@ -19,7 +19,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from connectors.erp import SourceRow
-from procore_sync.errors import InvalidRecord
+from procore_sync.errors import Blocked, InvalidRecord
+from tasks.refs import Refs
 from tasks.spec import EntitySpec
 
 
@@ -30,12 +31,14 @@ class MappedRecord:
     payload_hash: str | None = None
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
+    blocked: str | None = None
+    scope: dict[str, int] = field(default_factory=dict)
     source_updated_at: datetime | None = None
     line: int | None = None
 
     @property
     def ok(self) -> bool:
-        return self.error is None
+        return self.error is None and self.blocked is None
 
 
 def payload_hash(payload: dict[str, Any]) -> str:
@@ -54,12 +57,12 @@ def describe_validation_error(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def map_rows(spec: EntitySpec, rows: Iterable[SourceRow]) -> list[MappedRecord]:
+def map_rows(spec: EntitySpec, rows: Iterable[SourceRow], refs: Refs | None = None) -> list[MappedRecord]:
     by_key: dict[str, list[SourceRow]] = defaultdict(list)
     for index, row in enumerate(rows, start=1):
         by_key[_key_of(spec, row, index)].append(row)
     return [
-        _map_one(spec, key, group[0]) if len(group) == 1 else _duplicate(spec, key, group)
+        _map_one(spec, key, group[0], refs) if len(group) == 1 else _duplicate(spec, key, group)
         for key, group in by_key.items()
     ]
 
@@ -70,7 +73,7 @@ def _key_of(spec: EntitySpec, row: SourceRow, index: int) -> str:
     return key or f"(no {spec.key_field}, row {row.line or index})"
 
 
-def _map_one(spec: EntitySpec, key: str, row: SourceRow) -> MappedRecord:
+def _map_one(spec: EntitySpec, key: str, row: SourceRow, refs: Refs | None) -> MappedRecord:
     updated_at = row.data.get(spec.cursor_field)
     base: dict[str, Any] = {
         "key": key,
@@ -81,15 +84,20 @@ def _map_one(spec: EntitySpec, key: str, row: SourceRow) -> MappedRecord:
         return MappedRecord(payload=None, error=f"{spec.key_field} is blank", **base)
     try:
         source = spec.erp_model.model_validate(row.data)
-        mapped = spec.map_record(source)
+        mapped = spec.map_record(source, refs)
     except ValidationError as exc:
         return MappedRecord(payload=None, error=describe_validation_error(exc), **base)
+    except Blocked as exc:
+        return MappedRecord(payload=None, blocked=exc.message, **base)
     except InvalidRecord as exc:
         return MappedRecord(payload=None, error=exc.message, **base)
     payload = mapped.payload.model_dump(mode="json", exclude_none=True)
-    payload["origin_id"] = key
+    if spec.uses_origin_id:
+        payload["origin_id"] = spec.origin_id(key)
+    # The scope is part of what was pushed: a record moved to another project is an update.
+    digest = payload_hash({"payload": payload, "scope": mapped.scope})
     return MappedRecord(
-        payload=payload, payload_hash=payload_hash(payload), warnings=mapped.warnings, **base
+        payload=payload, payload_hash=digest, warnings=mapped.warnings, scope=mapped.scope, **base
     )
 
 

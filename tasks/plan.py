@@ -1,8 +1,10 @@
 """Plan, then act: a pure function from (mapped records, state rows) to typed actions.
 
 The plan decides every record's fate before any write: ``create`` (never pushed), ``update``
-(pushed before, payload changed), ``skip`` (payload hash equal to the last one pushed: no call)
-or ``fail`` (the record cannot be sent; the message says why). Dry runs publish the plan and
+(pushed before, payload changed), ``skip`` (payload hash equal to the last one pushed: no call),
+``blocked`` (a parent is not in Procore yet; the message names it) or ``fail`` (the record cannot
+be sent; the message says why). Records Procore locks once created (``locked``) are never
+updated: a change to one fails with a message instead of being pushed blindly. Dry runs publish the plan and
 stop; real runs execute it. No I/O here, so the decision logic is tested without HTTP.
 """
 
@@ -17,7 +19,7 @@ from typing import Any, Literal
 from connectors.state import RecordState
 from tasks.mapping import MappedRecord
 
-ActionKind = Literal["create", "update", "skip", "fail"]
+ActionKind = Literal["create", "update", "skip", "fail", "blocked"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class Action:
     procore_id: int | None = None
     message: str | None = None
     warnings: tuple[str, ...] = field(default=())
+    scope: dict[str, int] = field(default_factory=dict)
     source_updated_at: datetime | None = None
 
     @property
@@ -41,22 +44,33 @@ class Action:
         return {**self.payload, "id": self.procore_id} if self.procore_id else dict(self.payload)
 
 
-def plan(records: Iterable[MappedRecord], states: Mapping[str, RecordState]) -> list[Action]:
-    return [_decide(record, states.get(record.key)) for record in records]
+def plan(
+    records: Iterable[MappedRecord], states: Mapping[str, RecordState], *, locked: bool = False
+) -> list[Action]:
+    return [_decide(record, states.get(record.key), locked) for record in records]
 
 
-def _decide(record: MappedRecord, state: RecordState | None) -> Action:
+def _decide(record: MappedRecord, state: RecordState | None, locked: bool) -> Action:
     common: dict[str, Any] = {
         "key": record.key,
         "warnings": tuple(record.warnings),
+        "scope": record.scope,
         "source_updated_at": record.source_updated_at,
     }
-    if not record.ok:
-        return Action("fail", message=record.error, **common)
     known_id = state.procore_id if state else None
+    if record.blocked:
+        return Action("blocked", procore_id=known_id, message=record.blocked, **common)
+    if not record.ok:
+        return Action("fail", procore_id=known_id, message=record.error, **common)
     if state and known_id and state.status in ("ok", "warning"):
         if state.payload_hash == record.payload_hash:
             return Action("skip", procore_id=known_id, payload_hash=record.payload_hash, **common)
+    if locked and known_id:
+        message = (
+            f"{record.key} changed in the ERP, but Procore locks it since procore-sync created it "
+            "(origin_id set); record the change in Procore or with a new ERP entry"
+        )
+        return Action("fail", procore_id=known_id, message=message, **common)
     kind: ActionKind = "update" if known_id else "create"
     return Action(
         kind,
@@ -69,4 +83,4 @@ def _decide(record: MappedRecord, state: RecordState | None) -> Action:
 
 def summarize(actions: Iterable[Action]) -> dict[str, int]:
     counts = Counter(action.kind for action in actions)
-    return {kind: counts.get(kind, 0) for kind in ("create", "update", "skip", "fail")}
+    return {kind: counts.get(kind, 0) for kind in ("create", "update", "skip", "fail", "blocked")}

@@ -124,7 +124,7 @@ def plan_rows(actions: Iterable[Action]) -> list[dict[str, Any]]:
             "erp_key": action.key,
             "procore_id": action.procore_id,
             "action": action.kind,
-            "status": "failed" if action.kind == "fail" else ("warning" if action.warnings else "ok"),
+            "status": {"fail": "failed", "blocked": "blocked"}.get(action.kind, "warning" if action.warnings else "ok"),
             "message": action.message or "; ".join(action.warnings) or None,
         }
         for action in actions

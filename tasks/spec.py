@@ -1,56 +1,98 @@
 """What an entity declares, and the options every entity flow takes.
 
-An entity module in ``flows/`` builds one ``EntitySpec``: its models, its pure mapping function
-and where it goes in Procore. The engine (``tasks.engine``) needs nothing else to extract, map,
-plan, load, record and report it.
+An entity module in ``flows/`` builds one ``EntitySpec``: its models, its pure mapping function,
+its parents and where it goes in Procore (a ``Target`` and a writer). The engine
+(``tasks.engine``) needs nothing else to extract, map, plan, load, record and report it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+if TYPE_CHECKING:
+    from tasks.refs import Refs
+    from tasks.writers import Writer
+
 
 class Mapped(BaseModel):
-    """The result of mapping one ERP record: the outgoing payload and the operator's warnings."""
+    """The result of mapping one ERP record.
+
+    ``scope`` holds the Procore ids that choose the request the record goes in (``project_id``,
+    a contract id...); records with the same scope are batched together.
+    """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     payload: BaseModel
     warnings: list[str] = Field(default_factory=list)
+    scope: dict[str, int] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a batch of records is written: the path (its ``{placeholders}`` are filled from the
+    scope) and which scope values travel in the body and which in the query."""
+
+    path: str
+    method: str = "PATCH"
+    body_scope: tuple[str, ...] = ("company_id",)
+    query_scope: tuple[str, ...] = ()
+    items_key: str = "updates"
+
+    def request(self, scope: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        path = self.path.format(**scope)
+        return path, {k: scope[k] for k in self.body_scope}, {k: scope[k] for k in self.query_scope}
 
 
 @dataclass(frozen=True)
 class EntitySpec:
     """One synced entity, as data.
 
-    ``map_record`` is pure: it receives the validated ERP model and returns the strict outgoing
-    Procore model plus warnings; it raises ``procore_sync.errors.InvalidRecord`` (or lets a
-    pydantic ``ValidationError`` escape) for a record that cannot be sent.
+    ``map_record(record, refs)`` is pure but for ``refs``, which turns parents' ERP keys into
+    Procore ids (raising ``Blocked`` when a parent is not in Procore yet). It returns the strict
+    outgoing model plus warnings and scope; it raises ``InvalidRecord`` (or lets a pydantic
+    ``ValidationError`` escape) for a record that cannot be sent.
     """
 
     name: str
     erp_table: str
     erp_model: type[BaseModel]
     procore_model: type[BaseModel]
-    map_record: Callable[[BaseModel], Mapped]
+    map_record: Callable[[Any, Refs], Mapped]
     key_field: str
-    sync_path: str
+    target: Target
+    writer: Writer
     list_path: str
-    scope: Literal["company"] = "company"
+    list_scope: tuple[str, ...] = ("company_id",)
+    parents: tuple[EntitySpec, ...] = ()
+    origin_prefix: str = ""
+    uses_origin_id: bool = True
+    # Procore locks some records once an integration created them (direct costs): never update.
+    locked_once_synced: bool = False
+    # Company-level ids a run needs before mapping (e.g. the standard cost code list), by client.
+    prepare: Callable[[Any], dict[str, Any]] | None = None
     cursor_field: str = "updated_at"
     batch_size: int = 1000
-    depends_on: tuple[str, ...] = ()
-    direction: Literal["erp_to_procore"] = "erp_to_procore"
     title: str = ""
     labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def display_name(self) -> str:
         return self.title or self.name.replace("_", " ").capitalize()
+
+    @property
+    def depends_on(self) -> tuple[str, ...]:
+        return tuple(parent.name for parent in self.parents)
+
+    def origin_id(self, key: str) -> str:
+        return f"{self.origin_prefix}{key}"
+
+    def key_of_origin(self, origin_id: str) -> str:
+        return origin_id.removeprefix(self.origin_prefix)
 
 
 class SyncOptions(BaseModel):
@@ -65,8 +107,8 @@ class SyncOptions(BaseModel):
     )
     dry_run: bool = Field(
         default=False,
-        description="Plan only: publish what would be created, updated, skipped or failed, "
-        "and write nothing to Procore or to the sync state.",
+        description="Plan only: publish what would be created, updated, skipped, blocked or "
+        "failed, and write nothing to Procore or to the sync state.",
     )
     erp_keys: list[str] = Field(
         default_factory=list,
@@ -79,3 +121,4 @@ class SyncOptions(BaseModel):
         le=1000,
         description="Records per sync call (Procore allows at most 1,000); default from settings.",
     )
+

@@ -55,4 +55,4 @@ def test_invalid_record_fails_with_its_message() -> None:
 
 def test_summarize_counts_each_kind() -> None:
     actions = plan([record("A"), record("B", "h2"), record("C", error="x")], {"B": state("B")})
-    assert summarize(actions) == {"create": 1, "update": 1, "skip": 0, "fail": 1}
+    assert summarize(actions) == {"create": 1, "update": 1, "skip": 0, "fail": 1, "blocked": 0}

@@ -234,7 +234,6 @@ def test_a_link_to_another_host_is_refused_before_the_token_leaves(
         (400, Rejected, Handling.REPORT),
         (403, PermissionDenied, Handling.STOP),
         (404, NotFound, Handling.STOP),
-        (409, Conflict, Handling.RETRY),  # transient, but left to the task layer
         (422, Rejected, Handling.REPORT),
     ],
 )
@@ -253,6 +252,17 @@ def test_client_errors_are_mapped_with_context_and_not_retried(
     assert exc.body is not None and len(exc.body) == 300
     assert "x-request-id req-77" in str(exc)
     assert len(api_calls(rsps)) == 1 and fake.sleeps == [] and client.stats.retries == 0
+
+
+def test_conflict_is_retried_after_a_backoff(
+    rsps: responses.RequestsMock, client: ProcoreClient, fake: FakeTime
+) -> None:
+    """409: another sync of the same resource is running (direct cost lines); wait and resend."""
+    add_tokens(rsps, new_token())
+    rsps.add(responses.GET, VENDORS, status=409, json={"errors": "busy"})
+    rsps.add(responses.GET, VENDORS, status=200, json=[])
+    assert client.get("/rest/v1.0/vendors", params={"company_id": 42}) == []
+    assert client.stats.retries == 1 and len(fake.sleeps) == 1
 
 
 def test_secret_query_values_are_masked_in_the_error_url(

@@ -1,0 +1,64 @@
+"""Resolve a parent's ERP key to its Procore id, or say why it cannot be.
+
+Three answers, and each is a message the operator can act on:
+
+- the parent is in Procore (the state has its id): the id;
+- the parent is in the ERP but not (yet) in Procore, because it failed, is itself blocked or has
+  not been synced: ``Blocked``, naming the parent and its own message; the record lands by
+  itself in a later run, once the parent does;
+- the parent is not in the ERP at all: ``InvalidRecord`` ("supplier V-778 does not exist in the
+  ERP"); only fixing the ERP helps.
+
+Per run, each parent entity's state and ERP keys are read once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connectors.erp import ErpSource
+from connectors.state import RecordState, StateStore
+from procore_sync.errors import Blocked, InvalidRecord
+from tasks.spec import EntitySpec
+
+
+class Refs:
+    def __init__(self, store: StateStore, source: ErpSource, context: dict[str, Any] | None = None) -> None:
+        self._store, self._source = store, source
+        self._states: dict[str, dict[str, RecordState]] = {}
+        self._erp_keys: dict[str, set[str]] = {}
+        self.context: dict[str, Any] = dict(context or {})
+
+    def id(self, parent: EntitySpec, key: str | None, what: str | None = None) -> int:
+        """The Procore id of ``parent``'s record ``key``; ``what`` names it in messages."""
+        label = what or f"{parent.display_name.lower()} {key}"
+        if key is None or not str(key).strip():
+            raise InvalidRecord(f"{label}: the reference is blank")
+        key = str(key).strip()
+        state = self.states(parent).get(key)
+        if state is not None and state.procore_id:
+            return state.procore_id
+        if key not in self.erp_keys(parent):
+            raise InvalidRecord(f"{label} does not exist in the ERP")
+        raise Blocked(f"waiting for {label}: {_why_not_in_procore(state)}", parent_entity=parent.name, parent_key=key)
+
+    def states(self, parent: EntitySpec) -> dict[str, RecordState]:
+        if parent.name not in self._states:
+            self._states[parent.name] = self._store.record_states(parent.name)
+        return self._states[parent.name]
+
+    def erp_keys(self, parent: EntitySpec) -> set[str]:
+        if parent.name not in self._erp_keys:
+            rows = self._source.read(parent.erp_table)
+            self._erp_keys[parent.name] = {str(r.data.get(parent.key_field, "")).strip() for r in rows}
+        return self._erp_keys[parent.name]
+
+
+def _why_not_in_procore(state: RecordState | None) -> str:
+    if state is None:
+        return "not synced to Procore yet"
+    if state.status == "failed":
+        return f"it failed ({state.message})"
+    if state.status == "blocked":
+        return f"it is blocked itself ({state.message})"
+    return "not in Procore yet"
