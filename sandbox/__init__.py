@@ -1,8 +1,10 @@
 """A local stand-in for Procore's REST API, strict where Procore is strict and unkind where it is.
 
 procore-sync is tested and demonstrated against this sandbox instead of a real Procore company.
-It serves the few operations the tool uses (OAuth client credentials, companies, vendors with
-the sync action) with Procore's paths, status codes, bodies and headers, and it reproduces the
+It serves the operations the tool uses (OAuth client credentials, companies, and every resource
+an ERP → Procore sync writes: vendors, projects, cost codes and types, sub jobs, WBS codes, the
+original budget, users, prime contracts, subcontracts, purchase orders and direct costs, with
+their sync actions) with Procore's paths, status codes, bodies and headers, and it reproduces the
 conditions a sync must survive: the hourly and spike quotas with their ``X-Rate-Limit-*``
 headers, 5xx answers, latency, and answers lost after the write landed. Time comes from an
 injected clock, so tests move it by hand instead of sleeping.

@@ -4,11 +4,13 @@ They need no token, count against no quota and never fail by fault injection, so
 demo can always reach them:
 
 - ``GET|PUT /_sandbox/faults``: read or change ``error_rate``, ``latency_ms``,
-  ``lost_response_rate`` (a PUT may name just the ones to change).
+  ``lost_response_rate``, ``sync_hold_ms`` (a PUT may name just the ones to change).
 - ``GET|PUT /_sandbox/quota``: read or change the four quota limits (same partial PUT); counts
   already made stay.
-- ``POST /_sandbox/reset``: wipe vendors, quota counts and recorded contract violations and
-  restart the fault generator from its seed. Issued tokens stay valid, so a client keeps going.
+- ``POST /_sandbox/reset``: wipe every record (vendors, projects and everything in them; the
+  company's standard cost code list is seeded again, with a new id), quota counts and recorded
+  contract violations, and restart the fault generator from its seed. Issued tokens stay valid,
+  so a client keeps going.
 - ``GET /_sandbox/contract_violations``: what ``sandbox.contract`` found wrong in the requests so
   far, for a sandbox running in another process.
 """

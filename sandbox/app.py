@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 
-from sandbox import admin, routes
+from sandbox import admin, routes, routes_company, routes_contracts, routes_direct_costs, routes_project
 from sandbox.api_errors import install_error_handlers
 from sandbox.auth import TokenRegistry
 from sandbox.config import SandboxConfig
@@ -39,12 +39,13 @@ def build_state(
         error_rate=config.error_rate,
         latency_ms=config.latency_ms,
         lost_response_rate=config.lost_response_rate,
+        sync_hold_ms=config.sync_hold_ms,
     )
     return SandboxState(
         config=config,
         clock=clock,
         sleep=sleep,
-        store=Store(clock, config.data_file),
+        store=Store(clock, config.data_file, companies=(config.company_id,)),
         tokens=TokenRegistry(config, clock),
         quota=Quota(limits, clock),
         faults=FaultInjector(faults, config.seed),
@@ -76,7 +77,15 @@ def create_app(
     app.state.store = state.store
     app.state.contract_violations = state.contract_violations
     install_error_handlers(app)
-    for router in (routes.router, admin.router):
+    routers = (
+        routes.router,
+        routes_company.router,
+        routes_project.router,
+        routes_contracts.router,
+        routes_direct_costs.router,
+        admin.router,
+    )
+    for router in routers:
         _add_routes(app, router)
     app.add_middleware(Gate, state=state)
     return app

@@ -32,6 +32,7 @@ class SandboxConfig(BaseModel):
     error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     latency_ms: int = Field(default=0, ge=0)
     lost_response_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    sync_hold_ms: int = Field(default=0, ge=0)
     seed: int = 0
 
     data_file: Path | None = None

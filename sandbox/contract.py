@@ -16,15 +16,28 @@ This module answers three questions against them:
 - ``validate_response``: does a body match ``responses[status].schema`` when there is one? 2xx
   statuses the operation does not document are reported too (a create must answer 201).
 
-One deliberate loosening: where the derivation could not resolve a type it wrote the placeholder
-``{"type": "object", "description": "(nested object)"}`` (for example the items of the sync
-operation's ``trade_ids``, which the create operation types as integers). Those placeholders are
-read as "any value"; everything else is checked as published.
+Deliberate loosenings, each for a known gap between the derived files and Procore's API; all
+else is checked as published:
+
+- where the derivation could not resolve a type it wrote the placeholder ``{"type": "object",
+  "description": "(nested object)"}`` (for example the items of the vendor sync's ``trade_ids``,
+  which the create operation types as integers). Those placeholders are read as "any value";
+- an enum whose only value is a sentence starting "Any value" (``uom``: "Any value present in
+  the Company list of Units of Measure") is read as "any string";
+- parameters whose descriptions say "You must supply either a company_id or project_id" are
+  both marked required; either one satisfies both;
+- the items of a Sync Action (``PATCH .../sync`` with ``updates[]``) may carry ``id``: Procore's
+  matching table (reference §4.0) works on ``id`` for every sync, though a few derived item
+  schemas (purchase orders, commitment lines) leave it out;
+- responses may carry ``null`` for any attribute: Procore's serializers show unset attributes as
+  ``null`` and the derived schemas dropped the ``nullable`` marks (they survive only in a few
+  enums, such as a project's ``flag``).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -34,6 +47,7 @@ from typing import Any, NamedTuple
 from jsonschema import Draft202012Validator
 
 PLACEHOLDER = {"type": "object", "description": "(nested object)"}
+EITHER = re.compile(r"supply either an? (\w+) or (\w+)")
 QueryValue = str | list[str]
 
 
@@ -140,13 +154,23 @@ def _scalar_problem(schema: dict[str, Any], value: str) -> str | None:
     return None
 
 
+def _alternatives(declared: dict[str, dict[str, Any]]) -> dict[str, set[str]]:
+    """Parameter name -> the names any of which satisfies it ("supply either a X or Y")."""
+    alternatives: dict[str, set[str]] = {}
+    for name, parameter in declared.items():
+        if match := EITHER.search(parameter.get("description", "")):
+            alternatives[name] = set(match.groups()) | {name}
+    return alternatives
+
+
 def _parameter_problems(
     location: str, declared: dict[str, dict[str, Any]], given: dict[str, QueryValue]
 ) -> list[str]:
+    alternatives = _alternatives(declared)
     problems = [
         f"{location} parameter {name!r} is required"
         for name, parameter in declared.items()
-        if parameter.get("required") and name not in given
+        if parameter.get("required") and not (alternatives.get(name, {name}) & given.keys())
     ]
     for name, value in given.items():
         if name not in declared:
@@ -163,14 +187,49 @@ def _parameter_problems(
 # --- bodies ----------------------------------------------------------------------------------
 
 
+def _sentence_enum(schema: dict[str, Any]) -> bool:
+    choices = schema.get("enum")
+    return isinstance(choices, list) and len(choices) == 1 and str(choices[0]).startswith("Any value")
+
+
 def _loosen(schema: Any) -> Any:
-    """Copy of ``schema`` with the derivation's unresolved-type placeholders read as "any"."""
+    """Copy of ``schema`` with the derivation's placeholders read as "any" (see the docstring)."""
     if isinstance(schema, dict):
         if schema == PLACEHOLDER:
             return {}
+        if _sentence_enum(schema):
+            schema = {key: value for key, value in schema.items() if key != "enum"}
         return {key: _loosen(value) for key, value in schema.items()}
     if isinstance(schema, list):
         return [_loosen(item) for item in schema]
+    return schema
+
+
+def _nullable(schema: Any) -> Any:
+    """Copy of a response schema in which every typed value may also be ``null``."""
+    if isinstance(schema, list):
+        return [_nullable(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    copied = {key: _nullable(value) for key, value in schema.items()}
+    if isinstance(schema.get("type"), str):
+        copied["type"] = [schema["type"], "null"]
+    if isinstance(schema.get("enum"), list) and None not in schema["enum"]:
+        copied["enum"] = [*schema["enum"], None]
+    # "properties" maps names to schemas: its keys are not schema keywords.
+    if isinstance(schema.get("properties"), dict):
+        copied["properties"] = {name: _nullable(value) for name, value in schema["properties"].items()}
+    return copied
+
+
+@cache
+def request_schema(operation_id: str) -> dict[str, Any]:
+    """The operation's request body schema as the contract reads it (see the docstring)."""
+    operation = next(operation for operation in operations() if operation.operation_id == operation_id)
+    schema = _loosen(operation.spec["requestBody"].get("schema") or {})
+    items = schema.get("properties", {}).get("updates", {}).get("items", {})
+    if operation.path.endswith("/sync") and "properties" in items and "id" not in items["properties"]:
+        items["properties"]["id"] = {"type": "integer", "description": "Procore's matching table (§4.0)"}
     return schema
 
 
@@ -181,9 +240,10 @@ def _where(path: Sequence[Any]) -> str:
 @cache
 def _validator(operation_id: str, part: str) -> Draft202012Validator:
     """The validator of one schema of an operation: ``request`` or a response status."""
+    if part == "request":
+        return Draft202012Validator(request_schema(operation_id))
     spec = next(operation.spec for operation in operations() if operation.operation_id == operation_id)
-    schema = spec["requestBody"]["schema"] if part == "request" else spec["responses"][part]["schema"]
-    return Draft202012Validator(_loosen(schema))
+    return Draft202012Validator(_nullable(_loosen(spec["responses"][part]["schema"])))
 
 
 def _schema_problems(prefix: str, validator: Draft202012Validator, instance: Any) -> list[str]:
@@ -213,10 +273,10 @@ def _body_problems(operation: Operation, body: Any) -> list[str]:
         return [] if body in (None, b"", "", {}) else ["the operation takes no request body"]
     if body is None:
         return ["a request body is required"] if request_body.get("required") else []
-    schema = request_body.get("schema")
-    if not schema:
+    if not request_body.get("schema"):
         return []
     validator = _validator(operation.operation_id, "request")
+    schema = request_schema(operation.operation_id)
     return _schema_problems("body", validator, body) + _undeclared("body", schema, body)
 
 

@@ -1,6 +1,6 @@
 """Switchable failures, drawn from a seeded random generator.
 
-Three knobs, set in the config and changed at run time through ``PUT /_sandbox/faults``:
+Four knobs, set in the config and changed at run time through ``PUT /_sandbox/faults``:
 
 - ``error_rate``: share of /rest/ calls answered 503 (with ``Retry-After: 1``) or 500 instead of
   being handled; nothing is read or written.
@@ -9,6 +9,9 @@ Three knobs, set in the config and changed at run time through ``PUT /_sandbox/f
   committed) and whose answer is then cut off mid-body, so the client sees a broken connection
   and cannot know whether its write landed. This is the case idempotent sync by ``origin_id``
   exists for.
+- ``sync_hold_ms``: how long a direct cost line item sync holds its project's "sync running"
+  mark before doing its work (see ``sandbox.routes_direct_costs``), so a test can make two
+  syncs overlap for certain and see the second one refused with 409.
 
 Every /rest/ call that reaches the fault stage draws the same three numbers whatever the
 settings, so with a given seed the n-th call always meets the same fate.
@@ -29,6 +32,7 @@ class FaultSettings(BaseModel):
     error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     latency_ms: int = Field(default=0, ge=0)
     lost_response_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    sync_hold_ms: int = Field(default=0, ge=0)
 
 
 class Fault(Enum):

@@ -6,11 +6,18 @@ Filters follow Procore's list conventions:
   ISO 8601 instant with ``Z`` or an offset, or a bare date. A bare date means the whole day: the
   start of the day on the left, its last instant on the right. Either side may be left empty
   for an open range. Times without a zone are read as UTC.
-- ``filters[origin_id]``: exact match. ``filters[id][]``: any of the ids. ``filters[search]``:
-  case-insensitive substring of name, notes or origin_code.
+- ``filters[origin_id]``: exact match. ``filters[id][]`` (or ``filters[id]``, as some endpoints
+  declare it): any of the ids. ``filters[search]``: case-insensitive substring of name, notes or
+  origin_code (of the fields an endpoint names).
+- ``filters[<field>]`` for the fields an endpoint lists as ``exact``: equal to the stored value.
+
+Each endpoint names the filters it supports, as Procore declares them per endpoint; others are
+ignored, as Procore ignores them (the contract check reports them), so a client that relies on a
+filter an endpoint lacks sees every record here too, not a silently narrowed list.
 
 Pages are 1-based; ``per_page`` defaults to 100 and is clamped to 1..2000 (Procore's current
-guidance caps it at 2,000; it answers larger values with fewer items rather than an error). The
+guidance caps it at 2,000; it answers larger values with fewer items rather than an error), or
+to an endpoint's own maximum (300 for ``GET /rest/v1.1/projects``). The
 answer carries ``Total``, ``Per-Page`` and a ``Link`` header with absolute ``first``, ``prev``,
 ``next`` and ``last`` URLs built from the request's own URL, so a client behind any base URL can
 follow them; ``prev`` is absent on the first page and ``next`` on the last.
@@ -30,6 +37,8 @@ from sandbox.api_errors import ApiError
 DEFAULT_PER_PAGE = 100
 MAX_PER_PAGE = 2000
 RANGE_SEPARATOR = "..."
+VENDOR_FILTERS = ("updated_at", "created_at", "origin_id", "search")
+SEARCH_FIELDS = ("name", "notes", "origin_code")
 
 
 # --- filters ---------------------------------------------------------------------------------
@@ -69,9 +78,14 @@ def _time_filter(records: list[dict[str, Any]], field: str, text: str) -> list[d
     return [record for record in records if _in_range(record[field], bounds)]
 
 
-def _search(record: dict[str, Any], needle: str) -> bool:
-    haystack = (record.get(field) or "" for field in ("name", "notes", "origin_code"))
+def _search(record: dict[str, Any], needle: str, fields: tuple[str, ...]) -> bool:
+    haystack = (record.get(field) or "" for field in fields)
     return any(needle.lower() in text.lower() for text in haystack)
+
+
+def _shown(value: Any) -> str:
+    """A stored value as it appears in a query string."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _ids(values: list[str]) -> set[int]:
@@ -82,16 +96,25 @@ def _ids(values: list[str]) -> set[int]:
 
 
 def apply_filters(
-    records: list[dict[str, Any]], query: Mapping[str, Any], ids: list[str]
+    records: list[dict[str, Any]],
+    query: Mapping[str, Any],
+    ids: list[str],
+    *,
+    supported: tuple[str, ...] = VENDOR_FILTERS,
+    exact: tuple[str, ...] = (),
+    search_fields: tuple[str, ...] = SEARCH_FIELDS,
 ) -> list[dict[str, Any]]:
-    """The records that pass every ``filters[...]`` parameter of ``query``."""
+    """The records that pass every supported ``filters[...]`` parameter of ``query``."""
     for field in ("updated_at", "created_at"):
-        if (text := query.get(f"filters[{field}]")) is not None:
+        if field in supported and (text := query.get(f"filters[{field}]")) is not None:
             records = _time_filter(records, field, text)
-    if (origin_id := query.get("filters[origin_id]")) is not None:
+    if "origin_id" in supported and (origin_id := query.get("filters[origin_id]")) is not None:
         records = [record for record in records if record.get("origin_id") == origin_id]
-    if (needle := query.get("filters[search]")) is not None:
-        records = [record for record in records if _search(record, needle)]
+    if "search" in supported and (needle := query.get("filters[search]")) is not None:
+        records = [record for record in records if _search(record, needle, search_fields)]
+    for field in exact:
+        if (wanted := query.get(f"filters[{field}]")) is not None:
+            records = [record for record in records if _shown(record.get(field)) == wanted]
     if ids:
         wanted = _ids(ids)
         records = [record for record in records if record["id"] in wanted]
@@ -101,8 +124,8 @@ def apply_filters(
 # --- pages -----------------------------------------------------------------------------------
 
 
-def clamp_page(page: int | None, per_page: int | None) -> tuple[int, int]:
-    size = DEFAULT_PER_PAGE if per_page is None else min(max(per_page, 1), MAX_PER_PAGE)
+def clamp_page(page: int | None, per_page: int | None, maximum: int = MAX_PER_PAGE) -> tuple[int, int]:
+    size = min(DEFAULT_PER_PAGE, maximum) if per_page is None else min(max(per_page, 1), maximum)
     return max(page or 1, 1), size
 
 

@@ -1,9 +1,10 @@
-"""The Procore operations the sandbox serves, one handler each.
+"""OAuth, companies and vendors: the operations the sandbox served first, one handler each.
 
-Every path here is an operation in ``sandbox/openapi/catalog.json`` (a contract test enforces
-it). Authentication, the company header, quotas and faults are handled before a request gets
-here, by ``sandbox.gate``; handlers only check the company named in the query or body, call the
-vendor logic and shape the answer.
+The other resources have their own route modules (``routes_company``, ``routes_project``,
+``routes_contracts``, ``routes_direct_costs``). Every path is an operation in
+``sandbox/openapi/catalog.json`` (a contract test enforces it). Authentication, the company
+header, quotas and faults are handled before a request gets here, by ``sandbox.gate``; handlers
+only check the company named in the query or body, call the vendor logic and shape the answer.
 """
 
 from __future__ import annotations
@@ -16,30 +17,18 @@ from fastapi import APIRouter, Path, Request
 from starlette.responses import JSONResponse, Response
 
 from sandbox import vendors
-from sandbox.api_errors import NOT_INSTALLED, ApiError, missing_param, not_found, read_json
+from sandbox.api_errors import ApiError, missing_param, not_found, read_json
 from sandbox.auth import OAuthError
 from sandbox.listing import apply_filters, clamp_page, paginate
+from sandbox.scopes import MAX_SYNC_ITEMS, company_id
 from sandbox.state import SandboxState, state_of
-
-# Procore's sync description: "Attributes for a maximum of 1000 vendors may be passed with each
-# call." It documents no status for going over; the sandbox answers 413 Payload Too Large, the
-# status Procore documents for oversized line-item syncs, so a client learns to split the batch.
-MAX_SYNC_ITEMS = 1000
 
 router = APIRouter()
 
 
 def _company(state: SandboxState, value: Any) -> int:
     """The company a query or body names; it must be the one the app is installed in."""
-    if value is None or value == "":
-        raise missing_param("company_id")
-    try:
-        company_id = int(value)
-    except (TypeError, ValueError):
-        raise ApiError(400, {"company_id": ["is invalid"]}) from None
-    if company_id != state.config.company_id:
-        raise ApiError(403, NOT_INSTALLED)
-    return company_id
+    return company_id(state, value)
 
 
 def _vendor_attrs(body: dict[str, Any]) -> dict[str, Any]:

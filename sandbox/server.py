@@ -11,11 +11,12 @@ lost responses on purpose, so uvicorn's error line about an unfinished response 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 
 import uvicorn
@@ -91,9 +92,14 @@ def start_in_thread(
     clock: Callable[[], float] = time.time,
     host: str = "127.0.0.1",
     port: int = 0,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> SandboxServer:
-    """Serve a new sandbox in a daemon thread; returns once it accepts connections."""
-    app = create_app(config, clock)
+    """Serve a new sandbox in a daemon thread; returns once it accepts connections.
+
+    ``sleep`` serves added latency and held syncs (``sync_hold_ms``); a test may pass one that
+    waits for its signal instead of for time, to make two requests overlap for certain.
+    """
+    app = create_app(config, clock, sleep)
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((host, port))  # port 0: the OS picks a free one, and we can read which

@@ -30,6 +30,8 @@ class SandboxState:
     quota: Quota
     faults: FaultInjector
     contract_violations: list[Violation] = field(default_factory=list)
+    # Projects whose direct cost line item sync is running (Procore answers an overlap with 409).
+    running_line_syncs: set[int] = field(default_factory=set)
 
     def company(self) -> dict[str, object]:
         """The one company the sandbox app is installed in."""

@@ -21,6 +21,64 @@ from sandbox.contract import find_operation, operations, query_dict, validate_re
 
 CREDENTIALS = {"grant_type": "client_credentials", "client_id": "sandbox-client", "client_secret": "sandbox-secret"}
 VENDOR = {"name": "Acme", "country_code": "US", "state_code": "CA", "origin_id": "ERP-1", "is_active": True}
+# Every operation the sandbox serves, by resource, as Procore's operationIds name them.
+SERVED = (
+    "OauthTokenPost",
+    "RestV10CompaniesGet",
+    # vendors
+    "RestV10VendorsGet",
+    "RestV10VendorsPost",
+    "RestV10VendorsSyncPatch",
+    "RestV10VendorsIdGet",
+    "RestV10VendorsIdPatch",
+    # projects
+    "RestV11ProjectsGet",
+    "RestV10ProjectsIdGet",
+    "RestV10ProjectsPost",
+    "RestV10ProjectsSyncPatch",
+    # standard cost codes and cost types
+    "RestV10StandardCostCodeListsGet",
+    "RestV10StandardCostCodesGet",
+    "RestV10StandardCostCodesSyncPatch",
+    "RestV10LineItemTypesGet",
+    "RestV10LineItemTypesSyncPatch",
+    # project cost codes, sub jobs, WBS codes
+    "RestV10CostCodesGet",
+    "RestV10CostCodesSyncPatch",
+    "RestV10SubJobsGet",
+    "RestV10SubJobsSyncPatch",
+    "RestV10ProjectsProjectIdWorkBreakdownStructureWbsCodesGet",
+    "RestV10ProjectsProjectIdWorkBreakdownStructureWbsCodesBulkCreatePatch",
+    # original budget
+    "RestV10BudgetLineItemsSyncPost",
+    "RestV10BudgetViewsGet",
+    "RestV10BudgetViewsBudgetViewIdDetailRowsGet",
+    # users
+    "RestV13CompaniesCompanyIdUsersGet",
+    "RestV13CompaniesCompanyIdUsersSyncPatch",
+    # prime contracts
+    "RestV10PrimeContractPost",
+    "RestV10PrimeContractIdGet",
+    "RestV10PrimeContractIdPatch",
+    "RestV10PrimeContractsGet",
+    "RestV10PrimeContractsPrimeContractIdLineItemsGet",
+    "RestV10PrimeContractsPrimeContractIdLineItemsSyncPatch",
+    # subcontracts
+    "RestV10WorkOrderContractsGet",
+    "RestV10WorkOrderContractsSyncPatch",
+    "RestV10WorkOrderContractsWorkOrderContractIdLineItemsGet",
+    "RestV10WorkOrderContractsWorkOrderContractIdLineItemsSyncPatch",
+    # purchase orders
+    "RestV10PurchaseOrderContractsGet",
+    "RestV10PurchaseOrderContractsSyncPatch",
+    "RestV10PurchaseOrderContractsPurchaseOrderContractIdLineItemsGet",
+    "RestV10PurchaseOrderContractsPurchaseOrderContractIdLineItemsSyncPatch",
+    # direct costs
+    "RestV11ProjectsProjectIdDirectCostsGet",
+    "RestV10ProjectsProjectIdDirectCostsSyncPatch",
+    "RestV10ProjectsProjectIdDirectCostsLineItemsGet",
+    "RestV10ProjectsProjectIdDirectCostsLineItemsSyncPatch",
+)
 
 
 @pytest.fixture
@@ -47,15 +105,7 @@ def test_every_route_is_a_documented_operation_and_back() -> None:
 
 
 def test_the_copied_operations_are_the_ones_served() -> None:
-    assert sorted(operation.operation_id for operation in operations()) == [
-        "OauthTokenPost",
-        "RestV10CompaniesGet",
-        "RestV10VendorsGet",
-        "RestV10VendorsIdGet",
-        "RestV10VendorsIdPatch",
-        "RestV10VendorsPost",
-        "RestV10VendorsSyncPatch",
-    ]
+    assert sorted(operation.operation_id for operation in operations()) == sorted(SERVED)
 
 
 @pytest.mark.parametrize("path", ["/docs", "/redoc", "/openapi.json"])
@@ -89,6 +139,14 @@ def test_find_operation_knows_only_the_copied_operations(method: str, path: str)
 VENDORS = "/rest/v1.0/vendors"
 SYNC = "/rest/v1.0/vendors/sync"
 A_DAY = "2026-01-01T00:00:00Z...2026-01-02T00:00:00Z"
+POC = "/rest/v1.0/purchase_order_contracts"
+WOC_LINES = "/rest/v1.0/work_order_contracts/8/line_items/sync"
+PRIME_LINES = "/rest/v1.0/prime_contracts/8/line_items/sync"
+BULK_CREATE = "/rest/v1.0/projects/7/work_breakdown_structure/wbs_codes/bulk_create"
+BUDGET_SYNC = "/rest/v1.0/budget_line_items/sync"
+SUB_JOB = {"code": "01", "name": "Phase 1"}
+COST_CODE = {"code": "01-001", "name": "General Requirements"}
+SEGMENT_ITEM = {"segment_id": 2, "segment_item_id": 3}
 
 GOOD_REQUESTS: list[tuple[str, str, dict[str, Any], Any]] = [
     ("POST", "/oauth/token", {}, CREDENTIALS),
@@ -101,6 +159,19 @@ GOOD_REQUESTS: list[tuple[str, str, dict[str, Any], Any]] = [
     ("PATCH", f"{VENDORS}/7", {}, {"company_id": 1, "vendor": {"name": "Acme", "city": "Fresno"}}),
     # trade_ids items are the derivation's "(nested object)" placeholder, read as "any value".
     ("PATCH", SYNC, {}, {"company_id": 1, "updates": [VENDOR, {"id": 7, "name": "B", "trade_ids": [1]}]}),
+    # "You must supply either a company_id or project_id": one of them is enough.
+    ("GET", "/rest/v1.0/line_item_types", {"company_id": "1"}, None),
+    ("GET", "/rest/v1.0/line_item_types", {"project_id": "7"}, None),
+    # Every sync item may carry id (the matching table), even where a derived schema omits it.
+    ("PATCH", f"{POC}/sync", {}, {"project_id": 7, "updates": [{"id": 8, "title": "PO"}]}),
+    ("PATCH", WOC_LINES, {"project_id": "7"}, {"updates": [{"id": 9, "amount": "10"}]}),
+    # uom's "enum" is a sentence, read as any string.
+    ("PATCH", PRIME_LINES, {"project_id": "7"}, {"updates": [{"amount": "10", "uom": "EA", "wbs_code_id": 3}]}),
+    ("PATCH", "/rest/v1.0/sub_jobs/sync", {"project_id": "7"}, {"project_id": 7, "updates": [SUB_JOB]}),
+    ("PATCH", "/rest/v1.0/cost_codes/sync", {"project_id": "7", "sub_job_id": "9"}, {"updates": [COST_CODE]}),
+    ("PATCH", BULK_CREATE, {}, {"bulk": [{"description": "x", "segment_items": [SEGMENT_ITEM]}]}),
+    ("POST", BUDGET_SYNC, {}, {"project_id": 7, "budget_line_items": [{"wbs_code_id": 3}]}),
+    ("GET", "/rest/v1.0/budget_views/5/detail_rows", {"project_id": "7", "cost_code_id[]": ["3"]}, None),
 ]
 
 
@@ -124,6 +195,10 @@ BAD_BODIES: list[tuple[str, str, Any, str]] = [
     ("PATCH", f"{VENDORS}/7", {"company_id": 1, "vendor": {"city": "Fresno"}}, "'name' is a required property"),
     ("POST", VENDORS, None, "a request body is required"),
     ("POST", "/oauth/token", {**CREDENTIALS, "grant_type": "password"}, "body.grant_type"),
+    # The id allowance is for sync items only, and types are still checked.
+    ("PATCH", BULK_CREATE, {"bulk": [{"id": 1}]}, "body.bulk[0]: property 'id'"),
+    ("PATCH", WOC_LINES, {"updates": [{"amount": 10}]}, "body.updates[0].amount: 10 is not of type 'string'"),
+    ("PATCH", "/rest/v1.0/line_item_types/sync", sync_body({"name": "L", "base_type": "labor"}), "'labor'"),
 ]
 
 
@@ -140,6 +215,8 @@ BAD_PARAMETERS: list[tuple[str, str, dict[str, Any], str]] = [
     ("GET", VENDORS, {"company_id": "1", "sort": "id"}, "'id' is not one of"),
     ("GET", f"{VENDORS}/abc", {"company_id": "1"}, "path parameter 'id': 'abc' is not an integer"),
     ("DELETE", f"{VENDORS}/1", {}, "is not an operation in Procore's catalog"),
+    ("GET", "/rest/v1.0/line_item_types", {}, "query parameter 'company_id' is required"),
+    ("GET", "/rest/v1.0/sub_jobs", {}, "query parameter 'project_id' is required"),
 ]
 
 
@@ -190,6 +267,13 @@ def test_sandbox_responses_match_the_documented_schemas(client: TestClient) -> N
 def test_bad_responses_are_reported(method: str, path: str, status: int, body: Any, expected: str) -> None:
     problems = validate_response(method, path, status, body)
     assert any(expected in problem for problem in problems), problems
+
+
+def test_responses_may_show_unset_attributes_as_null() -> None:
+    project = {"id": 1, "name": "Tower", "project_number": None, "total_value": None, "parent_job": None}
+    assert validate_response("GET", "/rest/v1.0/projects/1", 200, project) == []
+    wrong = validate_response("GET", "/rest/v1.0/projects/1", 200, {**project, "name": 5})
+    assert any("200.name: 5 is not of type 'string', 'null'" in problem for problem in wrong), wrong
 
 
 def test_undocumented_error_statuses_are_not_checked() -> None:
