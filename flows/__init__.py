@@ -1,16 +1,97 @@
-"""One module per synced entity; each declares its models, mapping and spec, then a small flow.
+"""One module per synced entity (or family of entities); each declares models, mapping and spec,
+then a small flow.
 
-``ENTITY_FLOWS`` names every entity flow in dependency order; the CLI, the demo and the
-deployments all read it, so adding an entity here makes it runnable everywhere.
+``ENTITY_FLOWS`` names every entity flow in dependency order; the CLI, the demo, sync-all and
+the deployments all read it, so adding an entity here makes it runnable everywhere.
 """
 
 from __future__ import annotations
 
+import sys
+
 from prefect import Flow
 
+from flows.budget import BUDGET_LINES, sync_budget_lines
+from flows.commitments import (
+    PURCHASE_ORDER_LINES,
+    PURCHASE_ORDERS,
+    SUBCONTRACT_LINES,
+    SUBCONTRACTS,
+    sync_purchase_order_lines,
+    sync_purchase_orders,
+    sync_subcontract_lines,
+    sync_subcontracts,
+)
+from flows.cost_structure import (
+    COST_TYPES,
+    PROJECT_COST_CODES,
+    STANDARD_COST_CODES,
+    SUB_JOBS,
+    WBS_CODES,
+    sync_cost_types,
+    sync_project_cost_codes,
+    sync_standard_cost_codes,
+    sync_sub_jobs,
+    sync_wbs_codes,
+)
+from flows.customers import CUSTOMERS, sync_customers
+from flows.direct_costs import DIRECT_COST_LINES, DIRECT_COSTS, sync_direct_cost_lines, sync_direct_costs
+from flows.employees import EMPLOYEES, sync_employees
+from flows.prime_contracts import (
+    PRIME_CONTRACT_LINES,
+    PRIME_CONTRACTS,
+    sync_prime_contract_lines,
+    sync_prime_contracts,
+)
+from flows.projects import PROJECTS, sync_projects
 from flows.vendors import VENDORS, sync_vendors
 from tasks.spec import EntitySpec
 
 ENTITY_FLOWS: dict[str, tuple[EntitySpec, Flow]] = {
-    VENDORS.name: (VENDORS, sync_vendors),
+    spec.name: (spec, flow)
+    for spec, flow in (
+        (VENDORS, sync_vendors),
+        (CUSTOMERS, sync_customers),
+        (EMPLOYEES, sync_employees),
+        (PROJECTS, sync_projects),
+        (STANDARD_COST_CODES, sync_standard_cost_codes),
+        (COST_TYPES, sync_cost_types),
+        (SUB_JOBS, sync_sub_jobs),
+        (PROJECT_COST_CODES, sync_project_cost_codes),
+        (WBS_CODES, sync_wbs_codes),
+        (BUDGET_LINES, sync_budget_lines),
+        (PRIME_CONTRACTS, sync_prime_contracts),
+        (PRIME_CONTRACT_LINES, sync_prime_contract_lines),
+        (SUBCONTRACTS, sync_subcontracts),
+        (SUBCONTRACT_LINES, sync_subcontract_lines),
+        (PURCHASE_ORDERS, sync_purchase_orders),
+        (PURCHASE_ORDER_LINES, sync_purchase_order_lines),
+        (DIRECT_COSTS, sync_direct_costs),
+        (DIRECT_COST_LINES, sync_direct_cost_lines),
+    )
 }
+
+
+def entrypoint(flow: Flow) -> str:
+    """``flows/<module>.py:<attribute>`` for a deployment, found where the flow is defined."""
+    for module_name, module in list(sys.modules.items()):
+        if module_name.startswith("flows.") and module is not None:
+            for attribute, value in vars(module).items():
+                if value is flow:
+                    return f"{module_name.replace('.', '/')}.py:{attribute}"
+    raise LookupError(f"flow {flow.name} is not a module attribute under flows/")
+
+
+def levels() -> list[list[str]]:
+    """Entities in dependency order, grouped so that each group depends only on earlier ones."""
+    done: set[str] = set()
+    remaining = list(ENTITY_FLOWS)
+    result: list[list[str]] = []
+    while remaining:
+        ready = [n for n in remaining if set(ENTITY_FLOWS[n][0].depends_on) <= done]
+        if not ready:
+            raise ValueError(f"dependency cycle among {remaining}")
+        result.append(ready)
+        done |= set(ready)
+        remaining = [n for n in remaining if n not in done]
+    return result

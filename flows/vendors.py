@@ -11,10 +11,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from prefect import flow
-from pydantic import BaseModel, ConfigDict, field_validator
 
 from tasks import fields
 from tasks.engine import run_entity
+from tasks.models import ErpRow, ProcoreModel
 from tasks.report import RunSummary
 from tasks.refs import Refs
 from tasks.spec import EntitySpec, Mapped, SyncOptions, Target
@@ -29,10 +29,8 @@ PHONE_MAX = 40
 NOTES_MAX = 10_000
 
 
-class ErpSupplier(BaseModel):
-    """A supplier as the ERP exports it: tolerant of extra columns and empty strings."""
-
-    model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True)
+class ErpSupplier(ErpRow):
+    """A supplier as the ERP exports it."""
 
     supplier_code: str
     name: str | None = None
@@ -50,16 +48,9 @@ class ErpSupplier(BaseModel):
     notes: str | None = None
     updated_at: datetime | None = None
 
-    @field_validator("*", mode="before")
-    @classmethod
-    def _blank_is_missing(cls, value: object) -> object:
-        return None if isinstance(value, str) and not value.strip() else value
 
-
-class ProcoreVendor(BaseModel):
-    """What we send to Procore for one vendor: nothing it does not know."""
-
-    model_config = ConfigDict(extra="forbid")
+class ProcoreVendor(ProcoreModel):
+    """What we send to Procore for one vendor."""
 
     name: str
     abbreviated_name: str | None = None

@@ -62,7 +62,7 @@ def demo(
     once: Annotated[bool, typer.Option(help="Sync once and exit (for CI and scripts).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per entity run on stdout.")] = False,
     reset: Annotated[bool, typer.Option(help="Start from scratch: new sample ERP, empty sandbox and state.")] = False,
-    scale: Annotated[float, typer.Option(min=0.01, help="Sample ERP size (1 = 500 suppliers).")] = 1.0,
+    scale: Annotated[float, typer.Option(min=0.01, help="Sample ERP size (1 = 20 projects, 500 suppliers, 2,000 budget lines...).")] = 1.0,
     prefect_port: Annotated[int, typer.Option(help="Port of the local Prefect server and UI.")] = 4200,
     sandbox_port: Annotated[int, typer.Option(help="Port of the local Procore sandbox.")] = 8765,
 ) -> None:
@@ -143,7 +143,7 @@ def sandbox(
 @app.command("sample-erp")
 def sample_erp_command(
     out: Annotated[Path, typer.Option(help="Folder for erp.duckdb, templates/ and expected.json.")] = Path(".procore-sync/erp"),
-    scale: Annotated[float, typer.Option(min=0.01, help="1 = 500 suppliers.")] = 1.0,
+    scale: Annotated[float, typer.Option(min=0.01, help="1 = 20 projects, 500 suppliers, 2,000 budget lines, 1,000 direct costs...")] = 1.0,
     seed: int = 42,
 ) -> None:
     """Write a seeded sample ERP (DuckDB file and CSV templates) with a known share of bad rows."""
@@ -151,6 +151,49 @@ def sample_erp_command(
 
     summary = sample_erp.generate(out, scale=scale, seed=seed)
     console.print(f"sample ERP written to {out}: {summary}")
+
+
+@app.command()
+def reconcile(
+    entity: Annotated[Optional[list[str]], typer.Option(help="Only this entity (repeatable).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per entity on stdout.")] = False,
+) -> None:
+    """Compare ERP and Procore per entity: counts, keys, mapped values and money totals."""
+    install_log_redaction()
+    from procore_sync.demo import local_sandbox_if_needed
+    from procore_sync.runner import reconcile_entities
+
+    settings = Settings()
+    try:
+        with local_sandbox_if_needed(settings):
+            results = reconcile_entities(settings, entity or None)
+    except SyncError as exc:
+        _fail(exc)
+    for result in results:
+        if as_json:
+            print(result.to_json(), flush=True)
+        else:
+            verdict = "no differences" if result.clean else f"{len(result.differences)} differences"
+            out.print(f"{result.entity}: {result.matched}/{result.to_sync} records match, "
+                      f"{result.known_failed} failed and {result.known_blocked} blocked in the ERP mapping, {verdict}")
+            for diff in result.differences[:20]:
+                out.print(f"  {diff.kind} {diff.key} {diff.field or ''} ERP={diff.erp!r} Procore={diff.procore!r}")
+    raise typer.Exit(0 if all(r.clean for r in results) else 1)
+
+
+@app.command()
+def deployments(
+    write: Annotated[bool, typer.Option(help="Write prefect.yaml instead of printing it.")] = False,
+) -> None:
+    """Print (or write) prefect.yaml: the deployments for a work pool, as `demo` serves them."""
+    from deployments import render_prefect_yaml
+
+    text = render_prefect_yaml(Settings())
+    if write:
+        Path("prefect.yaml").write_text(text)
+        console.print("prefect.yaml written")
+    else:
+        print(text)
 
 
 @app.command()

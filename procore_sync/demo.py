@@ -11,13 +11,16 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+
+import requests
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from procore_sync import sample_erp
 from procore_sync.prefect_server import PrefectServer, free_port, port_is_free
-from procore_sync.settings import Settings
+from procore_sync.settings import ProcoreEnvironment, Settings
 from sandbox.config import SandboxConfig
 from sandbox.server import SandboxServer, start_in_thread
 
@@ -53,6 +56,26 @@ def start_sandbox(settings: Settings, options: DemoOptions) -> SandboxServer:
     )
     port = options.sandbox_port if port_is_free(options.sandbox_port) else free_port()
     return start_in_thread(config, port=port)
+
+
+@contextmanager
+def local_sandbox_if_needed(settings: Settings) -> Iterator[None]:
+    """For commands run after ``demo --once``: serve the demo's sandbox data again while they
+    run, when the settings point at a local sandbox that is not running."""
+    if settings.environment is not ProcoreEnvironment.local or _answers(settings.local_sandbox_url):
+        yield
+        return
+    port = int(settings.local_sandbox_url.rsplit(":", 1)[-1].strip("/"))
+    with start_sandbox(settings, DemoOptions(sandbox_port=port)):
+        yield
+
+
+def _answers(url: str) -> bool:
+    try:
+        requests.get(url, timeout=2)
+    except requests.RequestException:
+        return False
+    return True
 
 
 def flush_run_logs() -> None:

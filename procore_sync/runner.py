@@ -8,15 +8,22 @@ store has its counts and message.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from prefect import serve
 
 from connectors.quota import ensure_quota_limit
-from connectors.state import StateStore
 from deployments import runner_deployments
+from connectors.erp import DuckDbErpSource
+from connectors.procore import ProcoreClient
+from connectors.state import StateStore
 from flows import ENTITY_FLOWS
+from flows.sync_all import sync_all
+from prefect.states import State
 from procore_sync.errors import ConfigError
 from procore_sync.settings import Settings
+from tasks.engine import check_company, summary_of
+from tasks.reconcile import Reconciliation, reconcile
 from tasks.report import RunSummary
 from tasks.spec import SyncOptions
 
@@ -31,40 +38,41 @@ def entity_names(requested: Iterable[str] | None = None) -> list[str]:
 
 def run_entities(settings: Settings, names: Iterable[str] | None = None,
                  options: SyncOptions | None = None) -> list[RunSummary]:
+    """The named entities one after the other, or (no names) every entity through sync-all."""
     if settings.quota_enabled:
         ensure_quota_limit(settings)
-    return [run_one(settings, name, options or SyncOptions()) for name in entity_names(names)]
+    options = options or SyncOptions()
+    if names is None:
+        state = sync_all(options=options, return_state=True)
+        return state.result() if state.is_completed() else [failed_all(state)]
+    return [run_one(settings, name, options) for name in entity_names(names)]
+
+
+def failed_all(state: State) -> RunSummary:
+    return RunSummary(entity="sync-all", run_id="", flow_run_id=str(state.state_details.flow_run_id),
+                      status="failed", message=state.message)
 
 
 def run_one(settings: Settings, name: str, options: SyncOptions) -> RunSummary:
     _, flow = ENTITY_FLOWS[name]
-    state = flow(options=options, return_state=True)
-    if state.is_completed():
-        return state.result()
-    return failed_summary(settings, name, str(state.state_details.flow_run_id), state.message or state.name)
-
-
-def failed_summary(settings: Settings, name: str, flow_run_id: str, message: str) -> RunSummary:
-    """The summary of a run that raised, read back from the state store."""
-    assert settings.state_path is not None
-    runs = [r for r in StateStore(settings.state_path).runs(name, limit=5) if r.flow_run_id == flow_run_id]
-    if not runs:
-        return RunSummary(entity=name, run_id="", flow_run_id=flow_run_id, status="failed", message=message)
-    run = runs[0]
-    return RunSummary(
-        entity=name,
-        run_id=run.run_id,
-        flow_run_id=flow_run_id,
-        status="failed",
-        api_calls=run.api_calls,
-        write_calls=run.write_calls,
-        cursor_before=run.cursor_before.isoformat() if run.cursor_before else None,
-        cursor_after=run.cursor_after.isoformat() if run.cursor_after else None,
-        message=run.message or message,
-        **{k: v for k, v in run.counts.items() if k in RunSummary.model_fields},
-    )
+    return summary_of(flow(options=options, return_state=True), name, settings)
 
 
 def serve_forever(settings: Settings) -> None:
     """Register every deployment with its schedule and run their flow runs until Ctrl-C."""
     serve(*runner_deployments(settings), pause_on_shutdown=False, print_starting_message=False, limit=4)
+
+
+def reconcile_entities(settings: Settings, names: Iterable[str] | None = None) -> list[Reconciliation]:
+    """Compare ERP and Procore for each entity. Reads only; paced by Procore's headers."""
+    assert settings.state_path is not None and settings.erp_path is not None
+    store, source = StateStore(settings.state_path), DuckDbErpSource(settings.erp_path)
+    results = []
+    with ProcoreClient(settings) as client:
+        check_company(client, settings)
+        for name in entity_names(names):
+            spec = ENTITY_FLOWS[name][0]
+            context: dict[str, Any] = {"company_id": settings.company_id, "settings": settings}
+            context |= spec.prepare(client, context) if spec.prepare else {}
+            results.append(reconcile(spec, client, store, source, context))
+    return results

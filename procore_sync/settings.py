@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=1000, ge=1, le=1000)
     per_page: int = Field(default=1000, ge=1, le=2000)
 
+    # The company's WBS pattern: segment ids of sub job, cost code and cost type (Procore →
+    # Company Admin → Work Breakdown Structure; the local sandbox uses 1, 2 and 3).
+    wbs_segment_sub_job: int = 1
+    wbs_segment_cost_code: int = 2
+    wbs_segment_cost_type: int = 3
+
     # Shared quota budget (one Prefect global concurrency limit used as a rate limit)
     quota_limit_name: str = "procore-api-quota"
     quota_per_hour: int = Field(default=3600, gt=0)

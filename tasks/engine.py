@@ -19,6 +19,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
+from prefect.states import State
 
 from connectors.erp import DuckDbErpSource, ErpSource, SourceRow
 from connectors.procore import ProcoreClient
@@ -31,7 +32,7 @@ from tasks.load import blocked_outcome, done_outcome, failed_outcome
 from tasks.refs import Refs
 from tasks.mapping import MappedRecord, map_rows
 from tasks.plan import Action, plan
-from tasks.spec import EntitySpec, SyncOptions
+from tasks.spec import HELD, EntitySpec, SyncOptions
 
 
 @dataclass
@@ -144,6 +145,7 @@ class EntityRun:
         self.clock_start = time.monotonic()
         self.counts = dict.fromkeys(("created", "updated", "unchanged", "failed", "blocked", "warnings"), 0)
         self.report_rows: list[dict[str, Any]] = []
+        self.min_write_calls = 0
         self.cursor_before = self.store.get_cursor(spec.name)
         context = FlowRunContext.get()
         self.flow_run_id = str(context.flow_run.id) if context and context.flow_run else None
@@ -163,11 +165,11 @@ class EntityRun:
         with self.runtime.make_client(self._on_wait) as client:
             try:
                 check_company(client, self.runtime.settings)
-                context = {"company_id": self.runtime.settings.company_id}
-                context |= self.spec.prepare(client) if self.spec.prepare else {}
+                context: dict[str, Any] = {"company_id": self.runtime.settings.company_id,
+                                           "settings": self.runtime.settings}
+                context |= self.spec.prepare(client, context) if self.spec.prepare else {}
                 refs = Refs(self.store, self.runtime.source, context)
-                blocked = [k for k, s in self.store.record_states(self.spec.name).items() if s.status == "blocked"]
-                rows = extract(self.runtime.source, self.spec, self.since, self.options.erp_keys, blocked)
+                rows = extract(self.runtime.source, self.spec, self.since, self.options.erp_keys, self._unfinished())
                 actions = map_and_plan(self.spec, rows, self.store, refs)
                 log.info("%s: %d records read since %s", self.spec.name, len(rows), self.since or "the beginning")
                 if self.options.dry_run:
@@ -180,6 +182,11 @@ class EntityRun:
                 return self._finish(client, actions=None, error=exc)
             return self._finish(client, actions=actions)
 
+    def _unfinished(self) -> list[str]:
+        """Keys to read again whatever the cursor: blocked records and records held back."""
+        states = self.store.record_states(self.spec.name)
+        return [k for k, s in states.items() if s.status == "blocked" or (s.message or "").startswith(HELD)]
+
     def _on_wait(self, until: datetime, message: str) -> None:
         _log().warning("waiting for Procore quota until %s: %s", until.astimezone().strftime("%H:%M:%S"), message)
 
@@ -187,6 +194,8 @@ class EntityRun:
         progress = report.Progress(self.spec.name, len(writes))
         size = self.options.batch_size or min(self.spec.batch_size, self.runtime.settings.batch_size)
         for scope, group in groups(writes).items():
+            creates = sum(a.kind == "create" for a in group)
+            self.min_write_calls += self.spec.writer.fewest_calls(creates, len(group) - creates)
             for batch in batches(group, size):
                 self._load_batch(client, context | dict(scope), batch)
                 progress.advance(len(batch))
@@ -255,6 +264,7 @@ class EntityRun:
             **self.counts,
             api_calls=stats.api_calls,
             write_calls=stats.write_calls,
+            min_write_calls=self.min_write_calls,
             token_calls=stats.token_calls,
             retries=stats.retries,
             waited_s=round(stats.waited_s, 3),
@@ -300,3 +310,29 @@ def run_entity(spec: EntitySpec, options: SyncOptions | None = None, runtime: Ru
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
+
+
+def summary_of(state: State, entity: str, settings: Settings) -> report.RunSummary:
+    """The summary of a finished entity flow run; for a run that raised, read back from the state
+    store (which has its counts and message)."""
+    if state.is_completed():
+        return state.result()
+    flow_run_id = str(state.state_details.flow_run_id)
+    message = state.message or state.name or "failed"
+    assert settings.state_path is not None
+    runs = [r for r in StateStore(settings.state_path).runs(entity, limit=5) if r.flow_run_id == flow_run_id]
+    if not runs:
+        return report.RunSummary(entity=entity, run_id="", flow_run_id=flow_run_id, status="failed", message=message)
+    run = runs[0]
+    return report.RunSummary(
+        entity=entity,
+        run_id=run.run_id,
+        flow_run_id=flow_run_id,
+        status="failed",
+        api_calls=run.api_calls,
+        write_calls=run.write_calls,
+        cursor_before=_iso(run.cursor_before),
+        cursor_after=_iso(run.cursor_after),
+        message=run.message or message,
+        **{k: v for k, v in run.counts.items() if k in report.RunSummary.model_fields},
+    )

@@ -15,6 +15,8 @@ from procore_sync.iso3166 import COUNTRY_CODES, SUBDIVISION_CODES
 # Zero-width and other invisible characters that ERP exports carry and Procore would keep.
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
 _SPACES = re.compile(r"\s+")
+# Procore documents no limit for descriptions; 1,000 characters keeps them readable in its UI.
+DESCRIPTION_MAX = 1000
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 

@@ -7,11 +7,20 @@ landed (with its Procore id), or failed with Procore's own words.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from connectors.procore import SyncResult
 from connectors.state import Outcome
 from tasks.plan import Action
 from tasks.spec import EntitySpec
+
+
+def field_of(record: dict[str, Any], name: str) -> Any:
+    """A field of a Procore record, where Procore may show ``x_id`` as a nested ``x: {id}``."""
+    if name in record or not name.endswith("_id"):
+        return record.get(name)
+    nested = record.get(name.removesuffix("_id"))
+    return nested.get("id") if isinstance(nested, dict) else None
 
 
 def outcomes_by_origin(spec: EntitySpec, actions: Sequence[Action], result: SyncResult) -> list[Outcome]:

@@ -38,10 +38,12 @@ class Action:
     def writes(self) -> bool:
         return self.kind in ("create", "update")
 
-    def item(self) -> dict[str, Any]:
-        """The sync item sent to Procore: the payload, plus ``id`` for a known record."""
+    def item(self, with_id: bool = True) -> dict[str, Any]:
+        """The item sent to Procore: the payload, plus ``id`` for a known record where the
+        endpoint takes one (some line syncs match by origin_id only)."""
         assert self.payload is not None, "only create and update actions are sent"
-        return {**self.payload, "id": self.procore_id} if self.procore_id else dict(self.payload)
+        known = with_id and self.procore_id
+        return {**self.payload, "id": self.procore_id} if known else dict(self.payload)
 
 
 def plan(

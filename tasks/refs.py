@@ -26,7 +26,7 @@ class Refs:
     def __init__(self, store: StateStore, source: ErpSource, context: dict[str, Any] | None = None) -> None:
         self._store, self._source = store, source
         self._states: dict[str, dict[str, RecordState]] = {}
-        self._erp_keys: dict[str, set[str]] = {}
+        self._erp_rows: dict[str, dict[str, dict[str, Any]]] = {}
         self.context: dict[str, Any] = dict(context or {})
 
     def id(self, parent: EntitySpec, key: str | None, what: str | None = None) -> int:
@@ -38,9 +38,10 @@ class Refs:
         state = self.states(parent).get(key)
         if state is not None and state.procore_id:
             return state.procore_id
-        if key not in self.erp_keys(parent):
+        if key not in self.erp_rows(parent):
             raise InvalidRecord(f"{label} does not exist in the ERP")
-        raise Blocked(f"waiting for {label}: {_why_not_in_procore(state)}", parent_entity=parent.name, parent_key=key)
+        named = label if key in label else f"{label} ({parent.name} {key})"
+        raise Blocked(f"waiting for {named}: {_why_not_in_procore(state)}", parent_entity=parent.name, parent_key=key)
 
     def states(self, parent: EntitySpec) -> dict[str, RecordState]:
         if parent.name not in self._states:
@@ -48,10 +49,20 @@ class Refs:
         return self._states[parent.name]
 
     def erp_keys(self, parent: EntitySpec) -> set[str]:
-        if parent.name not in self._erp_keys:
+        return set(self.erp_rows(parent))
+
+    def erp_rows(self, parent: EntitySpec) -> dict[str, dict[str, Any]]:
+        """The parent's ERP rows by key, for the values a child copies (a cost code's name)."""
+        if parent.name not in self._erp_rows:
             rows = self._source.read(parent.erp_table)
-            self._erp_keys[parent.name] = {str(r.data.get(parent.key_field, "")).strip() for r in rows}
-        return self._erp_keys[parent.name]
+            self._erp_rows[parent.name] = {str(r.data.get(parent.key_field, "")).strip(): r.data for r in rows}
+        return self._erp_rows[parent.name]
+
+    def erp_row(self, parent: EntitySpec, key: str | None, what: str | None = None) -> dict[str, Any]:
+        row = self.erp_rows(parent).get(str(key or "").strip())
+        if row is None:
+            raise InvalidRecord(f"{what or parent.display_name.lower() + ' ' + str(key)} does not exist in the ERP")
+        return row
 
 
 def _why_not_in_procore(state: RecordState | None) -> str:

@@ -45,6 +45,8 @@ class RunSummary(BaseModel):
     warnings: int = 0
     api_calls: int = 0
     write_calls: int = 0
+    # The fewest write calls the endpoints allow for this run's writes (one batch per scope).
+    min_write_calls: int = 0
     token_calls: int = 0
     retries: int = 0
     waited_s: float = 0.0
@@ -129,6 +131,20 @@ def plan_rows(actions: Iterable[Action]) -> list[dict[str, Any]]:
         }
         for action in actions
     ]
+
+
+OVERVIEW_COLUMNS = ("entity", "status", "created", "updated", "unchanged", "failed", "blocked", "warnings",
+                    "api_calls", "write_calls", "duration_s", "message")
+
+
+def publish_overview(summaries: Sequence[RunSummary]) -> None:
+    """sync-all's one table: every entity with its state and counts."""
+    if not _in_flow_run():
+        return
+    rows = [{c: getattr(s, c) for c in OVERVIEW_COLUMNS} for s in summaries]
+    failed = sum(s.status == "failed" for s in summaries)
+    create_table_artifact(table=rows, key="sync-all-overview",
+                          description=f"sync-all: {len(summaries)} entities, {failed} failed")
 
 
 def publish_summary(summary: RunSummary) -> None:

@@ -7,7 +7,7 @@ its parents and where it goes in Procore (a ``Target`` and a writer). The engine
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -71,14 +71,24 @@ class EntitySpec:
     parents: tuple[EntitySpec, ...] = ()
     origin_prefix: str = ""
     uses_origin_id: bool = True
+    # Whether the write endpoint's items take ``id`` (commitment line syncs match by origin_id only).
+    sends_id: bool = True
     # Procore locks some records once an integration created them (direct costs): never update.
     locked_once_synced: bool = False
-    # Company-level ids a run needs before mapping (e.g. the standard cost code list), by client.
-    prepare: Callable[[Any], dict[str, Any]] | None = None
+    # Company-level ids a run needs before mapping (e.g. the standard cost code list): called
+    # with the client and the run's context (company_id, settings), returns more context.
+    prepare: Callable[[Any, dict[str, Any]], dict[str, Any]] | None = None
+    # For reconcile: the money field summed per project and WBS code, and a custom reader where
+    # Procore has no plain list of the records (budget lines are read through a budget view).
+    money_field: str | None = None
+    lister: Callable[[Any, dict[str, Any]], Iterable[dict[str, Any]]] | None = None
+    # Entities whose records may be held (see HELD) get a second pass at the end of sync-all.
+    revisit: bool = False
     cursor_field: str = "updated_at"
     batch_size: int = 1000
     title: str = ""
-    labels: dict[str, str] = field(default_factory=dict)
+    # Where Procore shows a sent field under another name (reconcile): sent name → shown name.
+    read_as: dict[str, str] = field(default_factory=dict)
 
     @property
     def display_name(self) -> str:
@@ -93,6 +103,11 @@ class EntitySpec:
 
     def key_of_origin(self, origin_id: str) -> str:
         return origin_id.removeprefix(self.origin_prefix)
+
+
+# A warning that starts with this marks a record sent in an interim form (a contract kept in
+# Draft until its lines land): every run reads it again until it is sent as the ERP has it.
+HELD = "held back: "
 
 
 class SyncOptions(BaseModel):

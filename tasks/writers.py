@@ -4,8 +4,9 @@
   is safe, so the client retries it. ``link_by`` adopts records Procore already has with the
   same value and no origin_id (a project's template cost codes) instead of creating twins.
 - ``CreateEachWriter``: one POST per record where Procore has no sync for creation (projects,
-  prime contracts). Before creating, it looks the record up by origin_id, and after an
-  ambiguous failure it looks again before anything else: never a blind second create.
+  prime contracts). Before creating, it lists the scope's records once to find ones already
+  carrying our origin_id, and after an ambiguous failure it looks again: never a blind second
+  create.
 - ``KeyedBatchWriter``: batch endpoints without origin_id (budget lines, WBS codes) that upsert
   by a natural key; the answer is matched back by that key.
 - ``SplitWriter``: one writer for creates and another for updates.
@@ -33,6 +34,14 @@ class Writer(Protocol):
         self, client: ProcoreClient, spec: EntitySpec, scope: dict[str, Any], actions: Sequence[Action]
     ) -> list[Outcome]: ...
 
+    def fewest_calls(self, creates: int, updates: int) -> int:
+        """The fewest write calls this endpoint allows for one scope's records (benchmarks)."""
+        ...
+
+
+def _batched(count: int) -> int:
+    return -(-count // 1000)
+
 
 def _rejected(spec: EntitySpec, action: Action, exc: Rejected) -> Outcome:
     detail = f"{exc.message}: {exc.body}" if exc.body else exc.message
@@ -43,11 +52,14 @@ def _rejected(spec: EntitySpec, action: Action, exc: Rejected) -> Outcome:
 class SyncWriter:
     link_by: str | None = None
 
+    def fewest_calls(self, creates: int, updates: int) -> int:
+        return _batched(creates + updates)
+
     def write(self, client: ProcoreClient, spec: EntitySpec, scope: dict[str, Any], actions: Sequence[Action]) -> list[Outcome]:
         if self.link_by:
             actions = self._link_existing(client, spec, scope, actions)
         path, body, params = spec.target.request(scope)
-        result = client.sync(path, scope=body, params=params or None, items=[a.item() for a in actions],
+        result = client.sync(path, scope=body, params=params or None, items=[a.item(spec.sends_id) for a in actions],
                              method=spec.target.method, batch_size=len(actions))
         return outcomes_by_origin(spec, actions, result)
 
@@ -79,35 +91,41 @@ class CreateEachWriter:
     update_path: str
     wrapper: str
 
-    def write(self, client: ProcoreClient, spec: EntitySpec, scope: dict[str, Any], actions: Sequence[Action]) -> list[Outcome]:
-        return [self._one(client, spec, scope, action) for action in actions]
+    def fewest_calls(self, creates: int, updates: int) -> int:
+        return creates + updates
 
-    def _one(self, client: ProcoreClient, spec: EntitySpec, scope: dict[str, Any], action: Action) -> Outcome:
+    def write(self, client: ProcoreClient, spec: EntitySpec, scope: dict[str, Any], actions: Sequence[Action]) -> list[Outcome]:
+        # One listing per batch tells which records already carry our origin_id (a create that
+        # landed before its answer was lost): those are updated, never created twice.
+        known = self._known(client, spec, scope) if any(a.kind == "create" for a in actions) else {}
+        return [self._one(client, spec, scope, action, known) for action in actions]
+
+    def _one(self, client: ProcoreClient, spec: EntitySpec, scope: dict[str, Any], action: Action,
+             known: dict[str, int]) -> Outcome:
         try:
-            entity = self._upsert(client, spec, scope, action)
+            entity = self._upsert(client, spec, scope, action, known.get(spec.origin_id(action.key)))
         except Rejected as exc:
             return _rejected(spec, action, exc)
         return outcome_of(spec, action, entity, None)
 
-    def _upsert(self, client: ProcoreClient, spec: EntitySpec, scope: dict[str, Any], action: Action) -> dict:
-        known = action.procore_id or self._find(client, spec, scope, action.key)
-        if known:
-            return self._send(client, spec, "PATCH", self.update_path.format(id=known, **scope), scope, action)
+    def _upsert(self, client: ProcoreClient, spec: EntitySpec, scope: dict[str, Any], action: Action,
+                found: int | None) -> dict:
+        target_id = action.procore_id or found
+        if target_id:
+            return self._send(client, spec, "PATCH", self.update_path.format(id=target_id, **scope), scope, action)
         try:
             return self._send(client, spec, "POST", self.create_path.format(**scope), scope, action)
         except ConnectionLost:
             # The create may have landed before the answer was lost: look, never create twice.
-            found = self._find(client, spec, scope, action.key)
-            if found is None:
+            landed = self._known(client, spec, scope).get(spec.origin_id(action.key))
+            if landed is None:
                 raise
-            return {"id": found}
+            return {"id": landed}
 
-    def _find(self, client: ProcoreClient, spec: EntitySpec, scope: dict[str, Any], key: str) -> int | None:
-        params = {k: scope[k] for k in spec.list_scope} | {"filters[origin_id]": spec.origin_id(key)}
-        for record in client.paginate(spec.list_path.format(**scope), params):
-            if record.get("origin_id") == spec.origin_id(key):
-                return int(record["id"])
-        return None
+    def _known(self, client: ProcoreClient, spec: EntitySpec, scope: dict[str, Any]) -> dict[str, int]:
+        params = {k: scope[k] for k in spec.list_scope}
+        records = client.paginate(spec.list_path.format(**scope), params)
+        return {r["origin_id"]: int(r["id"]) for r in records if r.get("origin_id")}
 
     def _send(self, client: ProcoreClient, spec: EntitySpec, method: str, path: str,
               scope: dict[str, Any], action: Action) -> dict:
@@ -119,9 +137,12 @@ class CreateEachWriter:
 class KeyedBatchWriter:
     match: Callable[[dict[str, Any]], Hashable]
 
+    def fewest_calls(self, creates: int, updates: int) -> int:
+        return _batched(creates + updates)
+
     def write(self, client: ProcoreClient, spec: EntitySpec, scope: dict[str, Any], actions: Sequence[Action]) -> list[Outcome]:
         path, body, params = spec.target.request(scope)
-        items = [a.item() for a in actions]
+        items = [a.item(spec.sends_id) for a in actions]
         try:
             answer = client.request(spec.target.method, path, params=params or None,
                                     json={**body, spec.target.items_key: items}).json()
@@ -136,6 +157,9 @@ class KeyedBatchWriter:
 class SplitWriter:
     create: Writer
     update: Writer
+
+    def fewest_calls(self, creates: int, updates: int) -> int:
+        return self.create.fewest_calls(creates, 0) + self.update.fewest_calls(0, updates)
 
     def write(self, client: ProcoreClient, spec: EntitySpec, scope: dict[str, Any], actions: Sequence[Action]) -> list[Outcome]:
         creates = [a for a in actions if a.kind == "create"]

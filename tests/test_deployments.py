@@ -8,42 +8,34 @@ import yaml
 from prefect.flows import load_flow_from_entrypoint
 from prefect.utilities.callables import parameter_schema
 
-from deployments import deployment_specs, runner_deployments
-from flows import ENTITY_FLOWS
+from deployments import deployment_specs, render_prefect_yaml, runner_deployments
+from flows import ENTITY_FLOWS, levels
 from procore_sync.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def yaml_deployments() -> dict[str, dict]:
-    document = yaml.safe_load((ROOT / "prefect.yaml").read_text())
-    return {d["name"]: d for d in document["deployments"]}
+def test_prefect_yaml_is_rendered_from_the_served_deployments() -> None:
+    assert (ROOT / "prefect.yaml").read_text() == render_prefect_yaml(Settings()), (
+        "prefect.yaml is stale: run `procore-sync deployments --write`"
+    )
 
 
-def test_prefect_yaml_matches_the_served_deployments() -> None:
-    settings = Settings()
-    declared = yaml_deployments()
-    specs = {spec.name: spec for spec in deployment_specs(settings)}
-    assert set(declared) == set(specs)
-    for name, spec in specs.items():
-        entry = declared[name]
-        assert entry["entrypoint"] == spec.entrypoint
-        assert entry["parameters"] == spec.parameters
-        assert [s["cron"] for s in entry["schedules"]] == [spec.cron]
-        assert all(s["timezone"] == settings.schedule_timezone for s in entry["schedules"])
-        assert entry["concurrency_limit"] == 1
+def test_every_entity_and_sync_all_have_a_scheduled_and_a_full_resync_deployment() -> None:
+    declared = {d["name"]: d for d in yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]}
+    for name in ["sync-all", *ENTITY_FLOWS]:
+        for variant in (name, f"{name}-full-resync"):
+            assert declared[variant]["schedules"][0]["timezone"] == "UTC"
+            assert declared[variant]["concurrency_limit"] == 1
+        assert declared[f"{name}-full-resync"]["parameters"] == {"options": {"full_resync": True}}
+    active = {name for name, d in declared.items() if d["schedules"][0]["active"]}
+    assert active == {"sync-all", "sync-all-full-resync"}
 
 
-def test_every_entity_has_a_scheduled_and_a_full_resync_deployment() -> None:
-    names = {spec.name for spec in deployment_specs(Settings())}
-    for entity in ENTITY_FLOWS:
-        assert {entity, f"{entity}-full-resync"} <= names
-
-
-def test_entrypoints_load_the_entity_flows() -> None:
+def test_entrypoints_load_their_flows() -> None:
     for spec in deployment_specs(Settings()):
         flow = load_flow_from_entrypoint(str(ROOT / spec.entrypoint))
-        assert flow.name == ENTITY_FLOWS[spec.entity][1].name
+        assert flow.name == spec.flow.name
 
 
 def test_runner_deployments_carry_schedule_limit_and_parameters() -> None:
@@ -59,3 +51,10 @@ def test_the_run_form_is_generated_from_the_options_model() -> None:
     options = schema["definitions"]["SyncOptions"]["properties"]
     assert set(options) == {"full_resync", "dry_run", "erp_keys", "batch_size"}
     assert options["full_resync"]["description"].startswith("Ignore the last synchronisation date")
+
+
+def test_levels_put_every_parent_before_its_children() -> None:
+    position = {name: i for i, level in enumerate(levels()) for name in level}
+    assert set(position) == set(ENTITY_FLOWS)
+    for name, (spec, _) in ENTITY_FLOWS.items():
+        assert all(position[parent] < position[name] for parent in spec.depends_on)

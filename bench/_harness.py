@@ -1,0 +1,42 @@
+"""What every benchmark shares: a temporary Prefect server, the real sandbox in a thread with
+limits that never throttle, and the PROCORE_SYNC_ environment pointing at both."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from prefect.testing.utilities import prefect_test_harness  # noqa: E402
+
+from sandbox.config import SandboxConfig  # noqa: E402
+from sandbox.server import start_in_thread  # noqa: E402
+
+QUOTA_PER_HOUR = 3600  # Procore's default per company
+
+
+@contextmanager
+def bench_environment(erp_path: Path, home: Path) -> Iterator[None]:
+    """Sandbox + Prefect; the shared rate limit is off (the bench measures calls, not pacing)."""
+    config = SandboxConfig(spike_limit=1_000_000, hourly_limit=1_000_000)
+    with start_in_thread(config) as sandbox:
+        os.environ.update({
+            "PROCORE_SYNC_ENVIRONMENT": "local",
+            "PROCORE_SYNC_LOCAL_SANDBOX_URL": sandbox.url,
+            "PROCORE_SYNC_CLIENT_ID": config.client_id,
+            "PROCORE_SYNC_CLIENT_SECRET": config.client_secret,
+            "PROCORE_SYNC_COMPANY_ID": str(config.company_id),
+            "PROCORE_SYNC_ERP_PATH": str(erp_path),
+            "PROCORE_SYNC_HOME": str(home),
+            "PROCORE_SYNC_QUOTA_ENABLED": "false",
+        })
+        print("starting a temporary Prefect server...", file=sys.stderr, flush=True)
+        with prefect_test_harness(server_startup_timeout=180):
+            yield

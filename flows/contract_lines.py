@@ -1,0 +1,104 @@
+"""Schedule-of-values lines, shared by prime contracts, subcontracts and purchase orders.
+
+The three line syncs take the same items (amount, description, WBS code, quantity, unit cost)
+under a path that names their contract; one ``line_spec`` builds each entity from its
+contract's spec, so the three stay alike by construction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from prefect import flow
+from pydantic import AliasChoices, Field
+
+from flows.budget import wbs_of
+from flows.cost_structure import WBS_CODES
+from flows.projects import PROJECTS
+from procore_sync.errors import InvalidRecord
+from tasks import fields
+from tasks.engine import run_entity
+from tasks.models import ErpRow, ProcoreModel, money
+from tasks.refs import Refs
+from tasks.report import RunSummary
+from tasks.spec import EntitySpec, Mapped, SyncOptions, Target
+from tasks.writers import SyncWriter
+
+
+
+class ErpContractLine(ErpRow):
+    line_key: str
+    contract_number: str | None = Field(
+        default=None, validation_alias=AliasChoices("contract_number", "subcontract_number", "po_number")
+    )
+    line_number: int | None = None
+    sub_job_code: str | None = None
+    cost_code: str | None = None
+    cost_type: str | None = None
+    description: str | None = None
+    quantity: Decimal | None = None
+    unit_cost: Decimal | None = None
+    uom: str | None = None
+    amount: Decimal | None = None
+    updated_at: datetime | None = None
+
+
+class ProcoreContractLine(ProcoreModel):
+    amount: str
+    description: str | None = None
+    wbs_code_id: int
+    quantity: str | None = None
+    unit_cost: str | None = None
+    uom: str | None = None
+
+
+def line_mapper(contract: EntitySpec, contract_id_field: str):  # noqa: ANN201 - returns a mapper
+    def map_line(line: ErpContractLine, refs: Refs) -> Mapped:
+        if line.amount is None:
+            raise InvalidRecord("amount is missing")
+        label = f"{contract.display_name.lower().rstrip('s')} {line.contract_number}"
+        header = refs.erp_row(contract, line.contract_number, label)
+        project = header.get("project_number")
+        contract_id = refs.id(contract, line.contract_number, label)
+        warnings: list[str] = []
+        payload = ProcoreContractLine(
+            amount=money(line.amount) or "0.00",
+            description=fields.truncated(fields.clean_text(line.description), "description", fields.DESCRIPTION_MAX, warnings),
+            wbs_code_id=wbs_of(refs, project, line.sub_job_code, line.cost_code, line.cost_type),
+            quantity=None if line.quantity is None else format(line.quantity, "f"),
+            unit_cost=None if line.unit_cost is None else format(line.unit_cost, "f"),
+            uom=fields.clean_text(line.uom),
+        )
+        project_id = refs.id(PROJECTS, project, f"project {project}")
+        return Mapped(payload=payload, warnings=warnings, scope={"project_id": project_id, contract_id_field: contract_id})
+
+    return map_line
+
+
+def line_spec(name: str, title: str, contract: EntitySpec, erp_table: str, path: str, contract_id_field: str,
+              *, sends_id: bool) -> EntitySpec:
+    return EntitySpec(
+        name=name,
+        title=title,
+        erp_table=erp_table,
+        erp_model=ErpContractLine,
+        procore_model=ProcoreContractLine,
+        map_record=line_mapper(contract, contract_id_field),
+        key_field="line_key",
+        target=Target(path, body_scope=(), query_scope=("project_id",)),
+        writer=SyncWriter(),
+        list_path=path.removesuffix("/sync"),
+        list_scope=("project_id",),
+        parents=(contract, WBS_CODES),
+        sends_id=sends_id,
+        money_field="amount",
+    )
+
+
+def line_flow(spec: EntitySpec):  # noqa: ANN201 - a Prefect flow
+    @flow(name=spec.name, description=f"Sync {spec.display_name.lower()} from the ERP to Procore.")
+    def sync_lines(options: SyncOptions = SyncOptions()) -> RunSummary:
+        return run_entity(spec, options)
+
+    return sync_lines

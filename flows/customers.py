@@ -1,0 +1,61 @@
+"""ERP customers → Procore directory vendors (the owner/client of a prime contract).
+
+Procore has no customer resource: the owner of a prime contract is a company vendor. Customers
+therefore sync through the same vendors endpoint as suppliers, with ``customer:`` in front of
+their origin_id so that a customer code can never collide with a supplier code.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from prefect import flow
+
+from flows.vendors import ErpSupplier, ProcoreVendor, map_supplier
+from tasks.engine import run_entity
+from tasks.models import ErpRow
+from tasks.refs import Refs
+from tasks.report import RunSummary
+from tasks.spec import EntitySpec, Mapped, SyncOptions, Target
+from tasks.writers import SyncWriter
+
+
+class ErpCustomer(ErpRow):
+    customer_code: str
+    name: str | None = None
+    address: str | None = None
+    city: str | None = None
+    state_code: str | None = None
+    country_code: str | None = None
+    zip: str | None = None
+    business_phone: str | None = None
+    email_address: str | None = None
+    is_active: bool | None = None
+    updated_at: datetime | None = None
+
+
+def map_customer(customer: ErpCustomer, refs: Refs | None = None) -> Mapped:
+    """A customer is a vendor with the customer code as its External ID."""
+    as_supplier = ErpSupplier(supplier_code=customer.customer_code, **customer.model_dump(exclude={"customer_code"}))
+    return map_supplier(as_supplier, refs)
+
+
+CUSTOMERS = EntitySpec(
+    name="customers",
+    title="Customers (Procore vendors)",
+    erp_table="customers",
+    erp_model=ErpCustomer,
+    procore_model=ProcoreVendor,
+    map_record=map_customer,
+    key_field="customer_code",
+    target=Target("/rest/v1.0/vendors/sync"),
+    writer=SyncWriter(),
+    list_path="/rest/v1.0/vendors",
+    origin_prefix="customer:",
+)
+
+
+@flow(name="customers", description=__doc__)
+def sync_customers(options: SyncOptions = SyncOptions()) -> RunSummary:
+    """Sync ERP customers to Procore vendors (owners/clients of prime contracts)."""
+    return run_entity(CUSTOMERS, options)

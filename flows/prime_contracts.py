@@ -1,0 +1,104 @@
+"""ERP contracts (billing) → Procore prime contracts and their schedule-of-values lines.
+
+Procore has no sync endpoint for prime contract headers: each is one POST (after a look-up by
+origin_id) or one PATCH. The owner/client is the customer's Procore vendor. Lines go through
+``prime_contracts/{id}/line_items/sync``, one call per contract.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from prefect import flow
+
+from flows.contract_lines import line_flow, line_spec
+from flows.customers import CUSTOMERS
+from flows.projects import PROJECTS
+from procore_sync.errors import InvalidRecord
+from tasks import fields
+from tasks.engine import run_entity
+from tasks.models import ErpRow, ProcoreModel, money
+from tasks.refs import Refs
+from tasks.report import RunSummary
+from tasks.spec import EntitySpec, Mapped, SyncOptions, Target
+from tasks.writers import CreateEachWriter
+
+STATUSES = ("Draft", "Out For Bid", "Out For Signature", "Approved", "Complete", "Terminated")
+
+
+class ErpPrimeContract(ErpRow):
+    contract_number: str
+    project_number: str | None = None
+    customer_code: str | None = None
+    title: str | None = None
+    status: str | None = None
+    executed: bool | None = None
+    retainage_percent: Decimal | None = None
+    contract_date: date | None = None
+    description: str | None = None
+    updated_at: datetime | None = None
+
+
+class ProcorePrimeContract(ProcoreModel):
+    number: str
+    title: str | None = None
+    status: str
+    executed: bool = False
+    retainage_percent: str | None = None
+    contract_date: date | None = None
+    description: str | None = None
+    vendor_id: int
+
+
+def status_of(value: str | None, allowed: tuple[str, ...]) -> str:
+    match = {s.lower(): s for s in allowed}.get((value or "Draft").strip().lower())
+    if match is None:
+        raise InvalidRecord(f"status {value!r} is not one of Procore's: {', '.join(allowed)}")
+    return match
+
+
+def map_prime_contract(row: ErpPrimeContract, refs: Refs) -> Mapped:
+    warnings: list[str] = []
+    project_id = refs.id(PROJECTS, row.project_number, f"project {row.project_number}")
+    payload = ProcorePrimeContract(
+        number=row.contract_number.strip(),
+        title=fields.truncated(fields.clean_text(row.title), "title", 255, warnings),
+        status=status_of(row.status, STATUSES),
+        executed=bool(row.executed),
+        retainage_percent=money(row.retainage_percent),
+        contract_date=row.contract_date,
+        description=fields.truncated(fields.clean_text(row.description), "description", fields.DESCRIPTION_MAX, warnings),
+        vendor_id=refs.id(CUSTOMERS, row.customer_code, f"customer {row.customer_code}"),
+    )
+    return Mapped(payload=payload, warnings=warnings, scope={"project_id": project_id})
+
+
+PRIME_CONTRACTS = EntitySpec(
+    name="prime_contracts",
+    title="Prime contracts",
+    erp_table="prime_contracts",
+    erp_model=ErpPrimeContract,
+    procore_model=ProcorePrimeContract,
+    map_record=map_prime_contract,
+    key_field="contract_number",
+    target=Target("/rest/v1.0/prime_contract", method="POST", body_scope=("project_id",)),
+    writer=CreateEachWriter("/rest/v1.0/prime_contract", "/rest/v1.0/prime_contract/{id}", "prime_contract"),
+    list_path="/rest/v1.0/prime_contracts",
+    list_scope=("project_id",),
+    parents=(PROJECTS, CUSTOMERS),
+)
+
+PRIME_CONTRACT_LINES = line_spec(
+    "prime_contract_lines", "Prime contract lines", PRIME_CONTRACTS, "prime_contract_lines",
+    "/rest/v1.0/prime_contracts/{prime_contract_id}/line_items/sync", "prime_contract_id", sends_id=True,
+)
+
+
+@flow(name="prime_contracts", description=__doc__)
+def sync_prime_contracts(options: SyncOptions = SyncOptions()) -> RunSummary:
+    """Sync ERP billing contracts to Procore prime contracts."""
+    return run_entity(PRIME_CONTRACTS, options)
+
+
+sync_prime_contract_lines = line_flow(PRIME_CONTRACT_LINES)

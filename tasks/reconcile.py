@@ -1,0 +1,185 @@
+"""Compare the ERP with Procore, entity by entity, and list every difference.
+
+For each entity: the ERP rows are mapped exactly as a sync would map them; the records that a
+sync would send are looked up in Procore (by the Procore id the state remembers, else by
+origin_id) in the scopes they belong to (company, project, contract), and every mapped field is
+compared with Procore's value. Money entities also compare totals per project and WBS code
+(cost code and cost type). Records that are failed or blocked in the ERP mapping are counted as
+known, not as differences; Procore records carrying one of our origin_ids that the ERP no
+longer has are reported as unexpected.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from connectors.erp import ErpSource
+from connectors.procore import ProcoreClient
+from connectors.state import RecordState, StateStore
+from tasks.load import field_of
+from tasks.mapping import MappedRecord, map_rows
+from tasks.refs import Refs
+from tasks.spec import EntitySpec
+
+
+@dataclass(frozen=True)
+class Difference:
+    key: str
+    kind: str  # missing_in_procore | unexpected_in_procore | value | total
+    field: str | None = None
+    erp: Any = None
+    procore: Any = None
+
+
+@dataclass
+class Reconciliation:
+    entity: str
+    erp_records: int = 0
+    to_sync: int = 0
+    procore_records: int = 0
+    matched: int = 0
+    known_failed: int = 0
+    known_blocked: int = 0
+    differences: list[Difference] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not self.differences
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self) | {"clean": self.clean}, default=str)
+
+
+def reconcile(spec: EntitySpec, client: ProcoreClient, store: StateStore, source: ErpSource,
+              context: dict[str, Any]) -> Reconciliation:
+    records = map_rows(spec, source.read(spec.erp_table), Refs(store, source, context))
+    states = store.record_states(spec.name)
+    # Records Procore refused are known too: the state has Procore's reason.
+    refused = {r.key for r in records if r.ok and _refused(states.get(r.key))}
+    wanted = [r for r in records if r.ok and r.key not in refused]
+    result = Reconciliation(spec.name, erp_records=len(records), to_sync=len(wanted),
+                            known_failed=sum(r.error is not None for r in records) + len(refused),
+                            known_blocked=sum(r.blocked is not None for r in records))
+    procore = _procore_records(spec, client, context, wanted)
+    result.procore_records = len(procore)
+    by_origin = {r.get("origin_id"): r for r in procore.values() if r.get("origin_id")}
+    for record in wanted:
+        state = states.get(record.key)
+        found = procore.get(state.procore_id) if state and state.procore_id else None
+        found = found or by_origin.get(spec.origin_id(record.key))
+        if found is None:
+            result.differences.append(Difference(record.key, "missing_in_procore"))
+            continue
+        result.matched += 1
+        result.differences += _value_differences(record, found, spec.read_as)
+    result.differences += _unexpected(spec, records, by_origin)
+    if spec.money_field:
+        result.differences += _total_differences(spec.money_field, wanted, procore.values())
+    return result
+
+
+def _procore_records(spec: EntitySpec, client: ProcoreClient, context: dict[str, Any],
+                     wanted: list[MappedRecord]) -> dict[int, dict[str, Any]]:
+    scopes = {tuple(sorted(r.scope.items())) for r in wanted} or {()}
+    found: dict[int, dict[str, Any]] = {}
+    for scope in scopes:
+        values = context | dict(scope)
+        for record in list_records(spec, client, values):
+            found[int(record["id"])] = record | {"_scope": dict(scope)}
+    return found
+
+
+def list_records(spec: EntitySpec, client: ProcoreClient, scope: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    if spec.lister is not None:
+        return spec.lister(client, scope)
+    return client.paginate(spec.list_path.format(**scope), {k: scope[k] for k in spec.list_scope})
+
+
+def _refused(state: RecordState | None) -> bool:
+    return state is not None and state.status == "failed" and not state.procore_id
+
+
+def _value_differences(record: MappedRecord, found: dict[str, Any], read_as: dict[str, str]) -> list[Difference]:
+    """Every sent field that Procore's representation shows, compared; fields a representation
+    does not carry at all (a budget view's row has no unit of measure) cannot be checked there."""
+    names = {name: read_as.get(name, name) for name in record.payload or {}}
+    shown = {name: field_of(found, as_shown) for name, as_shown in names.items() if _carries(found, as_shown)}
+    return [
+        Difference(record.key, "value", name, (record.payload or {})[name], value)
+        for name, value in shown.items()
+        if not same((record.payload or {})[name], value)
+    ]
+
+
+def _carries(record: dict[str, Any], name: str) -> bool:
+    return name in record or name.removesuffix("_id") in record
+
+
+def _unexpected(spec: EntitySpec, records: list[MappedRecord], by_origin: dict[str, dict]) -> list[Difference]:
+    if not spec.uses_origin_id:
+        return []
+    known = {spec.origin_id(r.key) for r in records}
+    ours = [o for o in by_origin if isinstance(o, str) and o.startswith(spec.origin_prefix) and o not in known]
+    if not spec.origin_prefix:  # vendors share their list with customers: skip the prefixed ones
+        ours = [o for o in ours if ":" not in o]
+    return [Difference(spec.key_of_origin(o), "unexpected_in_procore") for o in ours]
+
+
+def _total_differences(money_field: str, wanted: list[MappedRecord], procore: Iterable[dict]) -> list[Difference]:
+    erp: dict[tuple, Decimal] = defaultdict(Decimal)
+    for record in wanted:
+        erp[(record.scope.get("project_id"), (record.payload or {}).get("wbs_code_id"))] += _decimal(
+            (record.payload or {}).get(money_field))
+    seen: dict[tuple, Decimal] = defaultdict(Decimal)
+    for found in procore:
+        seen[(found["_scope"].get("project_id"), field_of(found, "wbs_code_id"))] += _decimal(found.get(money_field))
+    return [
+        Difference(f"project {project} / wbs code {wbs}", "total", money_field, str(erp[(project, wbs)]),
+                   str(seen[(project, wbs)]))
+        for project, wbs in sorted(set(erp) | set(seen), key=str)
+        if abs(erp[(project, wbs)] - seen[(project, wbs)]) > Decimal("0.005")
+    ]
+
+
+def _decimal(value: Any) -> Decimal:
+    try:
+        return Decimal(str(value)) if value not in (None, "") else Decimal(0)
+    except InvalidOperation:
+        return Decimal(0)
+
+
+def same(expected: Any, actual: Any) -> bool:
+    """Equal as an operator would judge: numbers by value, dates by their day, lists unordered."""
+    if isinstance(expected, list):
+        return _canonical_list(expected) == _canonical_list(actual or [], keys=_keys_of(expected))
+    if isinstance(expected, bool) or isinstance(actual, bool):
+        return expected == actual
+    if isinstance(expected, int | float) or _is_number(expected) and _is_number(actual):
+        return _is_number(actual) and Decimal(str(expected)) == Decimal(str(actual))
+    if isinstance(expected, str) and isinstance(actual, str) and len(expected) == 10 and expected[4] == "-":
+        return actual[:10] == expected
+    return expected == actual
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return False
+    return value is not None and not isinstance(value, bool)
+
+
+def _keys_of(items: list) -> set[str] | None:
+    return {k for item in items if isinstance(item, dict) for k in item} or None
+
+
+def _canonical_list(items: list, keys: set[str] | None = None) -> list[str]:
+    def pick(item: Any) -> Any:
+        return {k: item.get(k) for k in sorted(keys or item)} if isinstance(item, dict) else item
+
+    return sorted(json.dumps(pick(item), sort_keys=True, default=str) for item in items)
