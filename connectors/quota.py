@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+import threading
 from dataclasses import dataclass
 
 from prefect.client.orchestration import get_client
@@ -66,14 +66,32 @@ def ensure_quota_limit(settings: Settings) -> BucketSize:
     return bucket
 
 
-def quota_gate(settings: Settings) -> Callable[[], None] | None:
-    """The ``before_request`` hook for the Procore client, or None when the budget is off."""
+class QuotaGate:
+    """The ``before_request`` hook: one slot of the shared limit per Procore call.
+
+    Slots are taken from the server a few at a time and spent locally, one per call: a run never
+    makes more calls than it took slots, so the shared bound holds, and the Prefect round trip
+    (and its occasional stalls of a second or two, measured here) is paid once per chunk instead
+    of once per call. At most ``chunk - 1`` slots go unused when a run ends.
+    """
+
+    def __init__(self, name: str, chunk: int) -> None:
+        self.name, self.chunk = name, max(1, chunk)
+        self._left = 0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> None:
+        with self._lock:
+            if self._left == 0:
+                # strict: a missing limit must stop us, not silently let every call through.
+                rate_limit(self.name, occupy=self.chunk, strict=True, timeout_seconds=ACQUIRE_TIMEOUT_S)
+                self._left = self.chunk
+            self._left -= 1
+
+
+def quota_gate(settings: Settings) -> QuotaGate | None:
+    """The gate for one Procore client, or None when the budget is off."""
     if not settings.quota_enabled:
         return None
-    name = settings.quota_limit_name
-
-    def acquire() -> None:
-        # strict: a missing limit must stop us, not silently let every call through.
-        rate_limit(name, occupy=1, strict=True, timeout_seconds=ACQUIRE_TIMEOUT_S)
-
-    return acquire
+    bucket = bucket_for(settings.quota_per_hour, settings.quota_spike_per_10s)
+    return QuotaGate(settings.quota_limit_name, chunk=min(10, bucket.limit // 4))

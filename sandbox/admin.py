@@ -72,6 +72,7 @@ async def reset(request: Request) -> dict[str, bool]:
     state = state_of(request)
     state.store.reset()
     state.store.commit()
+    state.store.flush()  # a reset is rare and must be on disk at once
     state.quota.reset()
     state.faults.reseed()
     state.contract_violations.clear()

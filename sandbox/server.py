@@ -77,6 +77,7 @@ class SandboxServer:
     def stop(self) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=START_TIMEOUT_S)
+        self.store.flush()
 
     def __enter__(self) -> SandboxServer:
         return self
@@ -117,4 +118,8 @@ def start_in_thread(
 
 def serve(config: SandboxConfig, host: str = "127.0.0.1", port: int = 8765) -> None:
     """Serve a sandbox in the foreground until interrupted (Ctrl+C)."""
-    uvicorn.Server(_uvicorn_config(create_app(config), host, port)).run()
+    app = create_app(config)
+    try:
+        uvicorn.Server(_uvicorn_config(app, host, port)).run()
+    finally:
+        app.state.store.flush()

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -100,12 +101,16 @@ class Collection:
         self.by_origin.clear()
 
 
+SAVE_INTERVAL_S = 1.0
+
+
 class Store:
     def __init__(
         self, clock: Callable[[], float], data_file: Path | None = None, companies: Iterable[int] = (1,)
     ) -> None:
         self._clock = clock
         self._data_file = data_file
+        self._dirty, self._saved_at = False, float("-inf")
         self._companies = tuple(companies)
         self._collections = {kind: Collection(kind) for kind in KINDS}
         self._next_id = FIRST_ID
@@ -259,9 +264,19 @@ class Store:
                 self.insert("standard_cost_code_lists", company_id, dict(STANDARD_COST_CODE_LIST))
 
     def commit(self) -> None:
-        """Persist to ``data_file`` if there is one; call once after each writing request."""
-        if self._data_file is not None:
+        """Persist to ``data_file`` if there is one; call once after each writing request.
+
+        Writing the whole file costs more as the company grows, so it is written at most once a
+        second; ``flush`` (called when the server stops) writes what is left.
+        """
+        self._dirty = True
+        if self._data_file is not None and time.monotonic() - self._saved_at >= SAVE_INTERVAL_S:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._data_file is not None and self._dirty:
             self._save(self._data_file)
+            self._dirty, self._saved_at = False, time.monotonic()
 
     # --- the file ------------------------------------------------------------------------------
 

@@ -442,6 +442,7 @@ def test_every_kind_survives_a_restart_and_reset_reseeds(tmp_path: Path) -> None
     project_id = first.project(origin_id="JOB-1")["id"]
     cost_code_id = first.cost_code(project_id, origin_id="J|02-300")
     first.wbs_code(project_id, cost_code_id, first.cost_type())
+    first.store.flush()  # writes within a second of each other reach the file on flush (server stop)
     saved = json.loads(data_file.read_text())
     assert {kind for kind, scopes in saved.items() if scopes and kind != "next_id"} >= {
         "projects",
