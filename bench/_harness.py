@@ -23,7 +23,7 @@ QUOTA_PER_HOUR = 3600  # Procore's default per company
 
 
 @contextmanager
-def bench_environment(erp_path: Path, home: Path) -> Iterator[None]:
+def bench_environment(erp_path: Path, home: Path, **extra_env: str) -> Iterator[None]:
     """Sandbox + Prefect; the shared rate limit is off (the bench measures calls, not pacing)."""
     config = SandboxConfig(spike_limit=1_000_000, hourly_limit=1_000_000)
     with start_in_thread(config) as sandbox:
@@ -36,6 +36,7 @@ def bench_environment(erp_path: Path, home: Path) -> Iterator[None]:
             "PROCORE_SYNC_ERP_PATH": str(erp_path),
             "PROCORE_SYNC_HOME": str(home),
             "PROCORE_SYNC_QUOTA_ENABLED": "false",
+            **extra_env,
         })
         print("starting a temporary Prefect server...", file=sys.stderr, flush=True)
         with prefect_test_harness(server_startup_timeout=180):

@@ -15,28 +15,18 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _harness import QUOTA_PER_HOUR, bench_environment
 
-from prefect.testing.utilities import prefect_test_harness  # noqa: E402
+from flows.vendors import sync_vendors
+from procore_sync import sample_erp
+from tasks.spec import SyncOptions
 
-from flows.vendors import sync_vendors  # noqa: E402
-from procore_sync import sample_erp  # noqa: E402
-from sandbox.config import SandboxConfig  # noqa: E402
-from sandbox.server import start_in_thread  # noqa: E402
-from tasks.spec import SyncOptions  # noqa: E402
-
-QUOTA_PER_HOUR = 3600  # Procore's default per company
 MAX_BATCH = 1000  # records per PATCH /vendors/sync
 
 
@@ -99,29 +89,15 @@ def main() -> None:
         sample = sample_erp.generate(folder / "erp", scale=args.suppliers / 500, seed=42)
         expected = json.loads((folder / "erp" / sample_erp.EXPECTED_FILE).read_text())
         bad_rows = len(expected["suppliers"]["bad"])
-        config = SandboxConfig(spike_limit=100_000, hourly_limit=100_000, validate_requests=True)
-        with start_in_thread(config) as sandbox:
-            os.environ.update({
-                "PROCORE_SYNC_ENVIRONMENT": "local",
-                "PROCORE_SYNC_LOCAL_SANDBOX_URL": sandbox.url,
-                "PROCORE_SYNC_CLIENT_ID": config.client_id,
-                "PROCORE_SYNC_CLIENT_SECRET": config.client_secret,
-                "PROCORE_SYNC_COMPANY_ID": str(config.company_id),
-                "PROCORE_SYNC_ERP_PATH": str(folder / "erp" / sample_erp.DUCKDB_FILE),
-                "PROCORE_SYNC_HOME": str(folder / "home"),
-                "PROCORE_SYNC_STATE_PATH": str(folder / "home" / "state.duckdb"),
-                "PROCORE_SYNC_QUOTA_ENABLED": "false",
-                "PROCORE_SYNC_BATCH_SIZE": str(args.batch_size),
-            })
-            if not args.json:
-                print(f"sample ERP: {sample}")
-                print("note: the shared Prefect rate limit (PROCORE_SYNC_QUOTA_ENABLED) is off here: the bench "
-                      "measures the engine, and the sandbox is set not to throttle. The real quota is "
-                      "Procore's 3,600 calls/h per company.")
-                print("starting a temporary Prefect server...", flush=True)
-            with prefect_test_harness(server_startup_timeout=180):
-                options = SyncOptions(batch_size=args.batch_size)
-                results = [measure("first", options, bad_rows), measure("second", options, bad_rows)]
+        if not args.json:
+            print(f"sample ERP: {sample}")
+            print("note: the shared Prefect rate limit (PROCORE_SYNC_QUOTA_ENABLED) is off here: the bench "
+                  "measures the engine, and the sandbox is set not to throttle. The real quota is "
+                  "Procore's 3,600 calls/h per company.")
+        erp = folder / "erp" / sample_erp.DUCKDB_FILE
+        with bench_environment(erp, folder / "home", PROCORE_SYNC_BATCH_SIZE=str(args.batch_size)):
+            options = SyncOptions(batch_size=args.batch_size)
+            results = [measure("first", options, bad_rows), measure("second", options, bad_rows)]
 
     if args.json:
         for result in results:

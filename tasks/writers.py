@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from connectors.procore import ProcoreClient
 from connectors.state import Outcome
 from procore_sync.errors import ConnectionLost, Rejected
-from tasks.load import done_outcome, failed_outcome, outcome_of, outcomes_by_origin
+from tasks.load import failed_outcome, outcome_of, outcomes_by_origin
 from tasks.plan import Action
 from tasks.spec import EntitySpec
 

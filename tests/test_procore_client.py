@@ -20,7 +20,6 @@ from pydantic import SecretStr
 from connectors.procore import ProcoreClient
 from procore_sync.errors import (
     AuthenticationFailed,
-    Conflict,
     ConnectionLost,
     Handling,
     NotFound,
