@@ -35,15 +35,17 @@ def build_erp(path: Path, projects: int, codes: int) -> None:
         con.execute(f"""
             create table projects as select 'P-' || (1000 + i) as project_number, 'Bench project ' || i as name,
                 'US' as country_code, 'CO' as state_code, true as active, ?::timestamptz as updated_at
-            from range({projects}) t(i);
+            from range({projects}) t(i)""", [now])
+        con.execute(f"""
             create table standard_cost_codes as select printf('%02d-%03d', 1 + i // 10, 100 + i) as cost_code,
-                'Code ' || i as name, ?::timestamptz as updated_at from range({codes}) t(i);
+                'Code ' || i as name, ?::timestamptz as updated_at from range({codes}) t(i)""", [now])
+        con.execute("""
             create table cost_types (cost_type varchar, name varchar, base_type varchar, updated_at timestamptz);
             create table sub_jobs (sub_job_key varchar, project_number varchar, sub_job_code varchar, name varchar,
                 updated_at timestamptz);
             create table project_cost_codes as select p.project_number || '|' || c.cost_code as project_cost_code_key,
                 p.project_number, c.cost_code, p.updated_at from projects p, standard_cost_codes c;
-        """, [now, now])
+        """)
         con.executemany("insert into cost_types values (?, ?, ?, ?)", [(*t, now) for t in COST_TYPES])
         con.execute("""
             create table wbs_codes as select pc.project_number || '|' || pc.cost_code || '|' || t.cost_type as wbs_key,

@@ -9,6 +9,7 @@ reason of its own, and never past the run's start.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -171,6 +172,7 @@ class EntityRun:
                 refs = Refs(self.store, self.runtime.source, context)
                 rows = extract(self.runtime.source, self.spec, self.since, self.options.erp_keys, self._unfinished())
                 actions = map_and_plan(self.spec, rows, self.store, refs)
+                actions = preflight(client, self.spec, context, actions)
                 log.info("%s: %d records read since %s", self.spec.name, len(rows), self.since or "the beginning")
                 if self.options.dry_run:
                     return self._finish_dry_run(client, actions)
@@ -285,6 +287,33 @@ class EntityRun:
         )
         report.publish_summary(summary)
         return summary
+
+
+def preflight(client: ProcoreClient, spec: EntitySpec, context: dict[str, Any], actions: list[Action]) -> list[Action]:
+    """The per-run configuration check, before any write, at the cost of a call or two.
+
+    The entity's tool answers (a 403 here stops the run with what permission to grant), and every
+    project a write goes to is among the service account's permitted projects (Procore adds new
+    projects to that list only when the admin does): a write to another project fails with that
+    message instead of a 403 per batch.
+    """
+    writes = [a for a in actions if a.writes]
+    if not writes:
+        return actions
+    if "{" not in spec.list_path and set(spec.list_scope) <= set(context):
+        next(iter(client.paginate(spec.list_path, {k: context[k] for k in spec.list_scope}, per_page=1)), None)
+    wanted = {a.scope["project_id"] for a in writes if "project_id" in a.scope}
+    if not wanted:
+        return actions
+    visible = {int(p["id"]) for p in client.paginate("/rest/v1.1/projects", {"company_id": context["company_id"]})}
+    return [_not_permitted(a) if a.writes and a.scope.get("project_id", 0) not in visible | {0} else a
+            for a in actions]
+
+
+def _not_permitted(action: Action) -> Action:
+    message = (f"project {action.scope['project_id']} is not among the service account's permitted projects; "
+               "add it in Procore (Company Admin → App Management → permitted projects) and resync")
+    return dataclasses.replace(action, kind="fail", message=message)
 
 
 def check_company(client: ProcoreClient, settings: Settings) -> None:

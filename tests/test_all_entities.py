@@ -170,3 +170,21 @@ def test_a_direct_cost_changed_after_sync_is_not_pushed_over_procores_lock(
         assert (summary.updated, summary.write_calls, state.status) == (0, 0, "failed")
         assert "Procore locks it" in state.message
 
+
+
+def test_preflight_fails_writes_to_projects_outside_the_permitted_list(company_erp: Path, tmp_path, monkeypatch) -> None:
+    from connectors.procore import ProcoreClient
+    from flows.cost_structure import SUB_JOBS
+    from tasks.engine import preflight
+    from tasks.plan import Action
+
+    with start_in_thread(FAST) as sandbox:
+        settings = settings_env(monkeypatch, sandbox.url, company_erp / "erp.duckdb", tmp_path)
+        run_entities(settings, ["projects"])
+        permitted = sandbox.store.projects(1)[0]["id"]
+        actions = [Action("create", key=key, payload={"code": "01", "name": "A"}, scope={"project_id": pid})
+                   for key, pid in (("in", permitted), ("out", 123456789))]
+        with ProcoreClient(settings) as client:
+            checked = preflight(client, SUB_JOBS, {"company_id": 1}, actions)
+    assert [a.kind for a in checked] == ["create", "fail"]
+    assert "not among the service account's permitted projects" in checked[1].message
