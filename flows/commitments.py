@@ -15,13 +15,11 @@ from decimal import Decimal
 from prefect import flow
 from pydantic import AliasChoices, Field
 
-from flows.contract_lines import line_flow, line_spec
-from flows.prime_contracts import status_of
+from flows.contract_lines import ProcoreContractHeader, header_values, line_flow, line_spec, status_of
 from flows.projects import PROJECTS
 from flows.vendors import VENDORS
-from tasks import fields
 from tasks.engine import run_entity
-from tasks.models import ErpRow, ProcoreModel, money
+from tasks.models import ErpRow
 from tasks.refs import Refs
 from tasks.report import RunSummary
 from tasks.spec import HELD, EntitySpec, Mapped, SyncOptions, Target
@@ -45,15 +43,9 @@ class ErpCommitment(ErpRow):
     updated_at: datetime | None = None
 
 
-class ProcoreCommitment(ProcoreModel):
-    number: str
-    title: str | None = None
-    status: str
-    executed: bool = False
-    retainage_percent: str | None = None
-    contract_date: date | None = None
-    description: str | None = None
-    vendor_id: int
+class ProcoreCommitment(ProcoreContractHeader):
+    """A work order contract's header: the subcontractor is ``vendor_id``."""
+
     origin_code: str
 
 
@@ -86,17 +78,8 @@ def commitment_mapper(statuses: tuple[str, ...], model: type[ProcoreCommitment],
             # Procore locks the schedule of values of an approved contract: lines first, then status.
             warnings.append(f"{HELD}sent as Draft until its {pending} lines are in Procore, then as {status}")
             status = "Draft"
-        values = dict(
-            number=row.number.strip(),
-            title=fields.truncated(fields.clean_text(row.title), "title", 255, warnings),
-            status=status,
-            executed=bool(row.executed),
-            retainage_percent=money(row.retainage_percent),
-            contract_date=row.contract_date,
-            description=fields.truncated(fields.clean_text(row.description), "description", fields.DESCRIPTION_MAX, warnings),
-            vendor_id=refs.id(VENDORS, row.supplier_code, f"supplier {row.supplier_code}"),
-            origin_code=row.number.strip(),
-        )
+        vendor_id = refs.id(VENDORS, row.supplier_code, f"supplier {row.supplier_code}")
+        values = header_values(row.number.strip(), row, status, vendor_id, warnings) | {"origin_code": row.number.strip()}
         if model is ProcorePurchaseOrder:
             values["delivery_date"] = row.delivery_date
         return Mapped(payload=model(**values), warnings=warnings, scope={"project_id": project_id})

@@ -1,14 +1,16 @@
-"""Schedule-of-values lines, shared by prime contracts, subcontracts and purchase orders.
+"""What prime contracts, subcontracts and purchase orders share: header fields and SOV lines.
 
-The three line syncs take the same items (amount, description, WBS code, quantity, unit cost)
-under a path that names their contract; one ``line_spec`` builds each entity from its
+The three headers carry the same core fields (``ProcoreContractHeader``, ``header_values``), and
+the three line syncs take the same items (amount, description, WBS code, quantity, unit cost)
+under a path that names their contract; one ``line_spec`` builds each line entity from its
 contract's spec, so the three stay alike by construction.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 from prefect import flow
 from pydantic import AliasChoices, Field
@@ -25,6 +27,38 @@ from tasks.report import RunSummary
 from tasks.spec import EntitySpec, Mapped, SyncOptions, Target
 from tasks.writers import SyncWriter
 
+
+
+class ProcoreContractHeader(ProcoreModel):
+    number: str
+    title: str | None = None
+    status: str
+    executed: bool = False
+    retainage_percent: str | None = None
+    contract_date: date | None = None
+    description: str | None = None
+    vendor_id: int
+
+
+def status_of(value: str | None, allowed: tuple[str, ...]) -> str:
+    match = {s.lower(): s for s in allowed}.get((value or "Draft").strip().lower())
+    if match is None:
+        raise InvalidRecord(f"status {value!r} is not one of Procore's: {', '.join(allowed)}")
+    return match
+
+
+def header_values(number: str, row: Any, status: str, vendor_id: int, warnings: list[str]) -> dict[str, Any]:
+    """The shared header fields, from an ERP contract row (title, dates, retainage, description)."""
+    return dict(
+        number=number,
+        title=fields.truncated(fields.clean_text(row.title), "title", 255, warnings),
+        status=status,
+        executed=bool(row.executed),
+        retainage_percent=money(row.retainage_percent),
+        contract_date=row.contract_date,
+        description=fields.truncated(fields.clean_text(row.description), "description", fields.DESCRIPTION_MAX, warnings),
+        vendor_id=vendor_id,
+    )
 
 
 class ErpContractLine(ErpRow):

@@ -12,13 +12,11 @@ from decimal import Decimal
 
 from prefect import flow
 
-from flows.contract_lines import line_flow, line_spec
+from flows.contract_lines import ProcoreContractHeader, header_values, line_flow, line_spec, status_of
 from flows.customers import CUSTOMERS
 from flows.projects import PROJECTS
-from procore_sync.errors import InvalidRecord
-from tasks import fields
 from tasks.engine import run_entity
-from tasks.models import ErpRow, ProcoreModel, money
+from tasks.models import ErpRow
 from tasks.refs import Refs
 from tasks.report import RunSummary
 from tasks.spec import EntitySpec, Mapped, SyncOptions, Target
@@ -40,38 +38,16 @@ class ErpPrimeContract(ErpRow):
     updated_at: datetime | None = None
 
 
-class ProcorePrimeContract(ProcoreModel):
-    number: str
-    title: str | None = None
-    status: str
-    executed: bool = False
-    retainage_percent: str | None = None
-    contract_date: date | None = None
-    description: str | None = None
-    vendor_id: int
-
-
-def status_of(value: str | None, allowed: tuple[str, ...]) -> str:
-    match = {s.lower(): s for s in allowed}.get((value or "Draft").strip().lower())
-    if match is None:
-        raise InvalidRecord(f"status {value!r} is not one of Procore's: {', '.join(allowed)}")
-    return match
+class ProcorePrimeContract(ProcoreContractHeader):
+    """A prime contract's header: the owner/client is ``vendor_id``."""
 
 
 def map_prime_contract(row: ErpPrimeContract, refs: Refs) -> Mapped:
     warnings: list[str] = []
     project_id = refs.id(PROJECTS, row.project_number, f"project {row.project_number}")
-    payload = ProcorePrimeContract(
-        number=row.contract_number.strip(),
-        title=fields.truncated(fields.clean_text(row.title), "title", 255, warnings),
-        status=status_of(row.status, STATUSES),
-        executed=bool(row.executed),
-        retainage_percent=money(row.retainage_percent),
-        contract_date=row.contract_date,
-        description=fields.truncated(fields.clean_text(row.description), "description", fields.DESCRIPTION_MAX, warnings),
-        vendor_id=refs.id(CUSTOMERS, row.customer_code, f"customer {row.customer_code}"),
-    )
-    return Mapped(payload=payload, warnings=warnings, scope={"project_id": project_id})
+    owner = refs.id(CUSTOMERS, row.customer_code, f"customer {row.customer_code}")
+    values = header_values(row.contract_number.strip(), row, status_of(row.status, STATUSES), owner, warnings)
+    return Mapped(payload=ProcorePrimeContract(**values), warnings=warnings, scope={"project_id": project_id})
 
 
 PRIME_CONTRACTS = EntitySpec(
