@@ -7,17 +7,17 @@ their origin_id so that a customer code can never collide with a supplier code.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 
 from prefect import flow
 
-from flows.vendors import ErpSupplier, ProcoreVendor, map_supplier
+from flows.vendors import VENDORS, ErpSupplier, map_supplier
 from tasks.engine import run_entity
 from tasks.models import ErpRow
 from tasks.refs import Refs
 from tasks.report import RunSummary
-from tasks.spec import EntitySpec, Mapped, SyncOptions, Target
-from tasks.writers import SyncWriter
+from tasks.spec import Mapped, SyncOptions
 
 
 class ErpCustomer(ErpRow):
@@ -40,17 +40,15 @@ def map_customer(customer: ErpCustomer, refs: Refs | None = None) -> Mapped:
     return map_supplier(as_supplier, refs)
 
 
-CUSTOMERS = EntitySpec(
+# Same endpoint, models and writer as suppliers; another ERP table, key and origin_id space.
+CUSTOMERS = dataclasses.replace(
+    VENDORS,
     name="customers",
     title="Customers (Procore vendors)",
     erp_table="customers",
     erp_model=ErpCustomer,
-    procore_model=ProcoreVendor,
     map_record=map_customer,
     key_field="customer_code",
-    target=Target("/rest/v1.0/vendors/sync"),
-    writer=SyncWriter(),
-    list_path="/rest/v1.0/vendors",
     origin_prefix="customer:",
 )
 
