@@ -18,6 +18,9 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
 
+# The Procore client's unit tests share their fixtures (fake clock, client) from one module.
+pytest_plugins = ["tests.client_support"]
+
 from procore_sync import sample_erp  # noqa: E402
 from procore_sync.settings import Settings  # noqa: E402
 from sandbox.config import SandboxConfig  # noqa: E402

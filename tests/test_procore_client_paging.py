@@ -16,48 +16,22 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
-from pydantic import SecretStr
 
 from connectors.procore import ProcoreClient, SyncResult
 from procore_sync.errors import PayloadTooLarge
-from procore_sync.settings import Settings
+from tests.client_support import (
+    API,
+    T0,
+    TOKEN_URL,
+    VENDORS,
+    FakeTime,
+    api_calls,
+    make_settings,
+)
 
-API = "https://api.procore.com"
-TOKEN_URL = "https://login.procore.com/oauth/token"
-VENDORS = f"{API}/rest/v1.0/vendors"
 VENDOR_SYNC = f"{VENDORS}/sync"
-T0 = 1_700_000_000.0
 
 Handler = Callable[[Any], tuple[int, dict[str, str], str]]
-
-
-class FakeTime:
-    """A clock that only moves when the client sleeps; every sleep is recorded."""
-
-    def __init__(self) -> None:
-        self.now = T0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-def make_settings(**overrides: Any) -> Settings:
-    values: dict[str, Any] = dict(
-        environment="production", client_id="cid-1", client_secret=SecretStr("cs_paging_4711"),
-        company_id=42, timeout_s=5, max_attempts=4, batch_size=1000, per_page=100,
-        pacing_low_water=5,
-    )
-    return Settings(_env_file=None, **{**values, **overrides})  # type: ignore[call-arg]
-
-
-@pytest.fixture
-def fake() -> FakeTime:
-    return FakeTime()
 
 
 @pytest.fixture
@@ -66,16 +40,6 @@ def rsps() -> Iterator[responses.RequestsMock]:
         token = {"access_token": f"tkn_{uuid.uuid4().hex}", "expires_in": 5400}
         mock.add(responses.POST, TOKEN_URL, json=token)
         yield mock
-
-
-@pytest.fixture
-def client(fake: FakeTime) -> Iterator[ProcoreClient]:
-    with ProcoreClient(make_settings(), sleep=fake.sleep, clock=fake.clock) as procore:
-        yield procore
-
-
-def api_calls(rsps: responses.RequestsMock) -> list[Any]:
-    return [c for c in rsps.calls if c.request.url.startswith(API)]
 
 
 def query(call: Any) -> dict[str, list[str]]:
