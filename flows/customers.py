@@ -8,30 +8,18 @@ their origin_id so that a customer code can never collide with a supplier code.
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime
 
 from prefect import flow
 
-from flows.vendors import VENDORS, ErpSupplier, map_supplier
+from flows.vendors import VENDORS, ErpDirectoryCompany, ErpSupplier, map_supplier
 from tasks.engine import run_entity
-from tasks.models import ErpRow
 from tasks.refs import Refs
 from tasks.report import RunSummary
 from tasks.spec import Mapped, SyncOptions
 
 
-class ErpCustomer(ErpRow):
+class ErpCustomer(ErpDirectoryCompany):
     customer_code: str
-    name: str | None = None
-    address: str | None = None
-    city: str | None = None
-    state_code: str | None = None
-    country_code: str | None = None
-    zip: str | None = None
-    business_phone: str | None = None
-    email_address: str | None = None
-    is_active: bool | None = None
-    updated_at: datetime | None = None
 
 
 def map_customer(customer: ErpCustomer, refs: Refs | None = None) -> Mapped:

@@ -29,13 +29,10 @@ PHONE_MAX = 40
 NOTES_MAX = 10_000
 
 
-class ErpSupplier(ErpRow):
-    """A supplier as the ERP exports it."""
+class ErpDirectoryCompany(ErpRow):
+    """What the ERP keeps of any company in Procore's directory: suppliers and customers."""
 
-    supplier_code: str
     name: str | None = None
-    abbreviated_name: str | None = None
-    trade: str | None = None
     address: str | None = None
     city: str | None = None
     state_code: str | None = None
@@ -43,10 +40,18 @@ class ErpSupplier(ErpRow):
     zip: str | None = None
     business_phone: str | None = None
     email_address: str | None = None
-    website: str | None = None
     is_active: bool | None = None
-    notes: str | None = None
     updated_at: datetime | None = None
+
+
+class ErpSupplier(ErpDirectoryCompany):
+    """A supplier as the ERP exports it."""
+
+    supplier_code: str
+    abbreviated_name: str | None = None
+    trade: str | None = None
+    website: str | None = None
+    notes: str | None = None
 
 
 class ProcoreVendor(ProcoreModel):

@@ -321,21 +321,19 @@ USERS = Resource(
     rules=(address_rule, email_rule),
 )
 
-CONTRACT_DATES = tuple(
-    day(name)
-    for name in (
-        "contract_date",
-        "contract_start_date",
-        "contract_estimated_completion_date",
-        "actual_completion_date",
-        "execution_date",
-        "issued_on_date",
-        "letter_of_intent_date",
-        "approval_letter_date",
-        "returned_date",
-        "signed_contract_received_date",
-    )
+CONTRACT_DATE_NAMES = (
+    "contract_date",
+    "contract_start_date",
+    "contract_estimated_completion_date",
+    "actual_completion_date",
+    "execution_date",
+    "issued_on_date",
+    "letter_of_intent_date",
+    "approval_letter_date",
+    "returned_date",
+    "signed_contract_received_date",
 )
+CONTRACT_DATES = tuple(day(name) for name in CONTRACT_DATE_NAMES)
 CONTRACT_HEADER = (
     string("title"),
     string("number"),

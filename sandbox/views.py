@@ -20,6 +20,7 @@ from typing import Any
 from sandbox import wbs
 from sandbox.fields import money_text
 from sandbox.records import Context
+from sandbox.resources import CONTRACT_DATE_NAMES
 from sandbox.store import Record
 
 View = Callable[[Context, Record], dict[str, Any]]
@@ -233,16 +234,7 @@ CONTRACT_FIELDS = (
     "description",
     "inclusions",
     "exclusions",
-    "contract_date",
-    "contract_start_date",
-    "contract_estimated_completion_date",
-    "actual_completion_date",
-    "execution_date",
-    "issued_on_date",
-    "letter_of_intent_date",
-    "approval_letter_date",
-    "returned_date",
-    "signed_contract_received_date",
+    *CONTRACT_DATE_NAMES,
     "origin_id",
     "origin_data",
 )
