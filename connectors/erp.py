@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO, runtime_checkable
 
 import duckdb
-from tenacity import RetryError, Retrying, retry_if_exception, stop_after_delay, wait_random
 
+from connectors.duckdb_file import DuckDbFile
 from procore_sync.errors import ConfigError, TransientError
 
 CURSOR_COLUMN = "updated_at"
@@ -73,6 +73,8 @@ class DuckDbErpSource:
     def __init__(self, path: Path | str, tables: Mapping[str, str] | None = None) -> None:
         self.path = Path(path)
         self.tables = dict(tables or {})
+        # Turns shared with the ERP sink, which writes Procore's changes into the same file.
+        self._file = DuckDbFile(path, what="the ERP database", busy=ErpFileBusy, lock_timeout_s=LOCK_WAIT_S)
 
     def describe(self) -> str:
         return f"DuckDB file {self.path}"
@@ -84,34 +86,16 @@ class DuckDbErpSource:
         return iter([SourceRow(data) for data in rows])
 
     def _fetch(self, table: str, since: datetime | None) -> list[dict[str, Any]]:
-        con = self._open()
-        try:
-            con.execute("SET TimeZone = 'UTC'")
-            columns = self._columns(con, table)
-            cursor = con.execute(*_select(table, columns, since))
-            names = [column[0] for column in cursor.description]
-            return [_python_row(names, row) for row in cursor.fetchall()]
-        finally:
-            con.close()
-
-    def _open(self) -> duckdb.DuckDBPyConnection:
         if not self.path.is_file():
             raise ConfigError(
                 f"the ERP database {self.path} does not exist; set PROCORE_SYNC_ERP_PATH to the "
                 "ERP's DuckDB file (or run `procore-sync sample-erp` for a sample)"
             )
-        retrying = Retrying(
-            retry=retry_if_exception(_is_lock_conflict),
-            wait=wait_random(0.005, 0.05),
-            stop=stop_after_delay(LOCK_WAIT_S),
-        )
-        try:
-            return retrying(duckdb.connect, str(self.path), read_only=True)
-        except RetryError as exc:
-            message = f"the ERP database {self.path} stayed locked for {LOCK_WAIT_S:g} s"
-            raise ErpFileBusy(message) from exc
-        except duckdb.Error as exc:
-            raise ConfigError(f"cannot open the ERP database {self.path}: {exc}") from exc
+        with self._file.connect(write=False) as con:
+            columns = self._columns(con, table)
+            cursor = con.execute(*_select(table, columns, since))
+            names = [column[0] for column in cursor.description]
+            return [_python_row(names, row) for row in cursor.fetchall()]
 
     def _columns(self, con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
         rows = con.execute(
@@ -133,10 +117,6 @@ class DuckDbErpSource:
             " AND schema_name = 'main' ORDER BY 1"
         ).fetchall()
         return [row[0] for row in rows]
-
-
-def _is_lock_conflict(exc: BaseException) -> bool:
-    return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
 
 
 def _quote(name: str) -> str:

@@ -8,14 +8,10 @@ Per-record facts are rows keyed by (entity, ERP key) carrying the hash of the la
 actually pushed to Procore, so the planner can tell "unchanged" without a call. Every action on
 a record is also appended to ``record_actions``: the history the operator reads.
 
-Concurrency: DuckDB lets one process at a time open a file read-write, and several Prefect flow
-runs (separate processes) write at once. So no connection is ever kept: each operation opens the
-file, does its work in one transaction and closes it, and an open that meets another process's
-lock is retried after a random 5-50 ms, up to ``lock_timeout_s``; then ``StateStoreBusy`` names
-the file. Two cheaper locks come first: procore-sync processes queue on an advisory lock beside
-the file (``state.duckdb.lock``; see ``_queue``), and threads of one process on a lock per file,
-because DuckDB would otherwise raise write conflicts between their concurrent transactions. Hold time is what
-matters, hence the bulk paths: a batch of outcomes is handed to DuckDB as column lists and
+Concurrency: several Prefect flow runs (separate processes, and threads within sync-all) write
+at once, so every operation takes its turn at the file through ``connectors/duckdb_file.py``
+(short-lived connections, queued on locks, ``StateStoreBusy`` after ``lock_timeout_s``). Hold
+time is what matters, hence the bulk paths: a batch of outcomes is handed to DuckDB as column lists and
 merged with set-based SQL (10,000 outcomes in tens of milliseconds; ``executemany`` takes
 seconds).
 """
@@ -24,11 +20,10 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
@@ -36,22 +31,9 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import duckdb
-from tenacity import (
-    RetryError,
-    Retrying,
-    retry_if_exception,
-    retry_if_exception_type,
-    stop_after_delay,
-    wait_random,
-)
-from tenacity.retry import retry_base
 
+from connectors.duckdb_file import DuckDbFile, transaction
 from procore_sync.errors import ConfigError, TransientError
-
-try:
-    import fcntl
-except ImportError:  # Windows: no queue file; DuckDB's own lock, retried, still guards the file.
-    fcntl = None  # type: ignore[assignment]
 
 Status = Literal["ok", "warning", "failed", "blocked"]
 ActionKind = Literal["create", "update", "skip", "fail", "blocked"]
@@ -218,55 +200,6 @@ def load_migrations() -> list[Migration]:
     return [found[v] for v in sorted(found)]
 
 
-# --- connections ------------------------------------------------------------------------------
-
-_THREAD_LOCKS: dict[Path, threading.Lock] = {}
-_THREAD_LOCKS_GUARD = threading.Lock()
-
-
-def _thread_lock(path: Path) -> threading.Lock:
-    with _THREAD_LOCKS_GUARD:
-        return _THREAD_LOCKS.setdefault(path, threading.Lock())
-
-
-def _is_lock_conflict(exc: BaseException) -> bool:
-    # "Could not set lock on file ...: Conflicting lock is held in ..." (reference/prefect.md §7)
-    return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
-
-
-@contextmanager
-def _queue(path: Path, *, shared: bool, retrying: Retrying) -> Iterator[None]:
-    """Wait for our turn among procore-sync processes on an advisory lock beside the file.
-
-    A failed ``duckdb.connect`` costs ~8 ms of CPU, so writers that retry it steal CPU from the
-    one holding the file (4 writers on 2 cores: 66 ms per write instead of 30). Trying an
-    advisory lock costs microseconds, so our processes queue here (readers shared, writers
-    exclusive, as DuckDB itself allows) and the DuckDB lock retry is left for other holders,
-    such as a DuckDB CLI someone left open.
-    """
-    if fcntl is None:
-        yield
-        return
-    with path.open("a") as handle:
-        mode = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB
-        retrying(fcntl.flock, handle.fileno(), mode)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-@contextmanager
-def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    con.begin()
-    try:
-        yield
-    except BaseException:
-        con.rollback()
-        raise
-    con.commit()
-
-
 # --- the store --------------------------------------------------------------------------------
 
 
@@ -281,68 +214,23 @@ class StateStore:
         clock: Callable[[], datetime] = utc_now,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        # Resolved, so two spellings of one file share one in-process lock.
-        self.path = Path(path).expanduser().resolve()
+        self._file = DuckDbFile(path, what="the state file", busy=StateStoreBusy,
+                                lock_timeout_s=lock_timeout_s, sleep=sleep)
+        self.path = self._file.path
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock_timeout_s = lock_timeout_s
         self._clock = clock
-        self._sleep = sleep
         self._migrate()
 
     def __repr__(self) -> str:
         return f"StateStore({str(self.path)!r})"
 
-    # connections
+    # connections (turns at the file: connectors/duckdb_file.py)
 
-    @contextmanager
-    def _connect(self, *, write: bool) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A short-lived connection: opened (waiting out other processes' locks), then closed."""
-        # Looked up, not kept: the store stays picklable for Prefect's process-based runners.
-        with _thread_lock(self.path), self._turn(shared=not write):
-            con = self._open(read_only=not write)
-            try:
-                con.execute("SET TimeZone = 'UTC'")
-                yield con
-            finally:
-                con.close()
+    def _connect(self, *, write: bool) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+        return self._file.connect(write=write)
 
-    @contextmanager
-    def _turn(self, *, shared: bool) -> Iterator[None]:
-        queue_file = self.path.with_name(self.path.name + ".lock")
-        # Trying is cheap here, so try often: the next writer starts as soon as the file is free.
-        retrying = self._retrying(retry_if_exception_type(BlockingIOError), wait_s=(0.001, 0.005))
-        try:
-            with _queue(queue_file, shared=shared, retrying=retrying):
-                yield
-        except RetryError as exc:
-            raise self._busy("another procore-sync process") from exc
-
-    def _retrying(self, condition: retry_base, *, wait_s: tuple[float, float]) -> Retrying:
-        return Retrying(
-            retry=condition,
-            wait=wait_random(*wait_s),
-            stop=stop_after_delay(self._lock_timeout_s),
-            sleep=self._sleep,
-        )
-
-    def _busy(self, holder: str) -> StateStoreBusy:
-        return StateStoreBusy(
-            f"the state file {self.path} stayed locked by {holder} for {self._lock_timeout_s:g} s"
-        )
-
-    @contextmanager
-    def _write(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with self._connect(write=True) as con, _transaction(con):
-            yield con
-
-    def _open(self, *, read_only: bool) -> duckdb.DuckDBPyConnection:
-        retrying = self._retrying(retry_if_exception(_is_lock_conflict), wait_s=(0.005, 0.05))
-        try:
-            return retrying(duckdb.connect, str(self.path), read_only=read_only)
-        except RetryError as exc:
-            raise self._busy("another process") from exc.last_attempt.exception()
-        except duckdb.Error as exc:
-            raise ConfigError(f"cannot open the state file {self.path}: {exc}") from exc
+    def _write(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+        return self._file.write()
 
     # migrations
 
@@ -371,7 +259,7 @@ class StateStore:
             )
 
     def _apply(self, con: duckdb.DuckDBPyConnection, migration: Migration) -> None:
-        with _transaction(con):
+        with transaction(con):
             con.execute(migration.sql)
             con.execute(
                 "INSERT INTO schema_migrations VALUES (?, ?, ?)",

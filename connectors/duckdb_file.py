@@ -1,0 +1,137 @@
+"""One DuckDB file shared by several processes and threads: short-lived connections, in turn.
+
+DuckDB lets one process at a time open a file read-write, and within a process refuses a second
+connection with another configuration (read-only beside read-write). procore-sync has several
+writers of one file (Prefect flow runs are separate processes; sync-all runs flows in threads),
+so no connection is kept: each operation opens the file, works, and closes it. Three locks make
+the turns cheap and safe, outermost first:
+
+- a lock per file and process, so threads take turns (DuckDB would otherwise raise conflicts
+  between their transactions, or refuse the second configuration);
+- an advisory lock beside the file (``<file>.lock``): procore-sync processes queue there,
+  readers shared and writers exclusive, as DuckDB itself allows. Trying it costs microseconds,
+  where a refused ``duckdb.connect`` costs ~8 ms of CPU taken from the process holding the file;
+- DuckDB's own lock, retried after a random 5-50 ms, for holders outside procore-sync (a DuckDB
+  CLI someone left open).
+
+A file still locked after ``lock_timeout_s`` raises the caller's ``busy`` error, a
+``TransientError`` that names the file.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+from tenacity import RetryError, Retrying, retry_if_exception, retry_if_exception_type, stop_after_delay, wait_random
+from tenacity.retry import retry_base
+
+from procore_sync.errors import ConfigError, TransientError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no queue file; DuckDB's own lock, retried, still guards the file.
+    fcntl = None  # type: ignore[assignment]
+
+_THREAD_LOCKS: dict[Path, threading.Lock] = {}
+_THREAD_LOCKS_GUARD = threading.Lock()
+
+
+def _thread_lock(path: Path) -> threading.Lock:
+    with _THREAD_LOCKS_GUARD:
+        return _THREAD_LOCKS.setdefault(path, threading.Lock())
+
+
+def is_lock_conflict(exc: BaseException) -> bool:
+    # "Could not set lock on file ...: Conflicting lock is held in ..." (reference/prefect.md §7)
+    return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    con.begin()
+    try:
+        yield
+    except BaseException:
+        con.rollback()
+        raise
+    con.commit()
+
+
+class DuckDbFile:
+    """Turns at one DuckDB file (see the module docstring); picklable, holds no connection."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        what: str,
+        busy: type[TransientError],
+        lock_timeout_s: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        # Resolved, so two spellings of one file share one in-process lock.
+        self.path = Path(path).expanduser().resolve()
+        self.what = what  # "the state file", "the ERP database": for messages
+        self._busy_error = busy
+        self.lock_timeout_s = lock_timeout_s
+        self._sleep = sleep
+
+    @contextmanager
+    def connect(self, *, write: bool) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection for one operation, in UTC, closed on the way out."""
+        with _thread_lock(self.path), self._turn(shared=not write):
+            con = self._open(read_only=not write)
+            try:
+                con.execute("SET TimeZone = 'UTC'")
+                yield con
+            finally:
+                con.close()
+
+    @contextmanager
+    def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-write connection inside one transaction."""
+        with self.connect(write=True) as con, transaction(con):
+            yield con
+
+    @contextmanager
+    def _turn(self, *, shared: bool) -> Iterator[None]:
+        if fcntl is None:
+            yield
+            return
+        # Trying is cheap here, so try often: the next writer starts as soon as the file is free.
+        retrying = self._retrying(retry_if_exception_type(BlockingIOError), wait_s=(0.001, 0.005))
+        mode = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB
+        with self.path.with_name(self.path.name + ".lock").open("a") as handle:
+            try:
+                retrying(fcntl.flock, handle.fileno(), mode)
+            except RetryError as exc:
+                raise self._busy("another procore-sync process") from exc
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    def _open(self, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+        retrying = self._retrying(retry_if_exception(is_lock_conflict), wait_s=(0.005, 0.05))
+        try:
+            return retrying(duckdb.connect, str(self.path), read_only=read_only)
+        except RetryError as exc:
+            raise self._busy("another process") from exc.last_attempt.exception()
+        except duckdb.Error as exc:
+            raise ConfigError(f"cannot open {self.what} {self.path}: {exc}") from exc
+
+    def _retrying(self, condition: retry_base, *, wait_s: tuple[float, float]) -> Retrying:
+        return Retrying(
+            retry=condition,
+            wait=wait_random(*wait_s),
+            stop=stop_after_delay(self.lock_timeout_s),
+            sleep=self._sleep,
+        )
+
+    def _busy(self, holder: str) -> TransientError:
+        return self._busy_error(f"{self.what} {self.path} stayed locked by {holder} for {self.lock_timeout_s:g} s")
