@@ -101,7 +101,10 @@ def start_in_thread(
     waits for its signal instead of for time, to make two requests overlap for certain.
     """
     app = create_app(config, clock, sleep)
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not the default 0: asyncio sets TCP_NODELAY on accepted connections only when
+    # the listener says TCP, and without it each answer on a kept-alive connection waits ~40 ms
+    # for a delayed acknowledgement (measured: 42 ms a call, 2 ms with it).
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((host, port))  # port 0: the OS picks a free one, and we can read which
     bound_port = listener.getsockname()[1]
