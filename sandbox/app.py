@@ -15,7 +15,15 @@ from collections.abc import Awaitable, Callable
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 
-from sandbox import admin, routes, routes_company, routes_contracts, routes_direct_costs, routes_project
+from sandbox import (
+    admin,
+    routes,
+    routes_changes,
+    routes_company,
+    routes_contracts,
+    routes_direct_costs,
+    routes_project,
+)
 from sandbox.api_errors import install_error_handlers
 from sandbox.auth import TokenRegistry
 from sandbox.config import SandboxConfig
@@ -83,6 +91,7 @@ def create_app(
         routes_project.router,
         routes_contracts.router,
         routes_direct_costs.router,
+        routes_changes.router,
         admin.router,
     )
     for router in routers:

@@ -1,10 +1,10 @@
 """Settings of one sandbox instance.
 
 One model holds everything a test or the demo may want to turn: the single company the app is
-"installed" in, the OAuth client, the two quota windows, the fault switches and the optional data
-file. Defaults mirror Procore's documented production figures, so a sandbox started without
-arguments behaves like the real thing; tests shrink the windows (say 50 calls per 20 s) and drive
-time with a manual clock instead of sleeping.
+"installed" in, the OAuth client, the two quota windows, the fault switches, the budget tool and
+the optional data file. Defaults mirror Procore's documented production figures, so a sandbox
+started without arguments behaves like the real thing; tests shrink the windows (say 50 calls
+per 20 s) and drive time with a manual clock instead of sleeping.
 """
 
 from __future__ import annotations
@@ -37,3 +37,6 @@ class SandboxConfig(BaseModel):
 
     data_file: Path | None = None
     validate_requests: bool = True
+    # The company still on the legacy Budget Modifications tool (True) or on Budget Changes,
+    # Procore's default for new companies (False: budget modification writes answer 405).
+    legacy_budget_tool: bool = False

@@ -16,6 +16,13 @@ rules cannot be said by one field and are small functions here:
   (``wbs_code_id`` wins when both come); the other form is derived, creating the WBS code for
   the combination if it is new. ``amount`` defaults to quantity × unit cost, else 0.
 
+Change orders (commitment and prime) and budget changes are what the field writes and the ERP
+reads back: a change order's ``contract_id`` must name a contract of the right kinds in the
+project, its ``number`` is the next one on the contract when not given, and each one comes with
+the change order package Procore keeps behind it (``legacy_package_id``), which repeats its
+number, title and status and outlives it as a soft-deleted record. Change order lines name a WBS
+code and may link a line of the change order's contract; none change once it is approved.
+
 Creating a project seeds what a Procore project template gives it: the "Procore Standard
 Budget" view and one cost code, "01-001 General Requirements", with no ``origin_id``, so an ERP
 that also has 01-001 must link to it by id instead of creating it again.

@@ -2,9 +2,10 @@
 
 The store knows nothing about HTTP or validation; it hands out ids, stamps ``created_at`` and
 ``updated_at`` from the injected clock and keeps records as plain dicts. Callers change records
-through ``insert`` / ``update`` (or the vendor shorthands) and then call ``commit`` once per
-request, which writes the whole store to ``data_file`` (temp file + ``os.replace``, so a crash
-never leaves half a file). A sync of 1,000 items is thus one file write, not 1,000.
+through ``insert`` / ``update`` / ``touch`` / ``delete`` (or the vendor shorthands) and then
+call ``commit`` once per request, which writes the whole store to ``data_file`` (temp file +
+``os.replace``, so a crash never leaves half a file). A sync of 1,000 items is thus one file
+write, not 1,000.
 
 Every kind lives in one ``Collection``: records grouped by *scope*, the company for company-level
 kinds (vendors, projects, cost types, users, ...) and the project for project-level ones (cost
@@ -59,6 +60,14 @@ PROJECT_KINDS: tuple[str, ...] = (
     "purchase_order_contract_line_items",
     "direct_costs",
     "direct_cost_line_items",
+    "commitment_change_orders",
+    "commitment_change_order_line_items",
+    "prime_change_orders",
+    "prime_change_order_line_items",
+    "change_order_packages",
+    "budget_changes",
+    "budget_change_adjustment_line_items",
+    "budget_modifications",
 )
 KINDS = COMPANY_KINDS + PROJECT_KINDS
 STANDARD_COST_CODE_LIST = {
@@ -245,6 +254,21 @@ class Store:
             record["updated_at"] = iso_utc(self._clock())
             collection.index_origin(self.company_of(kind, scope_id), old_origin_id, record)
         return dict(record)
+
+    def touch(self, kind: str, scope_id: int, record_id: int) -> Record:
+        """Move ``updated_at`` to now without changing a value: a parent whose children changed."""
+        record = self._collections[kind].records[scope_id][record_id]
+        record["updated_at"] = iso_utc(self._clock())
+        return dict(record)
+
+    def delete(self, kind: str, scope_id: int, record_id: int) -> None:
+        """Remove a record for good (Procore's hard deletes); soft deletes are ``update``s."""
+        collection = self._collections[kind]
+        record = collection.records[scope_id].pop(record_id)
+        del collection.scope_of[record_id]
+        index = collection.by_origin.get(self.company_of(kind, scope_id), {})
+        if record.get("origin_id") is not None and index.get(record["origin_id"]) == record_id:
+            del index[record["origin_id"]]
 
     def insert_vendor(self, company_id: int, fields: Record) -> Record:
         return self.insert("vendors", company_id, fields)

@@ -7,8 +7,9 @@ differs between endpoints of the same resource (a budget line's amount is a numb
 answer and a string in the budget view's rows); nested references (``vendor``, ``cost_code``,
 ``wbs_code``, ...) are small objects, as Procore nests them, not bare ids.
 
-The sandbox has no attachments, change orders, payments or custom fields; their totals are "0.0"
-and their lists empty.
+The sandbox has no attachments, payments or custom fields, and contracts do not add up their
+change orders; those totals are "0.0" and those lists empty. REST v2 views (change order lines,
+the adjustment line summary) show ids as strings, as v2 does.
 """
 
 from __future__ import annotations
@@ -44,12 +45,12 @@ def stamps(record: Record) -> dict[str, Any]:
     return {"created_at": record["created_at"], "updated_at": record["updated_at"]}
 
 
-def _project_name(context: Context, project_id: int) -> str | None:
+def project_name(context: Context, project_id: int) -> str | None:
     project = context.store.record("projects", context.company_id, project_id)
     return project["name"] if project else None
 
 
-def _vendor(context: Context, vendor_id: int | None) -> Record | None:
+def vendor_of(context: Context, vendor_id: int | None) -> Record | None:
     return context.store.vendor(context.company_id, vendor_id) if vendor_id is not None else None
 
 
@@ -165,7 +166,7 @@ USER_FIELDS = (
 
 
 def user(context: Context, record: Record) -> dict[str, Any]:
-    vendor = _vendor(context, record.get("vendor_id"))
+    vendor = vendor_of(context, record.get("vendor_id"))
     name = " ".join(part for part in (record.get("first_name"), record.get("last_name")) if part)
     return {
         "id": record["id"],
@@ -190,7 +191,7 @@ def cost_code(context: Context, record: Record) -> dict[str, Any]:
         sub_job = context.store.record("sub_jobs", context.scope_id, sub_job_id)
         biller_id, biller_type, biller = sub_job_id, "SubJob", sub_job["name"] if sub_job else None
     else:
-        biller_id, biller_type, biller = context.scope_id, "Project", _project_name(context, context.scope_id)
+        biller_id, biller_type, biller = context.scope_id, "Project", project_name(context, context.scope_id)
     standard_id = record.get("standard_cost_code_id")
     standard = (
         context.store.record("standard_cost_codes", context.company_id, standard_id) if standard_id else None
@@ -264,7 +265,7 @@ def _contract(context: Context, record: Record, line_kind: str, holder_field: st
 
 def prime_contract(context: Context, record: Record) -> dict[str, Any]:
     shown = _contract(context, record, "prime_contract_line_items", "prime_contract_id")
-    vendor = _vendor(context, record.get("vendor_id"))
+    vendor = vendor_of(context, record.get("vendor_id"))
     shown.update(
         vendor={"id": vendor["id"], "name": vendor["name"], "company": vendor["name"]} if vendor else None,
         contractor={"id": record["contractor_id"]} if record.get("contractor_id") else None,
@@ -280,7 +281,7 @@ def prime_contract(context: Context, record: Record) -> dict[str, Any]:
 
 def _commitment(context: Context, record: Record, line_kind: str, holder_field: str) -> dict[str, Any]:
     shown = _contract(context, record, line_kind, holder_field)
-    vendor = _vendor(context, record.get("vendor_id"))
+    vendor = vendor_of(context, record.get("vendor_id"))
     shown_vendor = (
         {**pick(vendor, ("id", "origin_id", "origin_data")), "company": vendor["name"]} if vendor else None
     )
@@ -288,7 +289,7 @@ def _commitment(context: Context, record: Record, line_kind: str, holder_field: 
         private=record.get("private"),
         origin_code=record.get("origin_code"),
         vendor=shown_vendor,
-        project={"id": context.scope_id, "name": _project_name(context, context.scope_id)},
+        project={"id": context.scope_id, "name": project_name(context, context.scope_id)},
         revised_contract=shown["grand_total"],
         remaining_balance_outstanding=shown["grand_total"],
         pending_revised_contract=shown["grand_total"],
@@ -330,7 +331,7 @@ def _line_item(context: Context, record: Record, holder_type: str, holder_id: in
         "extended_amount": record["amount"],
         "position": None,
         "holder": {"id": holder_id, "holder_type": holder_type},
-        "project": {"id": context.scope_id, "name": _project_name(context, context.scope_id)},
+        "project": {"id": context.scope_id, "name": project_name(context, context.scope_id)},
         "cost_code": cost_code(context, code) if code else None,
         "line_item_type": line_item_type(context, kind) if kind else None,
         "wbs_code": wbs.short_view(store, context.company_id, context.scope_id, record.get("wbs_code_id")),
@@ -377,7 +378,7 @@ def direct_cost(context: Context, record: Record) -> dict[str, Any]:
         for line in context.store.scan("direct_cost_line_items", context.scope_id)
         if line["direct_cost_id"] == record["id"]
     ]
-    vendor = _vendor(context, record.get("vendor_id"))
+    vendor = vendor_of(context, record.get("vendor_id"))
     employee_id = record.get("employee_id")
     return {
         "id": record["id"],
