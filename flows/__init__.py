@@ -1,8 +1,10 @@
 """One module per synced entity (or family of entities); each declares models, mapping and spec,
 then a small flow.
 
-``ENTITY_FLOWS`` names every entity flow in dependency order; the CLI, the demo, sync-all and
-the deployments all read it, so adding an entity here makes it runnable everywhere.
+``ENTITY_FLOWS`` names every entity flow in dependency order, both directions: ERP → Procore
+(an ``EntitySpec``) and Procore → ERP (an ``InboundSpec``: change orders, modified budget). The
+CLI, the demo, sync-all and the deployments all read it, so adding an entity here makes it
+runnable everywhere.
 """
 
 from __future__ import annotations
@@ -12,6 +14,12 @@ import sys
 from prefect import Flow
 
 from flows.budget import BUDGET_LINES, sync_budget_lines
+from flows.change_orders import (
+    COMMITMENT_CHANGE_ORDERS,
+    PRIME_CHANGE_ORDERS,
+    sync_commitment_change_orders,
+    sync_prime_change_orders,
+)
 from flows.commitments import (
     PURCHASE_ORDER_LINES,
     PURCHASE_ORDERS,
@@ -37,6 +45,7 @@ from flows.cost_structure import (
 from flows.customers import CUSTOMERS, sync_customers
 from flows.direct_costs import DIRECT_COST_LINES, DIRECT_COSTS, sync_direct_cost_lines, sync_direct_costs
 from flows.employees import EMPLOYEES, sync_employees
+from flows.modified_budget import BUDGET_CHANGES, BUDGET_MODIFICATIONS, sync_budget_changes, sync_budget_modifications
 from flows.prime_contracts import (
     PRIME_CONTRACT_LINES,
     PRIME_CONTRACTS,
@@ -45,9 +54,11 @@ from flows.prime_contracts import (
 )
 from flows.projects import PROJECTS, sync_projects
 from flows.vendors import VENDORS, sync_vendors
+from procore_sync.settings import Settings
+from tasks.inbound import InboundSpec
 from tasks.spec import EntitySpec
 
-ENTITY_FLOWS: dict[str, tuple[EntitySpec, Flow]] = {
+ENTITY_FLOWS: dict[str, tuple[EntitySpec | InboundSpec, Flow]] = {
     spec.name: (spec, flow)
     for spec, flow in (
         (VENDORS, sync_vendors),
@@ -68,8 +79,19 @@ ENTITY_FLOWS: dict[str, tuple[EntitySpec, Flow]] = {
         (PURCHASE_ORDER_LINES, sync_purchase_order_lines),
         (DIRECT_COSTS, sync_direct_costs),
         (DIRECT_COST_LINES, sync_direct_cost_lines),
+        (COMMITMENT_CHANGE_ORDERS, sync_commitment_change_orders),
+        (PRIME_CHANGE_ORDERS, sync_prime_change_orders),
+        (BUDGET_CHANGES, sync_budget_changes),
+        (BUDGET_MODIFICATIONS, sync_budget_modifications),
     )
 }
+# The two modified-budget entities read the two budget tools; a company uses one of them.
+BUDGET_TOOL_ENTITIES = {BUDGET_CHANGES.name: "budget_changes", BUDGET_MODIFICATIONS.name: "budget_modifications"}
+
+
+def enabled(name: str, settings: Settings) -> bool:
+    """Whether sync-all runs the entity: all but the budget tool the company does not use."""
+    return BUDGET_TOOL_ENTITIES.get(name, settings.budget_tool) == settings.budget_tool
 
 
 def entrypoint(flow: Flow) -> str:

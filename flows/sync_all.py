@@ -1,8 +1,10 @@
-"""sync-all: every ERP → Procore entity in dependency order, independent ones at the same time.
+"""sync-all: every entity in dependency order, independent ones at the same time.
 
 Entities of one level depend only on earlier levels, so each level's flows run concurrently (as
 subflows, each with its own report) within the one shared quota. A failed entity does not stop
 the others: its dependants still run, and their records that need it are blocked, naming it.
+The Procore → ERP entities (change orders, modified budget) come after the contracts and WBS
+codes whose id maps link them back to the ERP.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from prefect import flow
 
-from flows import ENTITY_FLOWS, levels
+from flows import ENTITY_FLOWS, enabled, levels
 from procore_sync.settings import Settings
 from tasks.engine import summary_of
 from tasks.report import RunSummary, publish_overview
@@ -31,10 +33,11 @@ def run_level(names: list[str], options: SyncOptions, settings: Settings) -> lis
 
 @flow(name="sync-all", description=__doc__)
 def sync_all(options: SyncOptions = SyncOptions()) -> list[RunSummary]:
-    """Sync every entity from the ERP to Procore, parents first."""
+    """Sync every entity, both directions, parents first."""
     entity_options = options.model_copy(update={"erp_keys": []})
     settings = Settings()
-    summaries = [s for level in levels() for s in run_level(level, entity_options, settings)]
+    runnable = [[name for name in level if enabled(name, settings)] for level in levels()]
+    summaries = [s for level in runnable if level for s in run_level(level, entity_options, settings)]
     # Contracts kept in Draft until their lines landed get their ERP status now.
     revisits = [name for name, (spec, _) in ENTITY_FLOWS.items() if spec.revisit]
     final = {s.entity: s for s in run_level(revisits, entity_options, settings)} if revisits else {}

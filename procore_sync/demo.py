@@ -1,9 +1,14 @@
 """``procore-sync demo``: the sample ERP synced into the local Procore sandbox through Prefect.
 
+Both directions: a first sync-all carries the ERP into Procore (and brings back whatever the
+field already changed there); then the field works in Procore (``field_activity``: change orders
+and budget changes created, edited, voided, deleted, through Procore's API), and a second
+sync-all brings that into the ERP's tables and export files while sending nothing to Procore.
+
 Everything lives under the settings' home folder (``.procore-sync/`` by default): the sample ERP,
-the sandbox's data file, the DuckDB state and the Prefect server's database. They persist between
-demos, so a second demo shows what a second sync does: nothing, with 0 write calls. ``--reset``
-starts from scratch.
+the sandbox's data file, the DuckDB state, the ERP exports and the Prefect server's database.
+They persist between demos, so a second demo's first sync makes 0 write calls to Procore.
+``--reset`` starts from scratch.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from sandbox.config import SandboxConfig
 from sandbox.server import SandboxServer, start_in_thread
 
 if TYPE_CHECKING:
+    from procore_sync.field_activity import FieldActivity
     from tasks.report import RunSummary
 
 
@@ -92,6 +98,15 @@ def flush_run_logs() -> None:
     APILogWorker.drain_all(timeout=10)
 
 
+def work_in_the_field(settings: Settings) -> "FieldActivity":
+    """What the field does in Procore between two syncs, through Procore's API."""
+    from connectors.procore import ProcoreClient
+    from procore_sync.field_activity import simulate_field_activity
+
+    with ProcoreClient(settings) as client:
+        return simulate_field_activity(client, settings.company_id, seed=7)
+
+
 def run_demo(
     options: DemoOptions,
     say: Callable[[str], None],
@@ -113,6 +128,10 @@ def run_demo(
 
         summaries = run_entities(Settings())
         show(summaries, server.ui_url)
+        say(f"Field activity in Procore: {work_in_the_field(Settings()).describe()}")
+        after_the_field = run_entities(Settings())
+        show(after_the_field, server.ui_url)
+        summaries += after_the_field
         flush_run_logs()
         if not options.once:
             say(f"Serving the deployments on their schedules; open {server.ui_url} (Ctrl-C to stop).")

@@ -17,13 +17,15 @@ from deployments import runner_deployments
 from connectors.erp import DuckDbErpSource
 from connectors.procore import ProcoreClient
 from connectors.state import StateStore
-from flows import ENTITY_FLOWS
+from connectors.erp_sink import ErpSink
+from flows import ENTITY_FLOWS, enabled
 from flows.sync_all import sync_all
 from prefect.states import State
 from procore_sync.errors import ConfigError
 from procore_sync.settings import Settings
 from tasks.engine import check_company, summary_of
-from tasks.reconcile import Reconciliation, reconcile
+from tasks.inbound import InboundSpec
+from tasks.reconcile import Reconciliation, reconcile, reconcile_inbound
 from tasks.report import RunSummary
 from tasks.spec import SyncOptions
 
@@ -64,15 +66,21 @@ def serve_forever(settings: Settings) -> None:
 
 
 def reconcile_entities(settings: Settings, names: Iterable[str] | None = None) -> list[Reconciliation]:
-    """Compare ERP and Procore for each entity. Reads only; paced by Procore's headers."""
-    assert settings.state_path is not None and settings.erp_path is not None
+    """Compare ERP and Procore for each entity (without names: every entity sync-all runs).
+    Reads only; paced by Procore's headers."""
+    assert settings.state_path is not None and settings.erp_path is not None and settings.export_dir is not None
     store, source = StateStore(settings.state_path), DuckDbErpSource(settings.erp_path)
+    sink = ErpSink(settings.erp_path, settings.export_dir)
+    chosen = entity_names(names) if names else [n for n in ENTITY_FLOWS if enabled(n, settings)]
     results = []
     with ProcoreClient(settings) as client:
         check_company(client, settings)
-        for name in entity_names(names):
+        for name in chosen:
             spec = ENTITY_FLOWS[name][0]
             context: dict[str, Any] = {"company_id": settings.company_id, "settings": settings}
+            if isinstance(spec, InboundSpec):
+                results.append(reconcile_inbound(spec, client, store, source, sink, context))
+                continue
             context |= spec.prepare(client, context) if spec.prepare else {}
             results.append(reconcile(spec, client, store, source, context))
     return results

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -72,10 +73,19 @@ class Settings(BaseSettings):
     full_resync_cron: str = "0 2 * * 0"
     schedule_timezone: str = "UTC"
 
+    # Procore → ERP (change orders, modified budget): how far each differential read reaches back
+    # before the cursor (clock skew, records saved while the last read was answered), and which
+    # budget tool the company uses: Budget Changes (Procore's default) or the legacy Budget
+    # Modifications.
+    inbound_overlap_s: float = Field(default=120.0, ge=0)
+    budget_tool: Literal["budget_changes", "budget_modifications"] = "budget_changes"
+
     # Local files
     home: Path = Path(".procore-sync")
     state_path: Path | None = None
     erp_path: Path | None = None
+    # Where Procore's changes are also written as CSV files for the ERP to import (ERP sink).
+    export_dir: Path | None = None
 
     @model_validator(mode="after")
     def _derive_paths_and_register_secrets(self) -> "Settings":
@@ -83,6 +93,8 @@ class Settings(BaseSettings):
             self.state_path = self.home / "state.duckdb"
         if self.erp_path is None:
             self.erp_path = self.home / "erp" / "erp.duckdb"
+        if self.export_dir is None:
+            self.export_dir = self.home / "export"
         register_secret(self.client_secret.get_secret_value())
         return self
 

@@ -23,6 +23,7 @@ from prefect.context import FlowRunContext
 from prefect.states import State
 
 from connectors.erp import DuckDbErpSource, ErpSource, SourceRow
+from connectors.erp_sink import ErpSink
 from connectors.procore import ProcoreClient
 from connectors.quota import quota_gate
 from connectors.state import Outcome, StateStore
@@ -36,6 +37,10 @@ from tasks.plan import Action, plan
 from tasks.spec import HELD, EntitySpec, SyncOptions
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass
 class Runtime:
     """Everything a run talks to; tests and benchmarks build their own."""
@@ -44,6 +49,10 @@ class Runtime:
     store: StateStore
     source: ErpSource
     make_client: Callable[[Callable[[datetime, str], None]], ProcoreClient]
+    # Where Procore → ERP entities write (None where only ERP → Procore runs).
+    sink: ErpSink | None = None
+    # When a run starts (cursors never pass it); tests share the sandbox's manual clock.
+    clock: Callable[[], datetime] = utc_now
 
 
 def default_runtime(settings: Settings | None = None, *, tables: dict[str, str] | None = None) -> Runtime:
@@ -52,11 +61,13 @@ def default_runtime(settings: Settings | None = None, *, tables: dict[str, str] 
     def make_client(on_wait: Callable[[datetime, str], None]) -> ProcoreClient:
         return ProcoreClient(settings, before_request=quota_gate(settings), on_wait=on_wait)
 
+    assert settings.erp_path is not None and settings.export_dir is not None
     return Runtime(
         settings=settings,
         store=StateStore(settings.state_path),
         source=DuckDbErpSource(settings.erp_path, tables=tables),
         make_client=make_client,
+        sink=ErpSink(settings.erp_path, settings.export_dir),
     )
 
 
@@ -136,17 +147,24 @@ def outcome_without_call(action: Action) -> Outcome:
 COUNTER = {"create": "created", "update": "updated", "skip": "unchanged", "fail": "failed", "blocked": "blocked"}
 
 
+def log_quota_wait(until: datetime, message: str) -> None:
+    _log().warning("waiting for Procore quota until %s: %s", until.astimezone().strftime("%H:%M:%S"), message)
+
+
 class EntityRun:
     """One run of one entity: holds the counters while the steps execute."""
+
+    direction = "erp_to_procore"
 
     def __init__(self, spec: EntitySpec, options: SyncOptions, runtime: Runtime) -> None:
         self.spec, self.options, self.runtime = spec, options, runtime
         self.store = runtime.store
-        self.started = datetime.now(UTC)
+        self.started = runtime.clock()
         self.clock_start = time.monotonic()
         self.counts = dict.fromkeys(("created", "updated", "unchanged", "failed", "blocked", "warnings"), 0)
         self.report_rows: list[dict[str, Any]] = []
         self.min_write_calls = 0
+        self.erp_writes = 0  # records written to the ERP (Procore → ERP entities)
         self.cursor_before = self.store.get_cursor(spec.name)
         context = FlowRunContext.get()
         self.flow_run_id = str(context.flow_run.id) if context and context.flow_run else None
@@ -163,7 +181,7 @@ class EntityRun:
 
     def execute(self) -> report.RunSummary:
         log = _log()
-        with self.runtime.make_client(self._on_wait) as client:
+        with self.runtime.make_client(log_quota_wait) as client:
             try:
                 check_company(client, self.runtime.settings)
                 context: dict[str, Any] = {"company_id": self.runtime.settings.company_id,
@@ -188,9 +206,6 @@ class EntityRun:
         """Keys to read again whatever the cursor: blocked records and records held back."""
         states = self.store.record_states(self.spec.name)
         return [k for k, s in states.items() if s.status == "blocked" or (s.message or "").startswith(HELD)]
-
-    def _on_wait(self, until: datetime, message: str) -> None:
-        _log().warning("waiting for Procore quota until %s: %s", until.astimezone().strftime("%H:%M:%S"), message)
 
     def _load(self, client: ProcoreClient, context: dict[str, Any], writes: list[Action]) -> None:
         progress = report.Progress(self.spec.name, len(writes))
@@ -262,8 +277,10 @@ class EntityRun:
             run_id=self.run_id,
             flow_run_id=self.flow_run_id,
             status=status,
+            direction=self.direction,
             dry_run=dry_run,
             **self.counts,
+            erp_writes=self.erp_writes,
             api_calls=stats.api_calls,
             write_calls=stats.write_calls,
             min_write_calls=self.min_write_calls,

@@ -7,6 +7,9 @@ compared with Procore's value. Money entities also compare totals per project an
 (cost code and cost type). Records that are failed or blocked in the ERP mapping are counted as
 known, not as differences; Procore records carrying one of our origin_ids that the ERP no
 longer has are reported as unexpected.
+
+The Procore → ERP entities (change orders, modified budget) are compared the other way round by
+``reconcile_inbound``: what Procore holds now, mapped as a run would, against the ERP's rows.
 """
 
 from __future__ import annotations
@@ -15,12 +18,16 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from connectors.erp import ErpSource
+from connectors.erp_sink import SYNCED_AT, ErpSink
 from connectors.procore import ProcoreClient
 from connectors.state import RecordState, StateStore
+from procore_sync.errors import Blocked, InvalidRecord
+from tasks.inbound import KEY_SEPARATOR, InboundSpec, Window, document_payload, known_projects
 from tasks.load import field_of
 from tasks.mapping import MappedRecord, map_rows
 from tasks.refs import Refs
@@ -30,7 +37,9 @@ from tasks.spec import EntitySpec
 @dataclass(frozen=True)
 class Difference:
     key: str
-    kind: str  # missing_in_procore | unexpected_in_procore | value | total
+    # missing_in_procore | unexpected_in_procore | value | total; Procore → ERP entities:
+    # missing_in_erp | unexpected_in_erp | value | lines
+    kind: str
     field: str | None = None
     erp: Any = None
     procore: Any = None
@@ -183,3 +192,73 @@ def _canonical_list(items: list, keys: set[str] | None = None) -> list[str]:
         return {k: item.get(k) for k in sorted(keys or item)} if isinstance(item, dict) else item
 
     return sorted(json.dumps(pick(item), sort_keys=True, default=str) for item in items)
+
+
+# --- Procore → ERP entities -------------------------------------------------------------------
+
+
+def reconcile_inbound(spec: InboundSpec, client: ProcoreClient, store: StateStore, source: ErpSource,
+                      sink: ErpSink, context: dict[str, Any]) -> Reconciliation:
+    """The other way round: every record Procore has now, mapped as a run would map it, against
+    the ERP's rows (header fields and the set of lines). Records a run blocks or fails are known;
+    echoes of an integration are not the ERP's to hold; ERP rows whose record Procore no longer
+    has must be marked deleted, else they are unexpected."""
+    refs = Refs(store, source, context)
+    result = Reconciliation(spec.name)
+    expected: dict[str, dict[str, Any]] = {}
+    known: set[str] = set()
+    everything = Window(None, datetime.now(UTC))
+    for project in known_projects(store):
+        for record in spec.read(client, context, project, everything, {}).records:
+            key = project.key(record["id"])
+            result.procore_records += 1
+            if spec.echo(record) is not None:
+                known.add(key)
+                continue
+            try:
+                expected[key] = document_payload(spec.map_record(record, project, refs).document)
+            except Blocked:
+                result.known_blocked += 1
+                known.add(key)
+            except (InvalidRecord, ValueError):
+                result.known_failed += 1
+                known.add(key)
+    rows = {f"{row['project_number']}{KEY_SEPARATOR}{row[spec.header.key]}": _as_json(row)
+            for row in sink.rows(spec.header)}
+    lines: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    if spec.lines is not None:
+        for line in sink.rows(spec.lines):
+            lines[line[spec.lines.parent]].append(_as_json(line))
+    result.erp_records, result.to_sync = len(rows), len(expected)
+    for key, payload in expected.items():
+        row = rows.get(key)
+        if row is None or row.get("deleted"):
+            result.differences.append(Difference(key, "missing_in_erp"))
+            continue
+        result.matched += 1
+        result.differences += [Difference(key, "value", name, row.get(name), value)
+                               for name, value in payload["header"].items() if not same(value, row.get(name))]
+        if spec.lines is not None:
+            held = lines.get(int(payload["header"][spec.header.key]), [])
+            result.differences += _line_differences(key, spec.lines.key, payload["lines"], held)
+    result.differences += [Difference(key, "unexpected_in_erp") for key, row in rows.items()
+                           if not row.get("deleted") and key not in expected and key not in known]
+    return result
+
+
+def _line_differences(key: str, line_key: str, expected: list[dict[str, Any]],
+                      held: list[dict[str, Any]]) -> list[Difference]:
+    """A document's lines, matched by their key and compared field by field."""
+    wanted = {str(line[line_key]): line for line in expected}
+    found = {str(line[line_key]): line for line in held}
+    if set(wanted) != set(found):
+        return [Difference(key, "lines", line_key, sorted(found), sorted(wanted))]
+    return [Difference(f"{key} line {name}", "value", field_name, found[name].get(field_name), value)
+            for name, line in wanted.items() for field_name, value in line.items()
+            if not same(value, found[name].get(field_name))]
+
+
+def _as_json(row: dict[str, Any]) -> dict[str, Any]:
+    """A DuckDB row as the JSON a payload holds (decimals and dates as text)."""
+    return {name: value if isinstance(value, bool | int | float | str) or value is None else str(value)
+            for name, value in row.items() if name != SYNCED_AT}

@@ -9,6 +9,10 @@ Three answers, and each is a message the operator can act on:
 - the parent is not in the ERP at all: ``InvalidRecord`` ("supplier V-778 does not exist in the
   ERP"); only fixing the ERP helps.
 
+The Procore → ERP direction asks the other way round (``erp_key``): which ERP record is Procore's
+contract 5629…? A Procore record procore-sync never linked to the ERP blocks the record that
+refers to it, naming it, until the ERP has it.
+
 Per run, each parent entity's state and ERP keys are read once.
 """
 
@@ -27,6 +31,7 @@ class Refs:
         self._store, self._source = store, source
         self._states: dict[str, dict[str, RecordState]] = {}
         self._erp_rows: dict[str, dict[str, dict[str, Any]]] = {}
+        self._keys_by_id: dict[str, dict[int, str]] = {}
         self.context: dict[str, Any] = dict(context or {})
 
     def id(self, parent: EntitySpec, key: str | None, what: str | None = None) -> int:
@@ -42,6 +47,26 @@ class Refs:
             raise InvalidRecord(f"{label} does not exist in the ERP")
         named = label if key in label else f"{label} ({parent.name} {key})"
         raise Blocked(f"waiting for {named}: {_why_not_in_procore(state)}", parent_entity=parent.name, parent_key=key)
+
+    def erp_key(self, parents: tuple[EntitySpec, ...], procore_id: Any, what: str) -> tuple[EntitySpec, str]:
+        """Which of ``parents`` holds Procore's record ``procore_id``, and its ERP key."""
+        if procore_id is None or str(procore_id).strip() == "":
+            raise InvalidRecord(f"{what}: Procore gives no id for it")
+        for parent in parents:
+            key = self.keys_by_id(parent).get(int(procore_id))
+            if key is not None:
+                return parent, key
+        raise Blocked(
+            f"waiting for {what}: it is not in the ERP (it was created in Procore, not by procore-sync); "
+            "add it to the ERP or link it, and this record follows",
+            parent_entity=parents[0].name,
+            parent_key=str(procore_id),
+        )
+
+    def keys_by_id(self, parent: EntitySpec) -> dict[int, str]:
+        if parent.name not in self._keys_by_id:
+            self._keys_by_id[parent.name] = {s.procore_id: k for k, s in self.states(parent).items() if s.procore_id}
+        return self._keys_by_id[parent.name]
 
     def states(self, parent: EntitySpec) -> dict[str, RecordState]:
         if parent.name not in self._states:

@@ -36,6 +36,8 @@ class RunSummary(BaseModel):
     run_id: str
     flow_run_id: str | None = None
     status: str
+    # erp_to_procore, or procore_to_erp (change orders, modified budget).
+    direction: str = "erp_to_procore"
     dry_run: bool = False
     created: int = 0
     updated: int = 0
@@ -45,6 +47,8 @@ class RunSummary(BaseModel):
     warnings: int = 0
     api_calls: int = 0
     write_calls: int = 0
+    # Records written to the ERP's tables and export files (Procore → ERP entities).
+    erp_writes: int = 0
     # The fewest write calls the endpoints allow for this run's writes (one batch per scope).
     min_write_calls: int = 0
     token_calls: int = 0

@@ -8,6 +8,7 @@ pass without real sleeps.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import requests
@@ -15,21 +16,24 @@ from prefect import flow
 from prefect.logging.handlers import APILogWorker
 
 from connectors.erp import DuckDbErpSource
+from connectors.erp_sink import ErpSink
 from connectors.procore import ProcoreClient
 from connectors.state import StateStore
 from flows.vendors import VENDORS
 from procore_sync.settings import Settings
-from tasks.engine import Runtime, run_entity
+from tasks.engine import Runtime, run_entity, utc_now
 from tasks.report import RunSummary
 from tasks.spec import SyncOptions
 
 
-def engine_runtime(settings: Settings, **client_kwargs: Any) -> Runtime:
+def engine_runtime(settings: Settings, *, run_clock: Callable[[], datetime] = utc_now, **client_kwargs: Any) -> Runtime:
+    """``client_kwargs`` go to the client (its ``clock`` and ``sleep``); ``run_clock`` says when runs start."""
     def make_client(on_wait: Callable) -> ProcoreClient:
         return ProcoreClient(settings, on_wait=on_wait, **client_kwargs)
 
-    assert settings.state_path and settings.erp_path
-    return Runtime(settings, StateStore(settings.state_path), DuckDbErpSource(settings.erp_path), make_client)
+    assert settings.state_path and settings.erp_path and settings.export_dir
+    return Runtime(settings, StateStore(settings.state_path), DuckDbErpSource(settings.erp_path), make_client,
+                   sink=ErpSink(settings.erp_path, settings.export_dir), clock=run_clock)
 
 
 def run_vendors(runtime: Runtime, options: SyncOptions | None = None, *, return_state: bool = False) -> Any:

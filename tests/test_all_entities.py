@@ -1,23 +1,38 @@
-"""Every ERP → Procore entity through sync-all: real Prefect, real sandbox over HTTP, real DuckDB."""
+"""Every entity through sync-all, both directions: real Prefect, real sandbox over HTTP, real DuckDB.
+
+One company is synced, the field works in Procore (``procore_sync.field_activity``, through the
+API), sync-all runs again, the field works once more and the Procore → ERP entities run; the
+tests read what that left in the sandbox, the state, the ERP tables and the export files.
+"""
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+from connectors.erp_sink import ErpSink
+from connectors.procore import ProcoreClient
 from connectors.state import StateStore
-from flows import ENTITY_FLOWS
+from flows import ENTITY_FLOWS, enabled
+from flows.change_orders import COMMITMENT_CHANGE_ORDERS, PRIME_CHANGE_ORDERS
+from flows.modified_budget import BUDGET_CHANGES, BUDGET_MODIFICATIONS
+from procore_sync.field_activity import FieldActivity, simulate_field_activity
 from flows.sync_all import sync_all
 from procore_sync import sample_erp
 from procore_sync.runner import reconcile_entities, run_entities
 from procore_sync.settings import Settings
 from sandbox.config import SandboxConfig
 from sandbox.server import SandboxServer, start_in_thread
+from tasks.inbound import InboundSpec
 from tasks.spec import HELD, SyncOptions
 from tests.conftest import settings_env
 
@@ -50,6 +65,36 @@ def run_all(options: SyncOptions | None = None) -> dict[str, object]:
     return {s.entity: s for s in sync_all(options=options or SyncOptions())}
 
 
+INBOUND = [name for name, (spec, _) in ENTITY_FLOWS.items() if isinstance(spec, InboundSpec)]
+
+
+class PinnableClock:
+    """Real time, which a test may stop at a chosen instant for the sandbox's stamps."""
+
+    def __init__(self) -> None:
+        self.pinned: float | None = None
+
+    def __call__(self) -> float:
+        return time.time() if self.pinned is None else self.pinned
+
+    @contextmanager
+    def at(self, instant: datetime) -> Iterator[None]:
+        self.pinned = instant.timestamp()
+        try:
+            yield
+        finally:
+            self.pinned = None
+
+
+def field_work(settings: Settings) -> FieldActivity:
+    with ProcoreClient(settings) as client:
+        return simulate_field_activity(client, settings.company_id, seed=5)
+
+
+def run_inbound_entities(settings: Settings) -> dict[str, object]:
+    return {s.entity: s for s in run_entities(settings, [n for n in INBOUND if enabled(n, settings)])}
+
+
 @dataclass
 class SyncedCompany:
     sandbox: SandboxServer
@@ -57,18 +102,26 @@ class SyncedCompany:
     erp: Path
     first: dict
     second: dict
+    clock: PinnableClock
+    rounds: tuple[FieldActivity, FieldActivity]
+    after_the_field: dict
 
 
 @pytest.fixture(scope="module")
 def synced(company_erp: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyncedCompany]:
-    """One company synced twice through sync-all; several tests read what it left."""
+    """One company synced twice through sync-all, with the field at work in Procore after each
+    sync, and the Procore → ERP entities run once more; several tests read what it left."""
     home = tmp_path_factory.mktemp("synced")
     erp = copy_erp(company_erp, home / "erp")
-    with pytest.MonkeyPatch.context() as monkeypatch, start_in_thread(FAST) as sandbox:
+    clock = PinnableClock()
+    with pytest.MonkeyPatch.context() as monkeypatch, start_in_thread(FAST, clock) as sandbox:
         settings = settings_env(monkeypatch, sandbox.url, erp / "erp.duckdb", home)
         first = run_all()
+        round_1 = field_work(settings)
         second = run_all()
-        yield SyncedCompany(sandbox, settings, erp, first, second)
+        round_2 = field_work(settings)
+        after_the_field = run_inbound_entities(settings)
+        yield SyncedCompany(sandbox, settings, erp, first, second, clock, (round_1, round_2), after_the_field)
 
 
 def test_sync_all_lands_every_good_record_once_and_explains_every_bad_one(synced: SyncedCompany) -> None:
@@ -98,7 +151,7 @@ def assert_bad_and_blocked_rows_explained(settings: Settings, expectations: dict
 
 def assert_reconciled(settings: Settings) -> None:
     results = reconcile_entities(settings)
-    assert {r.entity for r in results} == set(ENTITY_FLOWS)
+    assert {r.entity for r in results} == {name for name in ENTITY_FLOWS if enabled(name, settings)}
     assert {r.entity: r.differences[:3] for r in results if not r.clean} == {}
     assert all(r.matched == r.to_sync for r in results)
 
@@ -188,3 +241,140 @@ def test_preflight_fails_writes_to_projects_outside_the_permitted_list(company_e
             checked = preflight(client, SUB_JOBS, {"company_id": 1}, actions)
     assert [a.kind for a in checked] == ["create", "fail"]
     assert "not among the service account's permitted projects" in checked[1].message
+
+
+# --- Procore → ERP: change orders and the modified budget --------------------------------------
+
+
+def erp_rows(settings: Settings, spec: InboundSpec, lines: bool = False) -> dict:
+    table = spec.lines if lines else spec.header
+    assert table is not None
+    return {row[table.key]: row for row in ErpSink(settings.erp_path, settings.export_dir).rows(table)}
+
+
+def exported_ids(settings: Settings, table: str) -> list[str]:
+    with (settings.export_dir / f"{table}.csv").open(newline="", encoding="utf-8") as handle:
+        return [row["procore_id"] for row in csv.DictReader(handle)]
+
+
+def sandbox_change_orders(sandbox: SandboxServer, kind: str) -> dict[int, dict]:
+    return {record["id"]: record for record in sandbox.store.records(kind)}
+
+
+def test_the_fields_change_orders_land_in_the_erp_once_linked_to_their_contracts(synced: SyncedCompany) -> None:
+    settings, sandbox = synced.settings, synced.sandbox
+    round_1, round_2 = synced.rounds
+    assert all(s.status == "completed" for s in synced.after_the_field.values())
+    for spec, kind, actions in ((COMMITMENT_CHANGE_ORDERS, "commitment_change_orders", "commitment"),
+                                (PRIME_CHANGE_ORDERS, "prime_change_orders", "prime")):
+        in_procore = sandbox_change_orders(sandbox, kind)
+        erp = erp_rows(settings, spec)
+        created = [i for r in synced.rounds for i in getattr(r, actions).created]
+        assert created and set(created) <= set(erp), kind  # deleted ones included: they stay, marked
+        exported = exported_ids(settings, spec.header.name)
+        assert sorted(exported) == sorted(str(i) for i in erp) and len(exported) == len(set(exported))
+        contracts = {c["id"]: c["origin_id"] for k in ("work_order_contracts", "purchase_order_contracts",
+                                                       "prime_contracts") for c in sandbox.store.records(k)}
+        for procore_id in created:
+            row = erp[procore_id]
+            if procore_id in getattr(round_2, actions).deleted:
+                assert row["deleted"] and procore_id not in in_procore
+                continue
+            record = in_procore[procore_id]
+            assert row["contract_number"] == contracts[record["contract_id"]]  # the ERP key, via origin_id
+            assert (row["title"], row["status"], row["deleted"]) == (record["title"], record["status"], False)
+            own_lines = [line for line in sandbox.store.records(f"{kind.removesuffix('s')}_line_items")
+                         if line[f"{kind.removesuffix('s')}_id"] == procore_id]
+            assert float(row["amount"]) == sum(float(line["amount"]) for line in own_lines)
+        voided = [i for r in synced.rounds for i in getattr(r, actions).voided]
+        assert all(erp[i]["status"] == "void" for i in voided)
+    edited = round_2.commitment.edited
+    rows = erp_rows(settings, COMMITMENT_CHANGE_ORDERS)
+    assert edited and all(rows[i]["title"].endswith("(revised r2)") for i in edited)
+
+
+def test_the_fields_budget_changes_land_with_their_lines(synced: SyncedCompany) -> None:
+    settings, sandbox = synced.settings, synced.sandbox
+    erp = erp_rows(settings, BUDGET_CHANGES)
+    lines = erp_rows(settings, BUDGET_CHANGES, lines=True)
+    created = [i for r in synced.rounds for i in r.budget_changes_created]
+    assert created and set(created) == set(erp)
+    in_procore = {line["id"]: line for line in sandbox.store.records("budget_change_adjustment_line_items")}
+    for procore_id in created:
+        mine = [line for line in lines.values() if line["budget_change_procore_id"] == procore_id]
+        assert len(mine) == 2 and sum(line["amount"] for line in mine) == 0  # a transfer
+        for line in mine:
+            assert float(line["amount"]) == float(in_procore[int(line["line_key"].split(":")[1])]["amount"])
+            assert line["wbs_key"] and line["cost_code"]
+
+
+def test_a_change_order_on_a_contract_the_erp_lacks_is_blocked_naming_it(synced: SyncedCompany) -> None:
+    orphan = synced.rounds[0].orphan_change_order_id
+    assert orphan is not None
+    states = StateStore(synced.settings.state_path).record_states("commitment_change_orders")
+    [state] = [s for key, s in states.items() if key.endswith(f"|{orphan}")]
+    assert state.status == "blocked"
+    assert f"subcontract {synced.rounds[0].orphan_contract_id}" in state.message
+    assert "not in the ERP" in state.message
+    assert orphan not in erp_rows(synced.settings, COMMITMENT_CHANGE_ORDERS)
+
+
+def test_a_run_with_nothing_new_writes_nothing(synced: SyncedCompany) -> None:
+    exports = sorted(synced.settings.export_dir.glob("*.csv"))
+    before = {path: path.stat().st_mtime_ns for path in exports}
+    again = run_inbound_entities(synced.settings)
+    assert {k: (s.created, s.updated, s.erp_writes, s.write_calls) for k, s in again.items()} == {
+        k: (0, 0, 0, 0) for k in again}
+    assert {path: path.stat().st_mtime_ns for path in exports} == before
+
+
+def test_a_change_in_the_very_second_of_the_cursor_is_not_missed(
+    synced: SyncedCompany, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Procore stamps whole seconds: a change saved in the second the last run's window ended is
+    read by the next run even with no overlap, because the lower bound is inclusive and cut to
+    the second (a bound carrying the cursor's microseconds would skip it)."""
+    monkeypatch.setenv("PROCORE_SYNC_INBOUND_OVERLAP_S", "0")
+    settings = Settings()
+    run_entities(settings, ["commitment_change_orders"])
+    cursor = StateStore(settings.state_path).get_cursor("commitment_change_orders")
+    assert cursor is not None and cursor.microsecond != 0
+    erp = erp_rows(settings, COMMITMENT_CHANGE_ORDERS)
+    target = next(i for i, row in erp.items() if not row["deleted"] and row["status"] == "draft")
+    project = synced.sandbox.store.scope_of("commitment_change_orders", target)
+    with synced.clock.at(cursor), ProcoreClient(settings) as client:
+        client.request("PATCH", f"/rest/v1.0/projects/{project}/commitment_change_orders/{target}",
+                       json={"change_order": {"title": "Edited in the cursor's second"}})
+    stamped = synced.sandbox.store.record("commitment_change_orders", project, target)["updated_at"]
+    assert stamped == cursor.strftime("%Y-%m-%dT%H:%M:%SZ")
+    [summary] = run_entities(settings, ["commitment_change_orders"])
+    assert summary.updated == 1
+    assert erp_rows(settings, COMMITMENT_CHANGE_ORDERS)[target]["title"] == "Edited in the cursor's second"
+
+
+def test_legacy_budget_modifications_land_and_integration_echoes_do_not(
+    synced: SyncedCompany, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PROCORE_SYNC_BUDGET_TOOL", "budget_modifications")
+    settings = Settings()
+    store = synced.sandbox.store
+    lines = StateStore(settings.state_path).record_states("budget_lines")
+    line_ids = {s.procore_id: key for key, s in lines.items() if s.procore_id}
+    project = next(p for p in store.projects(1) if len([l for l in store.budget_line_items(p["id"]) if l["id"] in line_ids]) >= 2)
+    first, second = [l["id"] for l in store.budget_line_items(project["id"]) if l["id"] in line_ids][:2]
+    transfer = {"from_budget_line_item_id": first, "to_budget_line_item_id": second, "notes": None}
+    field = store.insert("budget_modifications", project["id"], {**transfer, "transfer_amount": "250.0",
+                                                                 "origin_id": None, "origin_data": None})
+    echo = store.insert("budget_modifications", project["id"], {**transfer, "transfer_amount": "99.0",
+                                                                "origin_id": "erp-mod-7", "origin_data": None})
+    [summary] = run_entities(settings, ["budget_modifications"])
+    assert (summary.created, summary.unchanged) == (1, 1)
+    erp = erp_rows(settings, BUDGET_MODIFICATIONS)
+    assert set(erp) == {field["id"]}
+    assert (erp[field["id"]]["from_budget_line_key"], erp[field["id"]]["to_budget_line_key"]) == (
+        line_ids[first], line_ids[second])
+    states = StateStore(settings.state_path).record_states("budget_modifications")
+    [echo_state] = [s for k, s in states.items() if k.endswith(f"|{echo['id']}")]
+    assert "written by an integration (origin_id erp-mod-7)" in echo_state.message
+    [result] = reconcile_entities(settings, ["budget_modifications"])
+    assert result.clean and result.matched == 1

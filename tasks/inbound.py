@@ -1,0 +1,348 @@
+"""Procore → ERP: what the field changed in Procore, read differentially and written to the ERP.
+
+An inbound entity (change orders, budget changes) declares an ``InboundSpec``: how to read one
+project's changes in a time window and one record by id, how to map a Procore record (with its
+lines) into the ERP's rows, and the ERP tables (``connectors/erp_sink.py``). ``run_inbound``
+does the rest, with the same state store, plan and report as the ERP → Procore engine:
+
+1. **Window.** From the entity's cursor minus ``settings.inbound_overlap_s`` (inclusive, cut to
+   the second: Procore stamps whole seconds, so a change saved in the very second of the cursor
+   is read again, not missed) up to the run's start. The cursor moves to the run's start only
+   when the run completes, so it never passes a change the run did not see. ``full_resync``
+   reads everything again.
+2. **Read** every project both sides know (the ``projects`` state), plus, by id, the records
+   that are blocked or failed in the state (whatever the window), and the records a targeted
+   resync names. A record seen twice (overlapping windows, shifting pages) counts once: the
+   latest ``updated_at`` wins.
+3. **Map and plan.** Each record becomes an ERP document keyed ``<project number>|<Procore id>``
+   with its content hash; an unchanged hash is skipped, so rereading the overlap writes nothing.
+   A reference Procore has and the ERP does not (a contract created in Procore, a WBS code the
+   ERP lacks) blocks the record, naming it; records written by an integration (an ``origin_id``
+   is set) are echoes of an ERP, not field changes, and are skipped with that reason.
+4. **Write** the changed documents to the ERP tables and export files in one transaction, and
+   mark the records deleted in Procore as ``deleted`` (never dropped).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from connectors.erp_sink import ErpSink, SinkDocument, SinkTable
+from connectors.procore import ProcoreClient
+from connectors.state import Outcome, StateStore
+from procore_sync.errors import Blocked, Handling, InvalidRecord, SyncError, TransientError
+from tasks import report
+from tasks.engine import (
+    EntityRun,
+    Runtime,
+    _log,
+    check_company,
+    default_runtime,
+    log_quota_wait,
+    outcome_without_call,
+    retry_whole_task,
+)
+from tasks.load import done_outcome, failed_outcome
+from tasks.mapping import MappedRecord, payload_hash
+from tasks.plan import Action, plan
+from tasks.refs import Refs
+from tasks.spec import EntitySpec, SyncOptions
+
+KEY_SEPARATOR = "|"
+DELETED = "deleted in Procore; kept in the ERP marked deleted"
+DELETED_HASH = "deleted"
+
+
+@dataclass(frozen=True)
+class Window:
+    """Procore's ``updated_at`` range a run reads: ``since`` (None: everything) to ``until``."""
+
+    since: datetime | None
+    until: datetime
+
+    def filter(self) -> str:
+        """``filters[updated_at]``: whole seconds, the lower bound rounded down."""
+        since = _second(self.since) if self.since else ""
+        return f"{since}...{_second(self.until + timedelta(seconds=1))}"
+
+    def contains(self, updated_at: Any) -> bool:
+        """For lists Procore cannot filter: everything from ``since`` on (later is read again)."""
+        moment = procore_time(updated_at)
+        return self.since is None or moment is None or moment >= self.since.replace(microsecond=0)
+
+
+def _second(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def procore_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Project:
+    """A project both sides know: its Procore id and ERP project number."""
+
+    procore_id: int
+    number: str
+
+    def key(self, record_id: Any) -> str:
+        return f"{self.number}{KEY_SEPARATOR}{record_id}"
+
+
+class Changes(NamedTuple):
+    records: list[dict[str, Any]]  # changed in the window, each with its lines under "lines"
+    deleted: list[int]  # Procore ids of records deleted (in the window, or missing from a full list)
+
+
+@dataclass(frozen=True)
+class InboundMapped:
+    document: SinkDocument
+    warnings: list[str] = field(default_factory=list)
+
+
+# read(client, context, project, window, known): ``known`` holds the ERP's rows of that project
+# by Procore id (to tell which known records were deleted). read_one(client, context, project,
+# id) returns None for a record that no longer exists.
+Reader = Callable[[ProcoreClient, dict[str, Any], Project, Window, Mapping[int, dict[str, Any]]], Changes]
+ReadOne = Callable[[ProcoreClient, dict[str, Any], Project, int], dict[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class InboundSpec:
+    name: str
+    title: str
+    header: SinkTable
+    lines: SinkTable | None
+    read: Reader
+    read_one: ReadOne
+    map_record: Callable[[dict[str, Any], Project, Refs], InboundMapped]
+    # The ERP → Procore entities whose id maps the mapping links through (contracts, WBS codes).
+    parents: tuple[EntitySpec, ...] = ()
+    # A reason when a Procore record is an echo of an integration's write, not a field change.
+    echo: Callable[[dict[str, Any]], str | None] = lambda record: None
+    revisit: bool = False  # as EntitySpec: inbound entities need no second pass in sync-all
+
+    @property
+    def display_name(self) -> str:
+        return self.title
+
+    @property
+    def erp_table(self) -> str:
+        return self.header.name
+
+    @property
+    def depends_on(self) -> tuple[str, ...]:
+        return tuple(parent.name for parent in self.parents)
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One Procore record read by this run, with the project it belongs to."""
+
+    project: Project
+    record: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        return self.project.key(self.record["id"])
+
+
+@task(name="extract-from-procore", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_whole_task,
+      cache_policy=NO_CACHE)
+def extract_changes(client: ProcoreClient, spec: InboundSpec, context: dict[str, Any], projects: Sequence[Project],
+                    window: Window | None, known: Mapping[str, Mapping[int, dict[str, Any]]],
+                    again: Sequence[str]) -> tuple[list[Seen], list[tuple[Project, int]]]:
+    """Each project's changes in the window (none read without a window), then the records
+    named in ``again`` by id."""
+    seen: dict[str, Seen] = {}
+    deleted: list[tuple[Project, int]] = []
+
+    def keep(item: Seen) -> None:
+        previous = seen.get(item.key)
+        if previous is None or _stamp(item) >= _stamp(previous):
+            seen[item.key] = item
+
+    for project in projects if window else ():
+        changes = spec.read(client, context, project, window, known.get(project.number, {}))
+        for record in changes.records:
+            keep(Seen(project, record))
+        deleted += [(project, record_id) for record_id in changes.deleted]
+    by_number = {project.number: project for project in projects}
+    for key in again:
+        number, _, record_id = key.rpartition(KEY_SEPARATOR)
+        if key in seen or number not in by_number or not record_id.isdigit():
+            continue
+        record = spec.read_one(client, context, by_number[number], int(record_id))
+        if record is None:
+            deleted.append((by_number[number], int(record_id)))
+        else:
+            keep(Seen(by_number[number], record))
+    return list(seen.values()), deleted
+
+
+def _stamp(item: Seen) -> datetime:
+    return procore_time(item.record.get("updated_at")) or datetime.min.replace(tzinfo=UTC)
+
+
+@task(name="map-and-plan", cache_policy=NO_CACHE)
+def map_and_plan_inbound(spec: InboundSpec, seen: list[Seen], store: StateStore,
+                         refs: Refs) -> tuple[list[Action], dict[str, SinkDocument], list[Outcome]]:
+    """Plan every record read; echoes are skipped here with their reason."""
+    records: list[MappedRecord] = []
+    documents: dict[str, SinkDocument] = {}
+    echoes: list[Outcome] = []
+    for item in seen:
+        base: dict[str, Any] = {"key": item.key,
+                                "source_updated_at": procore_time(item.record.get("updated_at"))}
+        if (reason := spec.echo(item.record)) is not None:
+            echoes.append(Outcome(key=item.key, action="skip", status="ok", procore_id=int(item.record["id"]),
+                                  message=reason, source_updated_at=base["source_updated_at"]))
+            continue
+        try:
+            mapped = spec.map_record(item.record, item.project, refs)
+        except Blocked as exc:
+            records.append(MappedRecord(payload=None, blocked=exc.message, **base))
+            continue
+        except (InvalidRecord, ValueError) as exc:
+            message = exc.message if isinstance(exc, InvalidRecord) else str(exc)
+            records.append(MappedRecord(payload=None, error=f"cannot import it into the ERP: {message}", **base))
+            continue
+        payload = document_payload(mapped.document)
+        documents[item.key] = mapped.document
+        records.append(MappedRecord(payload=payload, payload_hash=payload_hash(payload),
+                                    warnings=mapped.warnings, **base))
+    states = store.record_states(spec.name, keys=[r.key for r in records] + [e.key for e in echoes])
+    # An echo is re-listed by every run (the list has no filter); its reason is recorded once.
+    echoes = [e for e in echoes if (states.get(e.key) and states[e.key].message) != e.message]
+    return [_with_procore_id(action) for action in plan(records, states)], documents, echoes
+
+
+def document_payload(document: SinkDocument) -> dict[str, Any]:
+    return {"header": document.header.model_dump(mode="json"),
+            "lines": [line.model_dump(mode="json") for line in document.lines]}
+
+
+def _with_procore_id(action: Action) -> Action:
+    """The state keeps the Procore id of a record once it is in the ERP (so a record that was
+    blocked is still "created" when it lands)."""
+    if action.procore_id is not None or not action.writes:
+        return action
+    return dataclasses.replace(action, procore_id=int(action.key.rpartition(KEY_SEPARATOR)[2]))
+
+
+@task(name="write-to-erp", cache_policy=NO_CACHE)
+def write_documents(sink: ErpSink, spec: InboundSpec, documents: list[SinkDocument]) -> None:
+    sink.write(spec.header, spec.lines, documents)
+
+
+class InboundRun(EntityRun):
+    """One run of one inbound entity: the counters, state and report of ``EntityRun``."""
+
+    direction = "procore_to_erp"
+
+    def __init__(self, spec: InboundSpec, options: SyncOptions, runtime: Runtime) -> None:
+        super().__init__(spec, options, runtime)  # type: ignore[arg-type]
+        self.inbound = spec
+        assert runtime.sink is not None, "an inbound run needs the runtime's ERP sink"
+        self.sink: ErpSink = runtime.sink
+
+    @property
+    def window(self) -> Window:
+        if self.options.full_resync or self.cursor_before is None:
+            return Window(None, self.started)
+        overlap = timedelta(seconds=self.runtime.settings.inbound_overlap_s)
+        return Window(self.cursor_before - overlap, self.started)
+
+    def execute(self) -> report.RunSummary:
+        with self.runtime.make_client(log_quota_wait) as client:
+            try:
+                check_company(client, self.runtime.settings)
+                context: dict[str, Any] = {"company_id": self.runtime.settings.company_id,
+                                           "settings": self.runtime.settings}
+                projects = known_projects(self.store)
+                seen, deleted = self._extract(client, context, projects)
+                refs = Refs(self.store, self.runtime.source, context)
+                actions, documents, echoes = map_and_plan_inbound(self.inbound, seen, self.store, refs)
+                _log().info("%s: %d records read from Procore in %d projects since %s; %d deleted",
+                            self.spec.name, len(seen), len(projects), self.window.since or "the beginning",
+                            len(deleted))
+                if self.options.dry_run:
+                    return self._finish_dry_run(client, actions)
+                self._record(echoes + [outcome_without_call(a) for a in actions if not a.writes])
+                self._write(actions, documents)
+                self._mark_deleted(deleted)
+            except SyncError as exc:
+                if exc.handling is Handling.REPORT:
+                    raise
+                return self._finish(client, actions=None, error=exc)
+            return self._finish(client, actions=actions)
+
+    def _extract(self, client: ProcoreClient, context: dict[str, Any],
+                 projects: list[Project]) -> tuple[list[Seen], list[tuple[Project, int]]]:
+        """A targeted resync reads only the named records; a run reads every project's window,
+        plus the records still blocked or failed."""
+        if self.options.erp_keys:
+            return extract_changes(client, self.inbound, context, projects, None, {}, self.options.erp_keys)
+        known: dict[str, dict[int, dict[str, Any]]] = {}
+        for row in self.sink.rows(self.inbound.header):
+            known.setdefault(row["project_number"], {})[int(row[self.inbound.header.key])] = row
+        unfinished = [key for key, state in self.store.record_states(self.spec.name).items()
+                      if state.status in ("blocked", "failed")]
+        return extract_changes(client, self.inbound, context, projects, self.window, known, unfinished)
+
+    def _write(self, actions: list[Action], documents: dict[str, SinkDocument]) -> None:
+        writes = [a for a in actions if a.writes]
+        if not writes:
+            return
+        progress = report.Progress(self.spec.name, len(writes))
+        try:
+            write_documents(self.sink, self.inbound, [documents[a.key] for a in writes])
+        except TransientError as exc:
+            self._record([failed_outcome(a, f"not written to the ERP: {exc.message}") for a in writes])
+            raise
+        self.erp_writes += len(writes)
+        progress.advance(len(writes))
+        self._record([done_outcome(a, a.procore_id) for a in writes])
+
+    def _mark_deleted(self, deleted: list[tuple[Project, int]]) -> None:
+        """Records the ERP holds are marked deleted; ones that never reached it (blocked or
+        failed) stop being read again."""
+        keys = {project.key(record_id): record_id for project, record_id in deleted}
+        states = self.store.record_states(self.spec.name, keys=list(keys))
+        held = {k: i for k, i in keys.items() if k in states and states[k].payload_hash not in (None, DELETED_HASH)}
+        never = {k: i for k, i in keys.items() if k in states and states[k].payload_hash is None
+                 and states[k].status in ("blocked", "failed")}
+        if held:
+            self.sink.mark_deleted(self.inbound.header, list(held.values()))
+            self.erp_writes += len(held)
+        self._record([Outcome(key=k, action="update", status="ok", procore_id=i, payload_hash=DELETED_HASH,
+                              message=DELETED) for k, i in held.items()]
+                     + [Outcome(key=k, action="skip", status="ok", procore_id=i,
+                                message="deleted in Procore before it reached the ERP") for k, i in never.items()])
+
+    def _new_cursor(self, rows_max: datetime | None) -> datetime | None:
+        """The run's start: everything up to it was read (Procore's clock is the window's)."""
+        return self.cursor_before if self.options.erp_keys else self.started
+
+
+def known_projects(store: StateStore) -> list[Project]:
+    """The projects both sides know: in the ERP and synced to Procore."""
+    states = store.record_states("projects")
+    return sorted((Project(s.procore_id, key) for key, s in states.items() if s.procore_id),
+                  key=lambda project: project.number)
+
+
+def run_inbound(spec: InboundSpec, options: SyncOptions | None = None,
+                runtime: Runtime | None = None) -> report.RunSummary:
+    return InboundRun(spec, options or SyncOptions(), runtime or default_runtime()).execute()
