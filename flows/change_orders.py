@@ -37,7 +37,7 @@ from flows.commitments import PURCHASE_ORDER_LINES, PURCHASE_ORDERS, SUBCONTRACT
 from flows.cost_structure import WBS_CODES
 from flows.prime_contracts import PRIME_CONTRACT_LINES, PRIME_CONTRACTS
 from procore_sync.errors import NotFound
-from tasks.inbound import Changes, InboundMapped, InboundSpec, Project, Window, run_inbound
+from tasks.inbound import Changes, InboundMapped, InboundSpec, Known, Project, Window, run_inbound
 from tasks.refs import Refs
 from tasks.report import RunSummary
 from tasks.spec import EntitySpec, SyncOptions
@@ -129,15 +129,14 @@ class ChangeOrderKind:
         return {**record, "lines": list(lines)}
 
     def read(self, client: ProcoreClient, context: dict[str, Any], project: Project, window: Window,
-             known: Mapping[int, dict[str, Any]]) -> Changes:
+             known: Known) -> Changes:
         changed = client.get(self.list_path(project), {"filters[updated_at]": window.filter()})
-        records = [self.with_lines(client, context, project, record) for record in changed]
+        records = [self.with_lines(client, context, project, r) for r in changed if not known.unchanged(r)]
         return Changes(records, self.deleted(client, project, window, known))
 
-    def deleted(self, client: ProcoreClient, project: Project, window: Window,
-                known: Mapping[int, dict[str, Any]]) -> list[int]:
+    def deleted(self, client: ProcoreClient, project: Project, window: Window, known: Known) -> list[int]:
         """Known change orders whose package Procore shows as deleted in the window."""
-        by_package = {row["legacy_package_id"]: procore_id for procore_id, row in known.items()
+        by_package = {row["legacy_package_id"]: procore_id for procore_id, row in known.rows.items()
                       if row.get("legacy_package_id") and not row.get("deleted")}
         if not by_package:
             return []

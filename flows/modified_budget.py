@@ -29,7 +29,7 @@ from flows.budget import BUDGET_LINES
 from flows.change_orders import decimal, number, text, wbs_parts
 from flows.cost_structure import WBS_CODES
 from procore_sync.errors import NotFound
-from tasks.inbound import Changes, InboundMapped, InboundSpec, Project, Window, run_inbound
+from tasks.inbound import Changes, InboundMapped, InboundSpec, Known, Project, Window, run_inbound
 from tasks.refs import Refs
 from tasks.report import RunSummary
 from tasks.spec import SyncOptions
@@ -74,12 +74,15 @@ class ErpBudgetModification(BaseModel):
 
 
 def changed_in_list(records: list[dict[str, Any]], window: Window,
-                    known: Mapping[int, dict[str, Any]]) -> tuple[list[dict[str, Any]], list[int]]:
+                    known: Known) -> tuple[list[dict[str, Any]], list[int]]:
     """From a project's whole list: the records to read (updated in the window, or new to the
-    ERP) and the known ones the list no longer has (deleted in Procore)."""
+    ERP, and not unchanged since their import) and the known ones the list no longer has
+    (deleted in Procore)."""
     present = {int(record["id"]) for record in records}
-    changed = [r for r in records if window.contains(r.get("updated_at")) or int(r["id"]) not in known]
-    deleted = [procore_id for procore_id, row in known.items() if procore_id not in present and not row.get("deleted")]
+    changed = [r for r in records if (window.contains(r.get("updated_at")) or int(r["id"]) not in known.rows)
+               and not known.unchanged(r)]
+    deleted = [procore_id for procore_id, row in known.rows.items()
+               if procore_id not in present and not row.get("deleted")]
     return changed, deleted
 
 
@@ -91,7 +94,7 @@ def budget_changes_path(project: Project) -> str:
 
 
 def read_budget_changes(client: ProcoreClient, context: dict[str, Any], project: Project, window: Window,
-                        known: Mapping[int, dict[str, Any]]) -> Changes:
+                        known: Known) -> Changes:
     summaries = client.get(budget_changes_path(project)).get("data", [])
     changed, deleted = changed_in_list(summaries, window, known)
     return Changes([read_budget_change(client, context, project, int(r["id"])) for r in changed], deleted)
@@ -159,7 +162,7 @@ def modifications_path(project: Project) -> str:
 
 
 def read_modifications(client: ProcoreClient, context: dict[str, Any], project: Project, window: Window,
-                       known: Mapping[int, dict[str, Any]]) -> Changes:
+                       known: Known) -> Changes:
     changed, deleted = changed_in_list(list(client.paginate(modifications_path(project))), window, known)
     return Changes(changed, deleted)
 

@@ -100,6 +100,22 @@ class Project:
         return f"{self.number}{KEY_SEPARATOR}{record_id}"
 
 
+@dataclass(frozen=True)
+class Known:
+    """What the ERP holds of one project: its rows by Procore id, and the Procore ``updated_at``
+    of the version imported, where that version is certainly the last one of its second."""
+
+    rows: Mapping[int, dict[str, Any]] = field(default_factory=dict)
+    stamps: Mapping[int, datetime] = field(default_factory=dict)
+
+    def unchanged(self, record: Mapping[str, Any]) -> bool:
+        """Procore moves ``updated_at`` on every change (a line's too), so a record showing the
+        stamp of the imported version needs no second read: rereading an overlap costs no
+        lines and no mapping."""
+        stamp = self.stamps.get(int(record["id"]))
+        return stamp is not None and stamp == procore_time(record.get("updated_at"))
+
+
 class Changes(NamedTuple):
     records: list[dict[str, Any]]  # changed in the window, each with its lines under "lines"
     deleted: list[int]  # Procore ids of records deleted (in the window, or missing from a full list)
@@ -111,10 +127,10 @@ class InboundMapped:
     warnings: list[str] = field(default_factory=list)
 
 
-# read(client, context, project, window, known): ``known`` holds the ERP's rows of that project
-# by Procore id (to tell which known records were deleted). read_one(client, context, project,
-# id) returns None for a record that no longer exists.
-Reader = Callable[[ProcoreClient, dict[str, Any], Project, Window, Mapping[int, dict[str, Any]]], Changes]
+# read(client, context, project, window, known): ``known`` is what the ERP holds of that project
+# (to skip records unchanged since their import, and to tell which were deleted).
+# read_one(client, context, project, id) returns None for a record that no longer exists.
+Reader = Callable[[ProcoreClient, dict[str, Any], Project, Window, Known], Changes]
 ReadOne = Callable[[ProcoreClient, dict[str, Any], Project, int], dict[str, Any] | None]
 
 
@@ -161,7 +177,7 @@ class Seen:
 @task(name="extract-from-procore", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_whole_task,
       cache_policy=NO_CACHE)
 def extract_changes(client: ProcoreClient, spec: InboundSpec, context: dict[str, Any], projects: Sequence[Project],
-                    window: Window | None, known: Mapping[str, Mapping[int, dict[str, Any]]],
+                    window: Window | None, known: Mapping[str, Known],
                     again: Sequence[str]) -> tuple[list[Seen], list[tuple[Project, int]]]:
     """Each project's changes in the window (none read without a window), then the records
     named in ``again`` by id."""
@@ -174,7 +190,7 @@ def extract_changes(client: ProcoreClient, spec: InboundSpec, context: dict[str,
             seen[item.key] = item
 
     for project in projects if window else ():
-        changes = spec.read(client, context, project, window, known.get(project.number, {}))
+        changes = spec.read(client, context, project, window, known.get(project.number, Known()))
         for record in changes.records:
             keep(Seen(project, record))
         deleted += [(project, record_id) for record_id in changes.deleted]
@@ -196,15 +212,21 @@ def _stamp(item: Seen) -> datetime:
 
 
 @task(name="map-and-plan", cache_policy=NO_CACHE)
-def map_and_plan_inbound(spec: InboundSpec, seen: list[Seen], store: StateStore,
-                         refs: Refs) -> tuple[list[Action], dict[str, SinkDocument], list[Outcome]]:
-    """Plan every record read; echoes are skipped here with their reason."""
+def map_and_plan_inbound(spec: InboundSpec, seen: list[Seen], store: StateStore, refs: Refs,
+                         started: datetime) -> tuple[list[Action], dict[str, SinkDocument], list[Outcome]]:
+    """Plan every record read; echoes are skipped here with their reason.
+
+    A record's ``updated_at`` is kept (for ``Known.unchanged``) only when it lies in a second
+    before the run started: Procore stamps whole seconds, so a record stamped in the run's own
+    second could change again in that second, after this read, without its stamp moving.
+    """
+    settled = started.replace(microsecond=0)
     records: list[MappedRecord] = []
     documents: dict[str, SinkDocument] = {}
     echoes: list[Outcome] = []
     for item in seen:
-        base: dict[str, Any] = {"key": item.key,
-                                "source_updated_at": procore_time(item.record.get("updated_at"))}
+        stamp = procore_time(item.record.get("updated_at"))
+        base: dict[str, Any] = {"key": item.key, "source_updated_at": stamp if stamp and stamp < settled else None}
         if (reason := spec.echo(item.record)) is not None:
             echoes.append(Outcome(key=item.key, action="skip", status="ok", procore_id=int(item.record["id"]),
                                   message=reason, source_updated_at=base["source_updated_at"]))
@@ -273,7 +295,7 @@ class InboundRun(EntityRun):
                 projects = known_projects(self.store)
                 seen, deleted = self._extract(client, context, projects)
                 refs = Refs(self.store, self.runtime.source, context)
-                actions, documents, echoes = map_and_plan_inbound(self.inbound, seen, self.store, refs)
+                actions, documents, echoes = map_and_plan_inbound(self.inbound, seen, self.store, refs, self.started)
                 _log().info("%s: %d records read from Procore in %d projects since %s; %d deleted",
                             self.spec.name, len(seen), len(projects), self.window.since or "the beginning",
                             len(deleted))
@@ -294,11 +316,17 @@ class InboundRun(EntityRun):
         plus the records still blocked or failed."""
         if self.options.erp_keys:
             return extract_changes(client, self.inbound, context, projects, None, {}, self.options.erp_keys)
-        known: dict[str, dict[int, dict[str, Any]]] = {}
+        states = self.store.record_states(self.spec.name)
+        rows: dict[str, dict[int, dict[str, Any]]] = {}
+        stamps: dict[str, dict[int, datetime]] = {}
         for row in self.sink.rows(self.inbound.header):
-            known.setdefault(row["project_number"], {})[int(row[self.inbound.header.key])] = row
-        unfinished = [key for key, state in self.store.record_states(self.spec.name).items()
-                      if state.status in ("blocked", "failed")]
+            number, procore_id = row["project_number"], int(row[self.inbound.header.key])
+            rows.setdefault(number, {})[procore_id] = row
+            state = states.get(Project(0, number).key(procore_id))
+            if state is not None and state.status in ("ok", "warning") and state.source_updated_at:
+                stamps.setdefault(number, {})[procore_id] = state.source_updated_at
+        known = {number: Known(held, stamps.get(number, {})) for number, held in rows.items()}
+        unfinished = [key for key, state in states.items() if state.status in ("blocked", "failed")]
         return extract_changes(client, self.inbound, context, projects, self.window, known, unfinished)
 
     def _write(self, actions: list[Action], documents: dict[str, SinkDocument]) -> None:

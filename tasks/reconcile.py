@@ -27,7 +27,7 @@ from connectors.erp_sink import SYNCED_AT, ErpSink
 from connectors.procore import ProcoreClient
 from connectors.state import RecordState, StateStore
 from procore_sync.errors import Blocked, InvalidRecord
-from tasks.inbound import KEY_SEPARATOR, InboundSpec, Window, document_payload, known_projects
+from tasks.inbound import KEY_SEPARATOR, InboundSpec, Known, Window, document_payload, known_projects
 from tasks.load import field_of
 from tasks.mapping import MappedRecord, map_rows
 from tasks.refs import Refs
@@ -209,7 +209,7 @@ def reconcile_inbound(spec: InboundSpec, client: ProcoreClient, store: StateStor
     known: set[str] = set()
     everything = Window(None, datetime.now(UTC))
     for project in known_projects(store):
-        for record in spec.read(client, context, project, everything, {}).records:
+        for record in spec.read(client, context, project, everything, Known()).records:
             key = project.key(record["id"])
             result.procore_records += 1
             if spec.echo(record) is not None:
