@@ -74,6 +74,16 @@ CHANGE_ORDER_EXACT = (
 SORTS = ("id", "created_at")
 
 
+
+def _five_routes(base: str, name: str, list_all: Handler, create: Handler, show: Handler,
+                 update: Handler, delete: Handler) -> None:
+    """List and create at ``base``; show, update and delete at ``base/{id}``."""
+    router.add_api_route(base, list_all, methods=["GET"], name=f"list_{name}")
+    router.add_api_route(base, create, methods=["POST"], name=f"create_{name}")
+    router.add_api_route(f"{base}/{{id}}", show, methods=["GET"], name=f"show_{name}")
+    router.add_api_route(f"{base}/{{id}}", update, methods=["PATCH"], name=f"update_{name}")
+    router.add_api_route(f"{base}/{{id}}", delete, methods=["DELETE"], name=f"delete_{name}")
+
 def _project(request: Request) -> Context:
     return project_context(state_of(request), path_id(request, "project_id"))
 
@@ -205,12 +215,8 @@ def _change_order_routes(resource: Resource, view: View, collection: str) -> Non
         context.store.commit()
         return Response(status_code=204)
 
-    base = f"/rest/v1.0/projects/{{project_id}}/{collection}"
-    router.add_api_route(base, list_all, methods=["GET"], name=f"list_{collection}")
-    router.add_api_route(base, create, methods=["POST"], name=f"create_{collection}")
-    router.add_api_route(f"{base}/{{id}}", show, methods=["GET"], name=f"show_{collection}")
-    router.add_api_route(f"{base}/{{id}}", update, methods=["PATCH"], name=f"update_{collection}")
-    router.add_api_route(f"{base}/{{id}}", delete, methods=["DELETE"], name=f"delete_{collection}")
+    _five_routes(f"/rest/v1.0/projects/{{project_id}}/{collection}", collection,
+                 list_all, create, show, update, delete)
 
 
 def _delete_change_order(context: Context, kind: str, change_order: Record) -> None:
@@ -294,12 +300,8 @@ def _line_routes(holder: Resource, lines: Resource) -> None:
         return Response(status_code=204)
 
     project = "/rest/v2.0/companies/{company_id}/projects/{project_id}"
-    base = f"{project}/{holder.kind}/{{{holder_field}}}/line_items"
-    router.add_api_route(base, list_lines, methods=["GET"], name=f"list_{holder.kind}_lines")
-    router.add_api_route(base, create, methods=["POST"], name=f"create_{holder.kind}_line")
-    router.add_api_route(f"{base}/{{id}}", show, methods=["GET"], name=f"show_{holder.kind}_line")
-    router.add_api_route(f"{base}/{{id}}", update, methods=["PATCH"], name=f"update_{holder.kind}_line")
-    router.add_api_route(f"{base}/{{id}}", delete, methods=["DELETE"], name=f"delete_{holder.kind}_line")
+    _five_routes(f"{project}/{holder.kind}/{{{holder_field}}}/line_items", f"{holder.kind}_lines",
+                 list_lines, create, show, update, delete)
 
 
 _line_routes(COMMITMENT_CHANGE_ORDERS, COMMITMENT_CHANGE_ORDER_LINE_ITEMS)
