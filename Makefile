@@ -23,6 +23,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	@$(BIN)/python bench/vendors_bulk.py
+	@$(BIN)/python bench/inbound.py
 
 clean:
 	rm -rf $(VENV) .procore-sync .pytest_cache

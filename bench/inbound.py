@@ -93,7 +93,8 @@ def field_creates(settings: Settings, per_project: int, seed: int = 1) -> list[t
                 adjustments = [{"adjustment_number": 1, "wbs_code_id": wbs[0], "amount": -amount},
                                {"adjustment_number": 1, "wbs_code_id": wbs[1], "amount": amount}]
                 body = {"status": "draft", "title": f"Bench transfer {n}", "adjustment_line_items": adjustments}
-                client.request("POST", f"/rest/v1.0/projects/{pid}/budget_changes", json=body)
+                answer = client.request("POST", f"/rest/v1.0/projects/{pid}/budget_changes", json=body).json()
+                made.append((pid, "budget_changes", int(answer["data"]["id"])))
     return made
 
 
