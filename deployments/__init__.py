@@ -16,6 +16,7 @@ from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron
 
 from flows import ENTITY_FLOWS, entrypoint
+from flows.maintenance import resync_failed
 from flows.sync_all import sync_all
 from procore_sync.settings import Settings
 
@@ -24,13 +25,14 @@ WORK_POOL = "procore-sync"
 
 @dataclass(frozen=True)
 class DeploymentSpec:
-    """One deployment. Every deployment carries its schedule; only sync-all's are active by
+    """One deployment. Every sync deployment carries its schedule; only sync-all's are active by
     default, because sync-all already runs every entity in order (an operator may switch an
-    entity's own schedule on in the UI to sync it more often)."""
+    entity's own schedule on in the UI to sync it more often). Maintenance deployments have no
+    schedule (``cron`` None): an operator starts them from their form."""
 
     name: str
     flow: Flow
-    cron: str
+    cron: str | None
     active: bool
     parameters: dict[str, Any] = field(default_factory=dict)
     description: str = ""
@@ -55,14 +57,24 @@ def deployment_specs(settings: Settings) -> list[DeploymentSpec]:
             description=f"Full resync of {what}: ignores the last synchronisation date.",
             tags=("procore-sync", name, "full-resync"),
         ))
+    specs.append(DeploymentSpec("resync-failed", resync_failed, None, False,
+                                description="Resync the failed and blocked records the form selects "
+                                            "(a dry run unless dry_run is unticked).",
+                                tags=("procore-sync", "maintenance")))
     return specs
+
+
+def schedules_of(d: DeploymentSpec, settings: Settings) -> list[dict[str, Any]]:
+    if d.cron is None:
+        return []
+    return [{"cron": d.cron, "timezone": settings.schedule_timezone, "active": d.active}]
 
 
 def runner_deployments(settings: Settings) -> list[RunnerDeployment]:
     return [
         d.flow.to_deployment(
             name=d.name,
-            schedules=[Cron(d.cron, timezone=settings.schedule_timezone, active=d.active)],
+            schedules=[Cron(s["cron"], timezone=s["timezone"], active=s["active"]) for s in schedules_of(d, settings)],
             parameters=d.parameters,
             description=d.description,
             concurrency_limit=1,
@@ -82,7 +94,7 @@ def render_prefect_yaml(settings: Settings) -> str:
             "tags": list(d.tags),
             "concurrency_limit": 1,
             "parameters": d.parameters,
-            "schedules": [{"cron": d.cron, "timezone": settings.schedule_timezone, "active": d.active}],
+            "schedules": schedules_of(d, settings),
             "work_pool": {"name": WORK_POOL, "work_queue_name": "default"},
         }
         for d in deployment_specs(settings)

@@ -28,8 +28,17 @@ def test_every_entity_and_sync_all_have_a_scheduled_and_a_full_resync_deployment
             assert declared[variant]["schedules"][0]["timezone"] == "UTC"
             assert declared[variant]["concurrency_limit"] == 1
         assert declared[f"{name}-full-resync"]["parameters"] == {"options": {"full_resync": True}}
-    active = {name for name, d in declared.items() if d["schedules"][0]["active"]}
+    active = {name for name, d in declared.items() if d["schedules"] and d["schedules"][0]["active"]}
     assert active == {"sync-all", "sync-all-full-resync"}
+
+
+def test_maintenance_deployments_are_started_by_hand_from_a_form_that_defaults_to_a_dry_run() -> None:
+    declared = {d["name"]: d for d in yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]}
+    assert declared["resync-failed"]["schedules"] == []
+    schema = parameter_schema(load_flow_from_entrypoint(str(ROOT / declared["resync-failed"]["entrypoint"])))
+    form = schema.model_dump()["definitions"]["ResyncFailedOptions"]["properties"]
+    assert set(form) == {"entities", "project", "message_contains", "erp_keys", "since", "dry_run"}
+    assert form["dry_run"]["default"] is True
 
 
 def test_entrypoints_load_their_flows() -> None:

@@ -1,0 +1,121 @@
+"""Maintenance flows: what an operator starts from the Prefect UI when records need attention.
+
+``resync-failed`` picks the records that are failed or blocked in the sync state, filtered by
+entity, project, message text, key list and the time of their last attempt, and runs each
+entity's flow for exactly those keys (a targeted resync: one record is the same flow with one
+key). It is a dry run unless told otherwise: the first run shows the selection as a table, so the
+operator sees what a real run would touch before it touches anything.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from prefect import flow
+from prefect.artifacts import create_table_artifact
+from pydantic import BaseModel, ConfigDict, Field
+
+from connectors.erp import DuckDbErpSource
+from connectors.state import RecordState, StateStore
+from flows import ENTITY_FLOWS, enabled
+from procore_sync.errors import ConfigError
+from procore_sync.settings import Settings
+from tasks.engine import summary_of
+from tasks.report import RunSummary, publish_overview
+from tasks.spec import EntitySpec, SyncOptions
+
+NEEDS_ATTENTION = ("failed", "blocked")
+
+
+class ResyncFailedOptions(BaseModel):
+    """The run form of ``resync-failed``; every filter narrows the selection."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    entities: list[str] = Field(default_factory=list, description="Only these entities (empty: every entity).")
+    project: str | None = Field(default=None, description="Only records of this ERP project number.")
+    message_contains: str | None = Field(
+        default=None, description="Only records whose message contains this text (any case).")
+    erp_keys: list[str] = Field(default_factory=list, description="Only these record keys.")
+    since: datetime | None = Field(default=None, description="Only records whose last attempt was at or after this.")
+    dry_run: bool = Field(default=True, description="Show the selection only; resync nothing. Untick to resync.")
+
+
+class Selected(BaseModel):
+    entity: str
+    erp_key: str
+    status: str
+    attempts: int
+    message: str | None
+    last_attempt: datetime
+
+
+def select(options: ResyncFailedOptions, settings: Settings) -> list[Selected]:
+    """The failed and blocked records the options name, entity by entity, in key order."""
+    unknown = [name for name in options.entities if name not in ENTITY_FLOWS]
+    if unknown:
+        raise ConfigError(f"unknown entity {', '.join(unknown)}; known: {', '.join(ENTITY_FLOWS)}")
+    assert settings.state_path is not None and settings.erp_path is not None
+    store = StateStore(settings.state_path)
+    names = options.entities or [name for name in ENTITY_FLOWS if enabled(name, settings)]
+    chosen: list[Selected] = []
+    for name in names:
+        states = {k: s for k, s in store.record_states(name).items() if s.status in NEEDS_ATTENTION}
+        in_project = projects_of(name, states, settings) if options.project else {}
+        chosen += [
+            Selected(entity=name, erp_key=key, status=s.status, attempts=s.attempts, message=s.message,
+                     last_attempt=s.updated_at)
+            for key, s in sorted(states.items())
+            if _wanted(options, key, s, in_project.get(key))
+        ]
+    return chosen
+
+
+def projects_of(name: str, states: dict[str, RecordState], settings: Settings) -> dict[str, str | None]:
+    """Each record's ERP project: its row's ``project_number``, else the first part of its key
+    (``P-1001|02-300``, and the Procore → ERP records' ``P-1001|<Procore id>``)."""
+    spec = ENTITY_FLOWS[name][0]
+    rows: dict[str, dict] = {}
+    if isinstance(spec, EntitySpec):
+        assert settings.erp_path is not None
+        source = DuckDbErpSource(settings.erp_path)
+        rows = {str(r.data.get(spec.key_field, "")).strip(): r.data for r in source.read(spec.erp_table)}
+    return {key: (rows.get(key) or {}).get("project_number") or (key.split("|")[0] if "|" in key else None)
+            for key in states}
+
+
+def _wanted(options: ResyncFailedOptions, key: str, state: RecordState, project: str | None) -> bool:
+    text = (options.message_contains or "").casefold()
+    return (
+        (not options.erp_keys or key in options.erp_keys)
+        and (not text or text in (state.message or "").casefold())
+        and (options.since is None or state.updated_at >= options.since)
+        and (options.project is None or project == options.project)
+    )
+
+
+def publish_selection(chosen: list[Selected], dry_run: bool) -> None:
+    rows = [row.model_dump(mode="json") for row in chosen] or [
+        {"entity": "", "erp_key": "", "status": "", "attempts": 0, "message": "no record matches", "last_attempt": ""}]
+    verb = "would resync" if dry_run else "resyncs"
+    create_table_artifact(table=rows, key="resync-failed-selection",
+                          description=f"resync-failed {verb} {len(chosen)} records")
+
+
+@flow(name="resync-failed", description=__doc__)
+def resync_failed(options: ResyncFailedOptions = ResyncFailedOptions()) -> list[RunSummary]:
+    """Resync the failed and blocked records the form selects (a dry run by default)."""
+    settings = Settings()
+    chosen = select(options, settings)
+    publish_selection(chosen, options.dry_run)
+    if options.dry_run:
+        return []
+    keys: dict[str, list[str]] = {}
+    for row in chosen:
+        keys.setdefault(row.entity, []).append(row.erp_key)
+    summaries = [
+        summary_of(ENTITY_FLOWS[name][1](options=SyncOptions(erp_keys=entity_keys), return_state=True), name, settings)
+        for name, entity_keys in keys.items()  # in dependency order: ENTITY_FLOWS is
+    ]
+    publish_overview(summaries)
+    return summaries
