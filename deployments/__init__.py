@@ -16,6 +16,7 @@ from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron
 
 from flows import ENTITY_FLOWS, entrypoint
+from flows.health import health_check
 from flows.maintenance import resync_failed
 from flows.sync_all import sync_all
 from procore_sync.settings import Settings
@@ -60,6 +61,10 @@ def deployment_specs(settings: Settings) -> list[DeploymentSpec]:
     specs.append(DeploymentSpec("resync-failed", resync_failed, None, False,
                                 description="Resync the failed and blocked records the form selects "
                                             "(a dry run unless dry_run is unticked).",
+                                tags=("procore-sync", "maintenance")))
+    specs.append(DeploymentSpec("health-check", health_check, None, False,
+                                description="Check the ERP, the ERP sink, Procore and every entity's endpoint; "
+                                            "fails when any check is not OK.",
                                 tags=("procore-sync", "maintenance")))
     return specs
 

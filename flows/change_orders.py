@@ -204,6 +204,7 @@ class ChangeOrderKind:
             read=self.read,
             read_one=self.read_one,
             map_record=self.map_record,
+            probe_path=f"/rest/v1.0/projects/{{project_id}}/{self.collection}",
             parents=(*self.contracts, *self.contract_lines, WBS_CODES),
         )
 

@@ -150,6 +150,7 @@ BUDGET_CHANGES = InboundSpec(
     read=read_budget_changes,
     read_one=read_one_budget_change,
     map_record=map_budget_change,
+    probe_path="/rest/v1.0/projects/{project_id}/budget_changes",
     parents=(WBS_CODES,),
 )
 
@@ -207,6 +208,7 @@ BUDGET_MODIFICATIONS = InboundSpec(
     read=read_modifications,
     read_one=read_one_modification,
     map_record=map_modification,
+    probe_path="/rest/v1.0/projects/{project_id}/budget_modifications",
     parents=(BUDGET_LINES,),
     echo=integration_echo,
 )

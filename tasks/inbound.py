@@ -143,6 +143,8 @@ class InboundSpec:
     read: Reader
     read_one: ReadOne
     map_record: Callable[[dict[str, Any], Project, Refs], InboundMapped]
+    # A one-call read of the entity's Procore tool ({company_id}, {project_id}): the health check.
+    probe_path: str = ""
     # The ERP → Procore entities whose id maps the mapping links through (contracts, WBS codes).
     parents: tuple[EntitySpec, ...] = ()
     # A reason when a Procore record is an echo of an integration's write, not a field change.

@@ -50,3 +50,12 @@ def flow_run_logs(api_url: str, flow_run_id: str) -> list[str]:
     answer = requests.post(f"{api_url}/logs/filter", json=body, timeout=30)
     answer.raise_for_status()
     return [entry["message"] for entry in answer.json()]
+
+
+def flow_run_artifacts(api_url: str, flow_run_id: str) -> dict[str, dict]:
+    """The newest artifact of each type on a flow run (Prefect 3.8's sync client cannot read
+    artifacts, so this asks the API)."""
+    body = {"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}, "limit": 50, "offset": 0, "sort": "CREATED_DESC"}
+    answer = requests.post(f"{api_url}/artifacts/filter", json=body, timeout=30)
+    answer.raise_for_status()
+    return {artifact["type"]: artifact for artifact in answer.json()}

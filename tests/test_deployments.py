@@ -34,7 +34,7 @@ def test_every_entity_and_sync_all_have_a_scheduled_and_a_full_resync_deployment
 
 def test_maintenance_deployments_are_started_by_hand_from_a_form_that_defaults_to_a_dry_run() -> None:
     declared = {d["name"]: d for d in yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]}
-    assert declared["resync-failed"]["schedules"] == []
+    assert declared["resync-failed"]["schedules"] == declared["health-check"]["schedules"] == []
     schema = parameter_schema(load_flow_from_entrypoint(str(ROOT / declared["resync-failed"]["entrypoint"])))
     form = schema.model_dump()["definitions"]["ResyncFailedOptions"]["properties"]
     assert set(form) == {"entities", "project", "message_contains", "erp_keys", "since", "dry_run"}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import requests
 
 from connectors.erp import DuckDbErpSource
 from connectors.state import StateStore
@@ -13,6 +12,7 @@ from tasks.mapping import map_rows
 from tasks.report import RunSummary
 from tasks.spec import SyncOptions
 from tests.conftest import SampleErp, settings_env
+from tests.support import flow_run_artifacts
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -58,13 +58,6 @@ def test_first_sync_lands_every_good_supplier_once_and_fails_each_bad_one(
     again = sync_vendors(options=SyncOptions())
     assert (again.write_calls, again.created, again.updated) == (0, 0, 0)
     assert again.cursor_before == summary.cursor_after
-
-
-def flow_run_artifacts(api_url: str, flow_run_id: str) -> dict[str, dict]:
-    body = {"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}, "limit": 50, "offset": 0, "sort": "CREATED_DESC"}
-    answer = requests.post(f"{api_url}/artifacts/filter", json=body, timeout=30)
-    answer.raise_for_status()
-    return {artifact["type"]: artifact for artifact in answer.json()}
 
 
 def test_run_publishes_progress_records_table_and_summary(

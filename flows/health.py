@@ -1,0 +1,172 @@
+"""health-check: is every connector and every entity's endpoint ready, before go-live and after?
+
+One table artifact with a row per check and one of four verdicts, **OK**, **Unreachable**,
+**Failed authentication** or **Missing permission** (or **Failed** for anything else, such as a
+missing ERP table), each with what was seen. Any row that is not OK fails the run, so a red
+health check shows as a failed run in the UI and in ``retry``-style monitoring.
+
+The checks, cheapest first: the ERP database and each entity's table are readable; the export
+folder of the ERP sink is writable; a Procore token is issued; the company is visible; the
+service account has permitted projects; each entity's Procore endpoint answers a one-item read
+(project-level ones in the first permitted project; lines through their contract's tool, which
+is the one permission Procore checks); the quota left in Procore's window.
+"""
+
+from __future__ import annotations
+
+import string
+import tempfile
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from prefect import flow
+from prefect.artifacts import create_table_artifact
+from pydantic import BaseModel
+
+from connectors.erp import DuckDbErpSource
+from connectors.procore import ProcoreClient
+from flows import ENTITY_FLOWS, enabled
+from procore_sync.errors import AuthenticationFailed, PermissionDenied, SyncError, TransientError
+from procore_sync.settings import Settings
+from tasks.engine import check_company
+from tasks.inbound import InboundSpec
+from tasks.spec import EntitySpec
+
+Verdict = Literal["OK", "Unreachable", "Failed authentication", "Missing permission", "Failed"]
+# The health check must answer quickly: one retry, not the sync's patient six.
+ATTEMPTS = 2
+
+
+class Check(BaseModel):
+    connector: str  # erp | erp sink | procore
+    check: str
+    status: Verdict
+    detail: str
+
+
+class HealthCheckFailed(Exception):
+    """Raised at the end of a health check with red rows, so the flow run is Failed."""
+
+
+def verdict(exc: BaseException) -> Verdict:
+    if isinstance(exc, AuthenticationFailed):
+        return "Failed authentication"
+    if isinstance(exc, PermissionDenied):
+        return "Missing permission"
+    if isinstance(exc, TransientError | OSError):
+        return "Unreachable"
+    return "Failed"
+
+
+def run_check(connector: str, name: str, probe: Callable[[], str]) -> Check:
+    try:
+        return Check(connector=connector, check=name, status="OK", detail=probe())
+    except (SyncError, OSError) as exc:
+        return Check(connector=connector, check=name, status=verdict(exc), detail=str(exc))
+
+
+def erp_checks(settings: Settings) -> list[Check]:
+    assert settings.erp_path is not None and settings.export_dir is not None
+    if not settings.erp_path.is_file():
+        return [Check(connector="erp", check="database", status="Unreachable",
+                      detail=f"the ERP database {settings.erp_path} does not exist (PROCORE_SYNC_ERP_PATH)")]
+    source = DuckDbErpSource(settings.erp_path)
+    checks = [run_check("erp", f"table {spec.erp_table}", lambda spec=spec: f"{len(list(source.read(spec.erp_table)))} rows")
+              for spec, _ in ENTITY_FLOWS.values() if isinstance(spec, EntitySpec)]
+    export_dir = settings.export_dir
+
+    def writable() -> str:
+        export_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=export_dir):
+            return f"{export_dir} is writable"
+
+    return checks + [run_check("erp sink", "export folder", writable)]
+
+
+def probe(client: ProcoreClient, spec: EntitySpec | InboundSpec, context: dict[str, Any]) -> str:
+    """One small read of the entity's endpoint; raises what Procore answered."""
+    if isinstance(spec, InboundSpec):
+        client.get(spec.probe_path.format(**context))
+    elif spec.lister is not None:
+        next(iter(spec.lister(client, context)), None)
+    else:
+        context = context | (spec.prepare(client, context) if spec.prepare else {})
+        scope = {name: context[name] for name in spec.list_scope}
+        next(iter(client.paginate(spec.list_path.format(**context), scope, per_page=1)), None)
+    return "answers"
+
+
+def entity_checks(client: ProcoreClient, settings: Settings, project_id: int | None) -> list[Check]:
+    context: dict[str, Any] = {"company_id": settings.company_id, "settings": settings}
+    if project_id is not None:
+        context["project_id"] = project_id
+    checks: dict[str, Check] = {}
+    for name, (spec, _) in ENTITY_FLOWS.items():
+        if not enabled(name, settings):
+            continue
+        needs = _placeholders(spec) - context.keys()
+        parent = next((p.name for p in getattr(spec, "parents", ()) if p.name in checks), None)
+        if needs and "project_id" not in needs and parent is not None:
+            # Lines are read per contract; Procore checks the contract's tool, checked above.
+            checks[name] = checks[parent].model_copy(update={"check": f"endpoint {name}",
+                                                             "detail": f"same tool as {parent}"})
+        elif needs:
+            checks[name] = Check(connector="procore", check=f"endpoint {name}", status="Missing permission",
+                                 detail="no permitted project to read it in")
+        else:
+            checks[name] = run_check("procore", f"endpoint {name}", lambda spec=spec: probe(client, spec, context))
+    return list(checks.values())
+
+
+def _placeholders(spec: EntitySpec | InboundSpec) -> set[str]:
+    path = spec.probe_path if isinstance(spec, InboundSpec) else spec.list_path
+    return {field for _, field, _, _ in string.Formatter().parse(path) if field}
+
+
+def procore_checks(settings: Settings) -> list[Check]:
+    patient = settings.model_copy(update={"max_attempts": ATTEMPTS})
+    with ProcoreClient(patient) as client:
+        token = run_check("procore", "token", lambda: f"{len(client.companies())} companies visible")
+        if token.status != "OK":
+            return [token]
+        company = run_check("procore", "company", lambda: (check_company(client, settings), "visible")[1])
+        if company.status != "OK":
+            return [token, company]
+        projects: list[dict] = []
+
+        def permitted() -> str:
+            projects.extend(client.paginate("/rest/v1.1/projects", {"company_id": settings.company_id}))
+            if not projects:
+                raise PermissionDenied("the service account has no permitted project; add projects to "
+                                       "its permitted list in Procore (Company Admin → App Management)")
+            return f"{len(projects)} permitted projects"
+
+        checks = [token, company, run_check("procore", "permitted projects", permitted)]
+        checks += entity_checks(client, settings, int(projects[0]["id"]) if projects else None)
+        checks.append(quota_check(client, settings))
+    return checks
+
+
+def quota_check(client: ProcoreClient, settings: Settings) -> Check:
+    """Red when the window is nearly spent for more than a minute: the 10-second spike window
+    running low after the checks' own burst of calls is normal and refills by itself."""
+    quota = client.stats.quota
+    wait_s = (quota.reset_at - datetime.now(UTC)).total_seconds() if quota.reset_at else 0.0
+    low = quota.remaining is not None and quota.remaining <= settings.pacing_low_water and wait_s > 60
+    reset = f", resets at {quota.reset_at:%H:%M:%S} UTC" if quota.reset_at else ""
+    return Check(connector="procore", check="quota headroom", status="Failed" if low else "OK",
+                 detail=f"{quota.remaining} of {quota.limit} calls left in Procore's window{reset}")
+
+
+@flow(name="health-check", description=__doc__)
+def health_check() -> list[Check]:
+    """Check every connector and entity endpoint; a failed run when any row is not OK."""
+    settings = Settings()
+    checks = erp_checks(settings) + procore_checks(settings)
+    red = [c for c in checks if c.status != "OK"]
+    create_table_artifact(table=[c.model_dump() for c in checks], key="health-check",
+                          description=f"health check: {len(checks) - len(red)} OK, {len(red)} not OK")
+    if red:
+        raise HealthCheckFailed("; ".join(f"{c.check}: {c.status} ({c.detail})" for c in red[:5]))
+    return checks

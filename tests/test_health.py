@@ -1,0 +1,53 @@
+"""health-check against the real sandbox, a real ERP file and a real Prefect server."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from flows import ENTITY_FLOWS, enabled
+from flows.health import health_check
+from procore_sync.runner import run_entities
+from procore_sync.settings import Settings
+from sandbox.server import SandboxServer
+from tests.conftest import SampleErp, settings_env
+from tests.support import flow_run_artifacts
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+
+def rows_of(api_url: str, state) -> dict[str, dict]:  # noqa: ANN001 - a Prefect State
+    """The health check's table artifact, row by check."""
+    table = flow_run_artifacts(api_url, str(state.state_details.flow_run_id))["table"]
+    data = table["data"] if isinstance(table["data"], list) else json.loads(table["data"])
+    return {row["check"]: row for row in data}
+
+
+def test_a_ready_company_is_all_ok(sandbox: SandboxServer, small_erp: SampleErp, tmp_path, monkeypatch) -> None:
+    settings = settings_env(monkeypatch, sandbox.url, small_erp.path, tmp_path)
+    run_entities(settings, ["projects"])
+    state = health_check(return_state=True)
+    assert state.is_completed(), state.message
+    checks = {c.check: c for c in state.result()}
+    assert {c.status for c in checks.values()} == {"OK"}
+    endpoints = {f"endpoint {name}" for name in ENTITY_FLOWS if enabled(name, Settings())}
+    assert endpoints <= set(checks)
+    assert checks["endpoint subcontract_lines"].detail == "same tool as subcontracts"
+    assert {"token", "company", "permitted projects", "quota headroom", "export folder"} <= set(checks)
+    assert sandbox.app.state.contract_violations == []
+
+
+def test_a_missing_erp_and_a_wrong_secret_fail_the_run_and_say_so(
+    sandbox: SandboxServer, small_erp: SampleErp, tmp_path, monkeypatch, prefect_api: str
+) -> None:
+    erp = shutil.copytree(small_erp.folder, tmp_path / "erp")
+    settings_env(monkeypatch, sandbox.url, erp / "erp.duckdb", tmp_path / "home",
+                 PROCORE_SYNC_CLIENT_SECRET="not-the-secret", PROCORE_SYNC_ERP_PATH=str(tmp_path / "nowhere.duckdb"))
+    state = health_check(return_state=True)
+    assert state.is_failed()
+    rows = rows_of(prefect_api, state)
+    assert rows["database"]["status"] == "Unreachable" and "does not exist" in rows["database"]["detail"]
+    assert rows["token"]["status"] == "Failed authentication"
+    assert "not-the-secret" not in str(rows) + (state.message or "")
