@@ -17,7 +17,7 @@ from prefect.schedules import Cron
 
 from flows import ENTITY_FLOWS, entrypoint
 from flows.health import health_check
-from flows.maintenance import resync_failed
+from flows.maintenance import resync_failed, retry_failed_runs
 from flows.sync_all import sync_all
 from procore_sync.settings import Settings
 
@@ -61,11 +61,15 @@ def deployment_specs(settings: Settings) -> list[DeploymentSpec]:
     specs.append(DeploymentSpec("resync-failed", resync_failed, None, False,
                                 description="Resync the failed and blocked records the form selects "
                                             "(a dry run unless dry_run is unticked).",
-                                tags=("procore-sync", "maintenance")))
+                                tags=("procore-sync-maintenance", "maintenance")))
+    specs.append(DeploymentSpec("retry-failed-runs", retry_failed_runs, None, False,
+                                description="Re-run every failed or crashed procore-sync deployment run since a "
+                                            "time, same run ids and parameters.",
+                                tags=("procore-sync-maintenance", "maintenance")))
     specs.append(DeploymentSpec("health-check", health_check, None, False,
                                 description="Check the ERP, the ERP sink, Procore and every entity's endpoint; "
                                             "fails when any check is not OK.",
-                                tags=("procore-sync", "maintenance")))
+                                tags=("procore-sync-maintenance", "maintenance")))
     return specs
 
 

@@ -1,18 +1,27 @@
-"""Maintenance flows: what an operator starts from the Prefect UI when records need attention.
+"""Maintenance flows: what an operator starts from the Prefect UI when records or runs need attention.
 
 ``resync-failed`` picks the records that are failed or blocked in the sync state, filtered by
 entity, project, message text, key list and the time of their last attempt, and runs each
 entity's flow for exactly those keys (a targeted resync: one record is the same flow with one
 key). It is a dry run unless told otherwise: the first run shows the selection as a table, so the
 operator sees what a real run would touch before it touches anything.
+
+``retry-failed-runs`` sends every Failed or Crashed procore-sync deployment run since a time back
+to Scheduled, keeping its id and parameters, unless a later run of the same deployment completed.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
 
-from prefect import flow
+from prefect import flow, get_client
 from prefect.artifacts import create_table_artifact
+from prefect.client.orchestration import SyncPrefectClient
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterStartTime, FlowRunFilterTags
+from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.client.schemas.sorting import FlowRunSort
+from prefect.states import Scheduled
 from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.erp import DuckDbErpSource
@@ -25,6 +34,7 @@ from tasks.report import RunSummary, publish_overview
 from tasks.spec import EntitySpec, SyncOptions
 
 NEEDS_ATTENTION = ("failed", "blocked")
+PAGE = 200
 
 
 class ResyncFailedOptions(BaseModel):
@@ -119,3 +129,76 @@ def resync_failed(options: ResyncFailedOptions = ResyncFailedOptions()) -> list[
     ]
     publish_overview(summaries)
     return summaries
+
+
+# --- retry-failed-runs ------------------------------------------------------------------------
+
+
+class RetryFailedRunsOptions(BaseModel):
+    """The run form of ``retry-failed-runs``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    since_hours: float = Field(default=24, gt=0, description="Retry runs that started at most this many hours ago.")
+    dry_run: bool = Field(default=False, description="List the runs it would retry; retry none.")
+
+
+class RetriedRun(BaseModel):
+    flow_run_id: str
+    name: str
+    deployment: str
+    state: str
+    started: datetime | None
+    retried: bool
+    reason: str
+
+
+def failed_deployment_runs(client: SyncPrefectClient, since: datetime) -> list[RetriedRun]:
+    """procore-sync's deployment runs that ended Failed or Crashed since ``since``, oldest first,
+    except those whose deployment has completed a run started after them."""
+    tagged = FlowRunFilter(tags=FlowRunFilterTags(all_=["procore-sync"]),
+                           start_time=FlowRunFilterStartTime(after_=since))
+    runs: list[FlowRun] = []
+    while page := client.read_flow_runs(flow_run_filter=tagged, sort=FlowRunSort.START_TIME_ASC,
+                                        limit=PAGE, offset=len(runs)):  # 3.8's client needs a limit
+        runs += page
+    runs = [r for r in runs if r.deployment_id is not None]
+    names = {i: client.read_deployment(i).name for i in {r.deployment_id for r in runs}}
+    completed = {}
+    for run in runs:
+        if run.state_type == StateType.COMPLETED and run.start_time is not None:
+            completed[run.deployment_id] = max(completed.get(run.deployment_id, run.start_time), run.start_time)
+    chosen = []
+    for run in runs:
+        if run.state_type not in (StateType.FAILED, StateType.CRASHED):
+            continue
+        later = completed.get(run.deployment_id)
+        superseded = later is not None and run.start_time is not None and later > run.start_time
+        chosen.append(RetriedRun(
+            flow_run_id=str(run.id), name=run.name, deployment=names.get(run.deployment_id, str(run.deployment_id)),
+            state=run.state_name or str(run.state_type), started=run.start_time, retried=not superseded,
+            reason="a later run of its deployment completed" if superseded else "failed or crashed",
+        ))
+    return chosen
+
+
+@flow(name="retry-failed-runs")
+def retry_failed_runs(options: RetryFailedRunsOptions = RetryFailedRunsOptions()) -> list[RetriedRun]:
+    """Re-run every Failed or Crashed procore-sync deployment run since a time, with the same run
+    ids and parameters (Prefect's own retry: the run goes back to Scheduled and the serve process
+    or worker runs it again), skipping runs a later run of the same deployment has made good."""
+    since = datetime.now(UTC) - timedelta(hours=options.since_hours)
+    with get_client(sync_client=True) as client:
+        runs = failed_deployment_runs(client, since)
+        if not options.dry_run:
+            for run in runs:
+                if run.retried:
+                    client.set_flow_run_state(UUID(run.flow_run_id), Scheduled(name="AwaitingRetry"), force=True)
+    retried = [r if not options.dry_run else r.model_copy(update={"retried": False}) for r in runs]
+    rows = [r.model_dump(mode="json") for r in retried] or [{"flow_run_id": "", "name": "", "deployment": "",
+                                                             "state": "", "started": "", "retried": False,
+                                                             "reason": "no failed or crashed run"}]
+    count = sum(r.retried for r in retried)
+    create_table_artifact(table=rows, key="retry-failed-runs",
+                          description=f"retry-failed-runs: {count} of {len(runs)} failed runs sent back to Scheduled")
+    return retried
