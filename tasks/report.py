@@ -180,12 +180,13 @@ def render_summary(s: RunSummary) -> str:
     ]
     if s.message:
         lines += ["", f"> {s.message}"]
-    if s.failed:
+    if s.failed or s.blocked:
         lines += [
             "",
-            f"Failed records are listed in the `{artifact_key(s.entity, 'records')}` table. "
-            "Fix them in the ERP; the next run picks up every record changed since, or run the "
-            "flow with `erp_keys` set to resync chosen records now.",
+            f"Failed and blocked records are listed in the `{artifact_key(s.entity, 'records')}` table. "
+            "Fix them at their source; the next run picks up every record changed since. To resync "
+            f"them now, run the `resync-failed` deployment with `entities: [\"{s.entity}\"]` (a dry run "
+            "first shows which records), or this flow with `erp_keys` set to the chosen records.",
         ]
     return "\n".join(lines)
 
