@@ -37,7 +37,7 @@ from procore_sync.errors import ConfigError, TransientError
 
 Status = Literal["ok", "warning", "failed", "blocked"]
 ActionKind = Literal["create", "update", "skip", "fail", "blocked"]
-RunStatus = Literal["running", "completed", "failed", "dry_run"]
+RunStatus = Literal["running", "completed", "failed", "dry_run", "deferred"]
 
 COUNT_NAMES: tuple[str, ...] = ("created", "updated", "unchanged", "failed", "blocked", "warnings")
 # Callers often count outcomes by action kind (Counter(o.action)); accept those names too.
@@ -48,7 +48,7 @@ _COUNT_ALIASES: dict[str, str] = {
     "fail": "failed",
     "warning": "warnings",
 }
-_FINAL_RUN_STATUSES: frozenset[str] = frozenset({"completed", "failed", "dry_run"})
+_FINAL_RUN_STATUSES: frozenset[str] = frozenset({"completed", "failed", "dry_run", "deferred"})
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 

@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     quota_enabled: bool = True
     # Below this many calls left in Procore's reported window, pacing spreads the rest out.
     pacing_low_water: int = Field(default=20, ge=0)
+    # A deployment run that would wait longer than this for Procore's quota is deferred instead:
+    # it becomes AwaitingQuota, scheduled at the reset, and frees its process (shorter waits sleep).
+    quota_defer_after_s: float = Field(default=120.0, ge=0)
 
     # Schedules of the deployments (cron, in schedule_timezone)
     schedule_cron: str = "0 7-19/3 * * 1-5"

@@ -151,6 +151,55 @@ def log_quota_wait(until: datetime, message: str) -> None:
     _log().warning("waiting for Procore quota until %s: %s", until.astimezone().strftime("%H:%M:%S"), message)
 
 
+class QuotaDeferred(Exception):
+    """Procore's quota is spent for longer than worth holding a process: the run is deferred.
+
+    Not a ``SyncError``: nothing failed, and no layer may retry or record it as a failure; it
+    travels up to ``run_entity``, which hands the flow run back to Prefect as AwaitingQuota.
+    """
+
+    def __init__(self, until: datetime, message: str) -> None:
+        super().__init__(message)
+        self.until = until
+
+
+def quota_waits(settings: Settings) -> Callable[[datetime, str], None]:
+    """What a run does when the client must wait for quota: log it, and in a deployment's own
+    flow run (a worker or serve can resume it) defer a wait longer than
+    ``settings.quota_defer_after_s``. Subflows (sync-all's entities) and runs started by hand
+    sleep instead: nothing would pick them up again."""
+    context = FlowRunContext.get()
+    run = context.flow_run if context else None
+    deferrable = run is not None and run.deployment_id is not None and run.parent_task_run_id is None
+
+    def on_wait(until: datetime, message: str) -> None:
+        log_quota_wait(until, message)
+        if deferrable and (until - datetime.now(UTC)).total_seconds() > settings.quota_defer_after_s:
+            raise QuotaDeferred(until, message)
+
+    return on_wait
+
+
+def defer_flow_run(until: datetime, reason: str) -> None:
+    """Hand the current flow run back to Prefect, scheduled at ``until`` as ``AwaitingQuota``.
+
+    Same run id and parameters; the process exits cleanly and the runner starts the run again at
+    ``until``. It relies on Prefect's ``Pause`` signal (an internal one, measured in
+    reference/prefect.md §2), so ``tests/test_awaiting_quota.py`` covers it.
+    """
+    from prefect import get_client
+    from prefect.exceptions import Pause
+    from prefect.states import Scheduled
+
+    context = FlowRunContext.get()
+    assert context is not None and context.flow_run is not None
+    with get_client(sync_client=True) as client:
+        answer = client.set_flow_run_state(
+            context.flow_run.id, Scheduled(scheduled_time=until, name="AwaitingQuota", message=reason), force=True)
+    _log().warning("deferred until %s (AwaitingQuota): %s", until.astimezone().strftime("%H:%M:%S"), reason)
+    raise Pause(state=answer.state)
+
+
 class EntityRun:
     """One run of one entity: holds the counters while the steps execute."""
 
@@ -181,7 +230,7 @@ class EntityRun:
 
     def execute(self) -> report.RunSummary:
         log = _log()
-        with self.runtime.make_client(log_quota_wait) as client:
+        with self.runtime.make_client(quota_waits(self.runtime.settings)) as client:
             try:
                 check_company(client, self.runtime.settings)
                 context: dict[str, Any] = {"company_id": self.runtime.settings.company_id,
@@ -247,6 +296,13 @@ class EntityRun:
         if self.options.erp_keys or rows_max is None:
             return self.cursor_before
         return min(rows_max, self.started)
+
+    def deferred(self, deferred: QuotaDeferred) -> None:
+        """The run stops for the quota: what landed is recorded, the cursor stays for the resume."""
+        message = f"deferred until {deferred.until.isoformat(timespec='seconds')}: {deferred}"
+        self.store.finish_run(self.run_id, status="deferred", counts=self.counts, message=message,
+                              cursor_after=self.cursor_before)
+        report.publish_records(self.spec.name, self.report_rows)
 
     def _finish_dry_run(self, client: ProcoreClient, actions: list[Action]) -> report.RunSummary:
         report.publish_records(self.spec.name, report.plan_rows(actions), what="plan")
@@ -351,7 +407,17 @@ def check_company(client: ProcoreClient, settings: Settings) -> None:
 
 
 def run_entity(spec: EntitySpec, options: SyncOptions | None = None, runtime: Runtime | None = None) -> report.RunSummary:
-    return EntityRun(spec, options or SyncOptions(), runtime or default_runtime()).execute()
+    return until_deferred(EntityRun(spec, options or SyncOptions(), runtime or default_runtime()))
+
+
+def until_deferred(run: EntityRun) -> report.RunSummary:
+    """Execute the run; when its quota wait is deferred, record that and hand the flow run back."""
+    try:
+        return run.execute()
+    except QuotaDeferred as deferred:
+        run.deferred(deferred)
+        defer_flow_run(deferred.until, str(deferred))
+        raise  # not reached: defer_flow_run raises Pause
 
 
 def _iso(value: datetime | None) -> str | None:

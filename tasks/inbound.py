@@ -45,9 +45,10 @@ from tasks.engine import (
     _log,
     check_company,
     default_runtime,
-    log_quota_wait,
     outcome_without_call,
+    quota_waits,
     retry_whole_task,
+    until_deferred,
 )
 from tasks.load import done_outcome, failed_outcome
 from tasks.mapping import MappedRecord, payload_hash
@@ -289,7 +290,7 @@ class InboundRun(EntityRun):
         return Window(self.cursor_before - overlap, self.started)
 
     def execute(self) -> report.RunSummary:
-        with self.runtime.make_client(log_quota_wait) as client:
+        with self.runtime.make_client(quota_waits(self.runtime.settings)) as client:
             try:
                 check_company(client, self.runtime.settings)
                 context: dict[str, Any] = {"company_id": self.runtime.settings.company_id,
@@ -375,4 +376,4 @@ def known_projects(store: StateStore) -> list[Project]:
 
 def run_inbound(spec: InboundSpec, options: SyncOptions | None = None,
                 runtime: Runtime | None = None) -> report.RunSummary:
-    return InboundRun(spec, options or SyncOptions(), runtime or default_runtime()).execute()
+    return until_deferred(InboundRun(spec, options or SyncOptions(), runtime or default_runtime()))

@@ -7,12 +7,20 @@ pass without real sleeps.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from uuid import UUID
 from datetime import datetime
 from typing import Any
 
 import requests
-from prefect import flow
+from prefect import flow, get_client
+from prefect.deployments import run_deployment
+from prefect.exceptions import ObjectNotFound
 from prefect.logging.handlers import APILogWorker
 
 from connectors.erp import DuckDbErpSource
@@ -59,3 +67,55 @@ def flow_run_artifacts(api_url: str, flow_run_id: str) -> dict[str, dict]:
     answer = requests.post(f"{api_url}/artifacts/filter", json=body, timeout=30)
     answer.raise_for_status()
     return {artifact["type"]: artifact for artifact in answer.json()}
+
+
+# --- deployments served by a real process ------------------------------------------------------
+
+SERVE = ("from procore_sync.runner import serve_forever; from procore_sync.settings import Settings; "
+         "serve_forever(Settings())")
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout_s: float = 120) -> Any:
+    """Poll ``condition`` until it returns something other than None."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if (value := condition()) is not None:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def final_state(run_id: UUID) -> str | None:
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(run_id).state
+    return state.type.value if state is not None and state.is_final() else None
+
+
+def _deployment_exists(name: str) -> bool | None:
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_deployment_by_name(name)
+        except ObjectNotFound:
+            return None
+    return True
+
+
+def finished(name: str, timeout_s: float = 120) -> tuple[UUID, str]:
+    """Start a run of deployment ``name`` and wait for its final state."""
+    run = run_deployment(name, timeout=0)
+    return run.id, wait_for(lambda: final_state(run.id), f"{name} to finish", timeout_s)
+
+
+@contextmanager
+def served_deployments(api_url: str) -> Iterator[None]:
+    """``procore-sync``'s deployments served by a separate process (as the demo serves them),
+    with the environment of this test; stopped on the way out."""
+    env = os.environ | {"PREFECT_API_URL": api_url, "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
+    server = subprocess.Popen([sys.executable, "-c", SERVE], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: _deployment_exists("health-check/health-check"), "the served deployments")
+        yield
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -1,0 +1,38 @@
+"""A deployment run that meets a spent quota window becomes AwaitingQuota and resumes, same run.
+
+This relies on Prefect's Pause signal (reference/prefect.md §2), hence a real serve process."""
+
+from __future__ import annotations
+
+import pytest
+from prefect import get_client
+
+from connectors.state import StateStore
+from sandbox.config import SandboxConfig
+from sandbox.server import start_in_thread
+from tests.conftest import SampleErp, settings_env
+from tests.support import finished, served_deployments
+from tests.test_vendors_flow import assert_sandbox_holds_exactly
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+
+def test_a_spent_window_defers_the_run_which_resumes_and_completes(
+    small_erp: SampleErp, tmp_path, monkeypatch, prefect_api: str
+) -> None:
+    # 70 calls per 8 s: one supplier per call needs a second window.
+    config = SandboxConfig(hourly_limit=70, hourly_window_s=8, spike_limit=1000, spike_window_s=10)
+    with start_in_thread(config) as sandbox:
+        settings = settings_env(monkeypatch, sandbox.url, small_erp.path, tmp_path, PROCORE_SYNC_BATCH_SIZE="1",
+                                PROCORE_SYNC_PACING_LOW_WATER="0", PROCORE_SYNC_QUOTA_DEFER_AFTER_S="3")
+        with served_deployments(prefect_api):
+            run_id, state = finished("vendors/vendors", timeout_s=240)
+        assert state == "COMPLETED"
+        with get_client(sync_client=True) as client:
+            names = [s.name for s in client.read_flow_run_states(run_id)]
+            run_count = client.read_flow_run(run_id).run_count
+        assert "AwaitingQuota" in names and run_count >= 2, names
+        assert_sandbox_holds_exactly(sandbox, small_erp)  # nothing twice, nothing lost
+        runs = StateStore(settings.state_path).runs("vendors", limit=20)
+        assert {r.flow_run_id for r in runs} == {str(run_id)}
+        assert [r.status for r in runs][0] == "completed" and "deferred" in {r.status for r in runs}
