@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install bench screenshots clean
 
 $(STAMP): pyproject.toml
 	@echo "setting up $(VENV) (first run only)..." >&2
@@ -24,6 +24,10 @@ test: $(STAMP)
 bench: $(STAMP)
 	@$(BIN)/python bench/vendors_bulk.py
 	@$(BIN)/python bench/inbound.py
+
+# Refresh the README's screenshots of the Prefect UI (needs Debian's chromium).
+screenshots: $(STAMP)
+	@SCREENSHOTS_DIR=docs/screenshots $(BIN)/python -m pytest -q tests/test_browser.py
 
 clean:
 	rm -rf $(VENV) .procore-sync .pytest_cache

@@ -1,0 +1,116 @@
+"""The Prefect UI as the operator's sync report, in headless Chromium (Debian's, never a download).
+
+A real demo runs in a subprocess (sample ERP → local sandbox through a local Prefect server with
+its UI, then serving the deployments). The test opens the sync-all run, reads a known bad
+record's message in its entity's failed-records table, and starts a full resync from a
+deployment's run form. Screenshots go to a temporary folder, or to ``$SCREENSHOTS_DIR``:
+``make screenshots`` refreshes the ones in docs/screenshots/ that the README shows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from procore_sync.prefect_server import free_port
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+playwright = pytest.importorskip("playwright.sync_api")
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")]
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+
+
+def wait_for_line(path: Path, text: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if path.exists() and text in path.read_text(errors="replace"):
+            return
+        time.sleep(1)
+    raise AssertionError(f"the demo did not print {text!r} in {timeout_s:g} s:\n{path.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """``procore-sync demo`` on a small company, left serving; yields the UI URL and its home."""
+    home = tmp_path_factory.mktemp("demo")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PROCORE_SYNC_", "PREFECT_"))}
+    env["PROCORE_SYNC_HOME"] = str(home)
+    log = home / "demo.log"
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "procore_sync.cli", "demo", "--scale", "0.05", "--prefect-port", str(port),
+             "--sandbox-port", str(free_port())], env=env, stdout=subprocess.DEVNULL, stderr=sink)
+    try:
+        wait_for_line(log, "Serving the deployments", timeout_s=240)
+        yield f"http://127.0.0.1:{port}", home
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def api(ui: str, path: str, body: dict | None = None) -> object:
+    answer = requests.post(f"{ui}/api{path}", json=body, timeout=30) if body is not None else \
+        requests.get(f"{ui}/api{path}", timeout=30)
+    answer.raise_for_status()
+    return answer.json()
+
+
+def served(ui: str, name: str, timeout_s: float = 90) -> dict:
+    """The deployment, once the demo's serve process has registered it."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        answer = requests.get(f"{ui}/api/deployments/name/{name}", timeout=30)
+        if answer.status_code == 200:
+            return answer.json()
+        time.sleep(1)
+    raise AssertionError(f"deployment {name} was not registered in {timeout_s:g} s")
+
+
+def test_the_operator_reads_a_bad_record_and_starts_a_full_resync(demo: tuple[str, Path], tmp_path: Path) -> None:
+    ui, home = demo
+    screenshots = Path(os.environ.get("SCREENSHOTS_DIR") or tmp_path)
+    bad = json.loads((home / "erp" / "expected.json").read_text())["employees"]["bad"][0]
+    [sync_all] = api(ui, "/flow_runs/filter", {"flows": {"name": {"any_": ["sync-all"]}}, "limit": 1, "offset": 0,
+                                               "sort": "START_TIME_ASC"})
+    records = api(ui, "/artifacts/filter", {"artifacts": {"key": {"any_": ["employees-records"]}}, "limit": 10,
+                                            "offset": 0})
+    first = next(a for a in records if bad["key"] in json.dumps(a["data"]))
+    deployment = served(ui, "employees/employees-full-resync")
+    screenshots.mkdir(parents=True, exist_ok=True)
+
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+
+        page.goto(f"{ui}/runs/flow-run/{sync_all['id']}")
+        page.get_by_text("Artifacts", exact=True).last.click()
+        page.get_by_text("sync-all-overview").first.wait_for()  # the one table of every entity
+        page.screenshot(path=screenshots / "sync-all-run.png")
+
+        page.goto(f"{ui}/artifacts/artifact/{first['id']}")
+        page.get_by_text(bad["key"]).first.wait_for()
+        assert bad["field"] in page.inner_text("body")  # the message names the field
+        page.screenshot(path=screenshots / "failed-records.png")
+
+        page.goto(f"{ui}/deployments/deployment/{deployment['id']}/run")
+        page.get_by_text("Full Resync").first.wait_for()
+        page.screenshot(path=screenshots / "full-resync-form.png")
+        page.get_by_role("button", name="Submit").click()
+        page.wait_for_url(lambda url: url.endswith("tab=Runs"), timeout=30_000)  # back on the deployment
+        browser.close()
+
+    [run] = api(ui, "/flow_runs/filter", {"deployments": {"id": {"any_": [deployment["id"]]}}, "limit": 5,
+                                          "offset": 0, "sort": "START_TIME_DESC"})
+    assert run["parameters"]["options"]["full_resync"] is True
