@@ -78,6 +78,17 @@ def served(ui: str, name: str, timeout_s: float = 90) -> dict:
     raise AssertionError(f"deployment {name} was not registered in {timeout_s:g} s")
 
 
+def wait_for_run(ui: str, deployment_id: str, timeout_s: float = 90) -> dict:
+    """The flow run the form created, once the API has it."""
+    deadline = time.monotonic() + timeout_s
+    body = {"deployments": {"id": {"any_": [deployment_id]}}, "limit": 1, "offset": 0}
+    while time.monotonic() < deadline:
+        if runs := api(ui, "/flow_runs/filter", body):
+            return runs[0]
+        time.sleep(1)
+    raise AssertionError(f"no flow run of deployment {deployment_id} after submitting its form")
+
+
 def test_the_operator_reads_a_bad_record_and_starts_a_full_resync(demo: tuple[str, Path], tmp_path: Path) -> None:
     ui, home = demo
     screenshots = Path(os.environ.get("SCREENSHOTS_DIR") or tmp_path)
@@ -106,11 +117,9 @@ def test_the_operator_reads_a_bad_record_and_starts_a_full_resync(demo: tuple[st
 
         page.goto(f"{ui}/deployments/deployment/{deployment['id']}/run")
         page.get_by_text("Full Resync").first.wait_for()
+        page.wait_for_load_state("networkidle")  # the form validates against the deployment's schema
         page.screenshot(path=screenshots / "full-resync-form.png")
         page.get_by_role("button", name="Submit").click()
-        page.wait_for_url(lambda url: url.endswith("tab=Runs"), timeout=30_000)  # back on the deployment
+        run = wait_for_run(ui, deployment["id"])
         browser.close()
-
-    [run] = api(ui, "/flow_runs/filter", {"deployments": {"id": {"any_": [deployment["id"]]}}, "limit": 5,
-                                          "offset": 0, "sort": "START_TIME_DESC"})
     assert run["parameters"]["options"]["full_resync"] is True
