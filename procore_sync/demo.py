@@ -124,7 +124,7 @@ def run_demo(
         os.environ["PROCORE_SYNC_LOCAL_SANDBOX_URL"] = sandbox.url
         os.environ["PREFECT_API_URL"] = server.api_url
         say(f"Prefect UI: {server.ui_url}   Procore sandbox: {sandbox.url}   ERP: {settings.erp_path}")
-        from procore_sync.runner import run_entities, serve_forever  # imports Prefect with the URL set
+        from procore_sync.runner import register_deployments, run_entities, serve_forever  # Prefect, URL set
 
         summaries = run_entities(Settings())
         show(summaries, server.ui_url)
@@ -133,7 +133,9 @@ def run_demo(
         show(after_the_field, server.ui_url)
         summaries += after_the_field
         flush_run_logs()
-        if not options.once:
+        if options.once:
+            say(f"{register_deployments(Settings())} deployments registered (not served: --once).")
+        else:
             say(f"Serving the deployments on their schedules; open {server.ui_url} (Ctrl-C to stop).")
             serve_forever(Settings())
         return 1 if any(s.status == "failed" for s in summaries) else 0

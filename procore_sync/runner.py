@@ -60,6 +60,15 @@ def run_one(settings: Settings, name: str, options: SyncOptions) -> RunSummary:
     return summary_of(flow(options=options, return_state=True), name, settings)
 
 
+def register_deployments(settings: Settings) -> int:
+    """Register every deployment with its schedule and form, without serving them (what
+    ``demo --once`` leaves for the UI; a later ``demo`` or a worker runs them)."""
+    deployments = runner_deployments(settings)
+    for deployment in deployments:
+        deployment.apply()
+    return len(deployments)
+
+
 def serve_forever(settings: Settings) -> None:
     """Register every deployment with its schedule and run their flow runs until Ctrl-C."""
     serve(*runner_deployments(settings), pause_on_shutdown=False, print_starting_message=False, limit=4)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+import requests
 import yaml
 from prefect.flows import load_flow_from_entrypoint
 from prefect.utilities.callables import parameter_schema
@@ -67,3 +69,17 @@ def test_levels_put_every_parent_before_its_children() -> None:
     assert set(position) == set(ENTITY_FLOWS)
     for name, (spec, _) in ENTITY_FLOWS.items():
         assert all(position[parent] < position[name] for parent in spec.depends_on)
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_registered_deployments_are_listed_by_the_api_with_their_schedules(prefect_api: str) -> None:
+    """What ``demo --once`` leaves behind: every deployment, its schedule and its form."""
+    from procore_sync.runner import register_deployments
+
+    count = register_deployments(Settings())
+    body = {"limit": 200, "offset": 0, "sort": "NAME_ASC"}
+    listed = {d["name"]: d for d in requests.post(f"{prefect_api}/deployments/filter", json=body, timeout=30).json()}
+    assert len(listed) >= count
+    for name in ["sync-all", *ENTITY_FLOWS]:
+        assert listed[name]["schedules"] and listed[f"{name}-full-resync"]["schedules"]
+    assert {"resync-failed", "retry-failed-runs", "health-check"} <= set(listed)
