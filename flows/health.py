@@ -106,7 +106,7 @@ def entity_checks(client: ProcoreClient, settings: Settings, project_id: int | N
         if not enabled(name, settings):
             continue
         needs = _placeholders(spec) - context.keys()
-        parent = next((p.name for p in getattr(spec, "parents", ()) if p.name in checks), None)
+        parent = next((p.name for p in spec.parents if p.name in checks), None)
         if needs and "project_id" not in needs and parent is not None:
             # Lines are read per contract; Procore checks the contract's tool, checked above.
             checks[name] = checks[parent].model_copy(update={"check": f"endpoint {name}",

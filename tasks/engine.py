@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from prefect import get_run_logger, task
+from prefect import get_client, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
-from prefect.states import State
+from prefect.exceptions import Pause
+from prefect.states import Scheduled, State
 
 from connectors.erp import DuckDbErpSource, ErpSource, SourceRow
 from connectors.erp_sink import ErpSink
@@ -187,10 +188,6 @@ def defer_flow_run(until: datetime, reason: str) -> None:
     ``until``. It relies on Prefect's ``Pause`` signal (an internal one, measured in
     reference/prefect.md §2), so ``tests/test_awaiting_quota.py`` covers it.
     """
-    from prefect import get_client
-    from prefect.exceptions import Pause
-    from prefect.states import Scheduled
-
     context = FlowRunContext.get()
     assert context is not None and context.flow_run is not None
     with get_client(sync_client=True) as client:
