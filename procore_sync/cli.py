@@ -86,6 +86,8 @@ def sync(
     full_resync: Annotated[bool, typer.Option(help="Ignore the last synchronisation date.")] = False,
     dry_run: Annotated[bool, typer.Option(help="Plan only; write nothing.")] = False,
     key: Annotated[Optional[list[str]], typer.Option(help="Sync only this ERP key (repeatable).")] = None,
+    project: Annotated[Optional[list[str]], typer.Option(
+        help="Sync only this ERP project number's records, whatever their last sync (repeatable).")] = None,
     batch_size: Annotated[Optional[int], typer.Option(min=1, max=1000, help="Records per sync call.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per entity run on stdout.")] = False,
 ) -> None:
@@ -94,7 +96,8 @@ def sync(
     from procore_sync.runner import run_entities
     from tasks.spec import SyncOptions
 
-    options = SyncOptions(full_resync=full_resync, dry_run=dry_run, erp_keys=key or [], batch_size=batch_size)
+    options = SyncOptions(full_resync=full_resync, dry_run=dry_run, erp_keys=key or [], projects=project or [],
+                          batch_size=batch_size)
     try:
         summaries = run_entities(Settings(), None if entity == "all" else [entity], options)
     except SyncError as exc:

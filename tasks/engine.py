@@ -98,16 +98,22 @@ def _key(spec: EntitySpec, row: SourceRow) -> str:
 @task(name="extract", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_whole_task,
       cache_policy=NO_CACHE)
 def extract(source: ErpSource, spec: EntitySpec, since: datetime | None, keys: Sequence[str],
-            blocked: Sequence[str] = ()) -> list[SourceRow]:
-    """The rows changed since the cursor, plus the blocked ones (their parent may have landed)."""
-    if keys:
-        wanted = set(keys)
-        return [row for row in source.read(spec.erp_table) if _key(spec, row) in wanted]
+            blocked: Sequence[str] = (), projects: Sequence[str] = ()) -> list[SourceRow]:
+    """The rows changed since the cursor, plus the blocked ones (their parent may have landed);
+    or, for a targeted run, every row with one of the keys and in one of the projects."""
+    if keys or projects:
+        return [row for row in source.read(spec.erp_table)
+                if (not keys or _key(spec, row) in keys) and (not projects or _project(row) in projects)]
     rows = list(source.read(spec.erp_table, since=since))
     missing = set(blocked) - {_key(spec, row) for row in rows} if since is not None else set()
     if missing:
         rows += [row for row in source.read(spec.erp_table) if _key(spec, row) in missing]
     return rows
+
+
+def _project(row: SourceRow) -> str:
+    """The ERP project a row belongs to; empty for company-wide records such as suppliers."""
+    return str(row.data.get("project_number") or "").strip()
 
 
 @task(name="map-and-plan", cache_policy=NO_CACHE)
@@ -223,7 +229,7 @@ class EntityRun:
 
     @property
     def since(self) -> datetime | None:
-        return None if self.options.full_resync or self.options.erp_keys else self.cursor_before
+        return None if self.options.full_resync or self.options.targeted else self.cursor_before
 
     def execute(self) -> report.RunSummary:
         log = _log()
@@ -234,10 +240,11 @@ class EntityRun:
                                            "settings": self.runtime.settings}
                 context |= self.spec.prepare(client, context) if self.spec.prepare else {}
                 refs = Refs(self.store, self.runtime.source, context)
-                rows = extract(self.runtime.source, self.spec, self.since, self.options.erp_keys, self._unfinished())
+                rows = extract(self.runtime.source, self.spec, self.since, self.options.erp_keys, self._unfinished(),
+                               self.options.projects)
                 actions = map_and_plan(self.spec, rows, self.store, refs)
                 actions = preflight(client, self.spec, context, actions)
-                log.info("%s: %d records read since %s", self.spec.name, len(rows), self.since or "the beginning")
+                log.info("%s: %d records read %s", self.spec.name, len(rows), self._read_what())
                 if self.options.dry_run:
                     return self._finish_dry_run(client, actions)
                 self._record([outcome_without_call(a) for a in actions if not a.writes])
@@ -247,6 +254,11 @@ class EntityRun:
                     raise
                 return self._finish(client, actions=None, error=exc)
             return self._finish(client, actions=actions)
+
+    def _read_what(self) -> str:
+        if self.options.projects:
+            return f"in project(s) {', '.join(self.options.projects)} (company-wide records are not in any)"
+        return "by key" if self.options.erp_keys else f"since {self.since or 'the beginning'}"
 
     def _unfinished(self) -> list[str]:
         """Keys to read again whatever the cursor: blocked records and records held back."""
@@ -290,7 +302,7 @@ class EntityRun:
         self.counts["warnings"] += outcome.status == "warning"
 
     def _new_cursor(self, rows_max: datetime | None) -> datetime | None:
-        if self.options.erp_keys or rows_max is None:
+        if self.options.targeted or rows_max is None:
             return self.cursor_before
         return min(rows_max, self.started)
 

@@ -284,7 +284,7 @@ class InboundRun(EntityRun):
 
     @property
     def window(self) -> Window:
-        if self.options.full_resync or self.cursor_before is None:
+        if self.options.full_resync or self.options.projects or self.cursor_before is None:
             return Window(None, self.started)
         overlap = timedelta(seconds=self.runtime.settings.inbound_overlap_s)
         return Window(self.cursor_before - overlap, self.started)
@@ -295,7 +295,8 @@ class InboundRun(EntityRun):
                 check_company(client, self.runtime.settings)
                 context: dict[str, Any] = {"company_id": self.runtime.settings.company_id,
                                            "settings": self.runtime.settings}
-                projects = known_projects(self.store)
+                projects = [p for p in known_projects(self.store)
+                            if not self.options.projects or p.number in self.options.projects]
                 seen, deleted = self._extract(client, context, projects)
                 refs = Refs(self.store, self.runtime.source, context)
                 actions, documents, echoes = map_and_plan_inbound(self.inbound, seen, self.store, refs, self.started)
@@ -316,7 +317,7 @@ class InboundRun(EntityRun):
     def _extract(self, client: ProcoreClient, context: dict[str, Any],
                  projects: list[Project]) -> tuple[list[Seen], list[tuple[Project, int]]]:
         """A targeted resync reads only the named records; a run reads every project's window,
-        plus the records still blocked or failed."""
+        plus the records still blocked or failed; either only in ``projects``."""
         if self.options.erp_keys:
             return extract_changes(client, self.inbound, context, projects, None, {}, self.options.erp_keys)
         states = self.store.record_states(self.spec.name)
@@ -364,7 +365,7 @@ class InboundRun(EntityRun):
 
     def _new_cursor(self, rows_max: datetime | None) -> datetime | None:
         """The run's start: everything up to it was read (Procore's clock is the window's)."""
-        return self.cursor_before if self.options.erp_keys else self.started
+        return self.cursor_before if self.options.targeted else self.started
 
 
 def known_projects(store: StateStore) -> list[Project]:

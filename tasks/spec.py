@@ -130,10 +130,22 @@ class SyncOptions(BaseModel):
         description="Sync only these ERP keys (a targeted resync); implies reading them "
         "whatever their last synchronisation date.",
     )
+    projects: list[str] = Field(
+        default_factory=list,
+        description="Sync only the records of these ERP project numbers, whatever their last "
+        "synchronisation date (a project resync). Company-wide records (suppliers, customers, "
+        "employees) belong to no project, so such a run leaves them alone.",
+    )
     batch_size: int | None = Field(
         default=None,
         ge=1,
         le=1000,
         description="Records per sync call (Procore allows at most 1,000); default from settings.",
     )
+
+    @property
+    def targeted(self) -> bool:
+        """A run limited to named keys or projects: it reads them whatever the cursor, and
+        leaves the cursor where it was (records outside the target were not read)."""
+        return bool(self.erp_keys or self.projects)
 

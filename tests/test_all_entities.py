@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from connectors.erp import DuckDbErpSource
 from connectors.erp_sink import ErpSink
 from connectors.procore import ProcoreClient
 from connectors.state import StateStore
@@ -225,6 +226,39 @@ def test_a_direct_cost_changed_after_sync_is_not_pushed_over_procores_lock(
 
 
 
+def test_a_project_resync_reads_only_that_projects_records_and_leaves_the_cursors(
+    company_erp: Path, tmp_path, monkeypatch
+) -> None:
+    erp = copy_erp(company_erp, tmp_path / "erp")
+    names = ["vendors", "projects", "sub_jobs"]
+    with start_in_thread(FAST) as sandbox:
+        settings = settings_env(monkeypatch, sandbox.url, erp / "erp.duckdb", tmp_path)
+        run_entities(settings, names)
+        store = StateStore(settings.state_path)
+        cursors = {name: store.get_cursor(name) for name in names}
+        sub_jobs = sample_erp.mutate_table(erp, "sub_jobs", changes=8, seed=4)
+        projects = sample_erp.mutate_table(erp, "projects", changes=3, seed=4)
+        sample_erp.mutate_table(erp, "suppliers", changes=1, seed=4)
+        target = sub_jobs[0].split("|")[0]
+        in_target = {"sub_jobs": [k for k in sub_jobs if k.startswith(f"{target}|")],
+                     "projects": [k for k in projects if k == target]}
+        assert len(in_target["projects"]) < len(projects)
+
+        targeted = {s.entity: s for s in run_entities(settings, names, SyncOptions(projects=[target]))}
+        assert {name: targeted[name].updated for name in names} == {
+            "vendors": 0, "projects": len(in_target["projects"]), "sub_jobs": len(in_target["sub_jobs"])}
+        assert targeted["vendors"].unchanged == 0  # company-wide: no project, not read
+        assert {name: store.get_cursor(name) for name in names} == cursors
+        procore_names = {s["name"] for s in sandbox.store.records("sub_jobs")}
+        erp_names = {row.data["sub_job_key"]: row.data["name"]
+                     for row in DuckDbErpSource(erp / "erp.duckdb").read("sub_jobs")}
+        assert {erp_names[key] for key in in_target["sub_jobs"]} <= procore_names
+
+        after = {s.entity: s.updated for s in run_entities(settings, names)}
+        assert after == {"vendors": 1, "projects": len(projects) - len(in_target["projects"]),
+                         "sub_jobs": len(sub_jobs) - len(in_target["sub_jobs"])}
+
+
 def test_preflight_fails_writes_to_projects_outside_the_permitted_list(company_erp: Path, tmp_path, monkeypatch) -> None:
     from connectors.procore import ProcoreClient
     from flows.cost_structure import SUB_JOBS
@@ -350,6 +384,32 @@ def test_a_change_in_the_very_second_of_the_cursor_is_not_missed(
     [summary] = run_entities(settings, ["commitment_change_orders"])
     assert summary.updated == 1
     assert erp_rows(settings, COMMITMENT_CHANGE_ORDERS)[target]["title"] == "Edited in the cursor's second"
+
+
+def test_a_project_resync_imports_only_that_projects_changes(synced: SyncedCompany) -> None:
+    settings = synced.settings
+    store = StateStore(settings.state_path)
+    cursor = store.get_cursor("commitment_change_orders")
+    drafts = [row for row in erp_rows(settings, COMMITMENT_CHANGE_ORDERS).values()
+              if not row["deleted"] and row["status"] == "draft"]
+    first = drafts[0]
+    other = next(row for row in drafts if row["project_number"] != first["project_number"])
+    with ProcoreClient(settings) as client:
+        for row in (first, other):
+            change_order = row["procore_id"]
+            project = synced.sandbox.store.scope_of("commitment_change_orders", change_order)
+            client.request("PATCH", f"/rest/v1.0/projects/{project}/commitment_change_orders/{change_order}",
+                           json={"change_order": {"title": f"Edited for {row['project_number']}"}})
+
+    [targeted] = run_entities(settings, ["commitment_change_orders"], SyncOptions(projects=[first["project_number"]]))
+    titles = {i: row["title"] for i, row in erp_rows(settings, COMMITMENT_CHANGE_ORDERS).items()}
+    assert targeted.updated == 1 and titles[first["procore_id"]] == f"Edited for {first['project_number']}"
+    assert titles[other["procore_id"]] == other["title"]
+    assert store.get_cursor("commitment_change_orders") == cursor
+
+    [after] = run_entities(settings, ["commitment_change_orders"])
+    assert after.updated == 1
+    assert erp_rows(settings, COMMITMENT_CHANGE_ORDERS)[other["procore_id"]]["title"] == f"Edited for {other['project_number']}"
 
 
 def test_legacy_budget_modifications_land_and_integration_echoes_do_not(
