@@ -39,6 +39,9 @@ LOCK_WAIT_S = 10.0
 class SourceRow:
     data: dict[str, Any]
     line: int | None = None  # the row's number in the source (CSV line), for messages
+    # What is wrong with the row as read (a CSV line with the wrong number of cells): the
+    # mapping fails it with this message instead of guessing which cell is which.
+    problem: str | None = None
 
 
 @runtime_checkable
@@ -57,7 +60,7 @@ def _aware_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _since_utc(since: datetime | None) -> datetime | None:
+def since_utc(since: datetime | None) -> datetime | None:
     if since is not None and since.tzinfo is None:
         raise ValueError(f"since must be timezone-aware (got naive {since.isoformat()})")
     return since.astimezone(UTC) if since is not None else None
@@ -82,7 +85,7 @@ class DuckDbErpSource:
     def read(self, entity: str, *, since: datetime | None = None) -> Iterator[SourceRow]:
         # Fetched whole before returning: the file must not stay locked while the caller works,
         # and a missing file or table raises here, not at the first row.
-        rows = self._fetch(self.tables.get(entity, entity), _since_utc(since))
+        rows = self._fetch(self.tables.get(entity, entity), since_utc(since))
         return iter([SourceRow(data) for data in rows])
 
     def _fetch(self, table: str, since: datetime | None) -> list[dict[str, Any]]:
@@ -93,9 +96,9 @@ class DuckDbErpSource:
             )
         with self._file.connect(write=False) as con:
             columns = self._columns(con, table)
-            cursor = con.execute(*_select(table, columns, since))
+            cursor = con.execute(*select_since(quote(table), columns, since, f"table {table!r}"))
             names = [column[0] for column in cursor.description]
-            return [_python_row(names, row) for row in cursor.fetchall()]
+            return [python_row(names, row) for row in cursor.fetchall()]
 
     def _columns(self, con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
         rows = con.execute(
@@ -119,33 +122,32 @@ class DuckDbErpSource:
         return [row[0] for row in rows]
 
 
-def _quote(name: str) -> str:
+def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _select(table: str, columns: list[str], since: datetime | None) -> tuple[str, list[Any]]:
-    """Rows changed since the cursor, by ``updated_at`` then every column (the key comes first).
+def select_since(rows_sql: str, columns: list[str], since: datetime | None, what: str) -> tuple[str, list[Any]]:
+    """Rows of ``rows_sql`` (a quoted table, or a parenthesised query) changed since the cursor,
+    by ``updated_at`` then every column (the key comes first).
 
     Rows without ``updated_at`` are always read: nothing says they are unchanged.
     """
     has_cursor = CURSOR_COLUMN in columns
     if since is not None and not has_cursor:
-        raise ConfigError(
-            f"table {table!r} has no {CURSOR_COLUMN} column, so it cannot be read since a cursor"
-        )
+        raise ConfigError(f"{what} has no {CURSOR_COLUMN} column, so it cannot be read since a cursor")
     order = [c for c in columns if c != CURSOR_COLUMN]
     if has_cursor:
         order.insert(0, CURSOR_COLUMN)
-    sql = f"SELECT * FROM {_quote(table)}"
+    sql = f"SELECT * FROM {rows_sql}"
     params: list[Any] = []
     if since is not None:
-        sql += f" WHERE {_quote(CURSOR_COLUMN)} >= ? OR {_quote(CURSOR_COLUMN)} IS NULL"
+        sql += f" WHERE {quote(CURSOR_COLUMN)} >= ? OR {quote(CURSOR_COLUMN)} IS NULL"
         params.append(since)
-    sql += " ORDER BY " + ", ".join(f"{_quote(c)} NULLS FIRST" for c in order)
+    sql += " ORDER BY " + ", ".join(f"{quote(c)} NULLS FIRST" for c in order)
     return sql, params
 
 
-def _python_row(names: list[str], values: tuple[Any, ...]) -> dict[str, Any]:
+def python_row(names: list[str], values: tuple[Any, ...]) -> dict[str, Any]:
     return {
         name: _aware_utc(value) if isinstance(value, datetime) else value
         for name, value in zip(names, values)
@@ -169,9 +171,9 @@ class CsvErpSource:
         return self.folder / f"{self.tables.get(entity, entity)}.csv"
 
     def read(self, entity: str, *, since: datetime | None = None) -> Iterator[SourceRow]:
-        since = _since_utc(since)
+        since = since_utc(since)
         rows = [row for row in self._rows(self.path_of(entity)) if _changed(row, since)]
-        rows.sort(key=_cursor_order)
+        rows.sort(key=cursor_order)
         return iter(rows)
 
     def _rows(self, path: Path) -> list[SourceRow]:
@@ -190,20 +192,28 @@ def _parse(handle: TextIO, path: Path) -> Iterator[SourceRow]:
     start = reader.line_num + 1
     for values in reader:
         if any(value.strip() for value in values):
-            yield SourceRow(_csv_row(header, values), line=start)
+            yield SourceRow(_csv_row(header, values), line=start, problem=_cell_count(header, values))
         start = reader.line_num + 1
 
 
+def _cell_count(header: list[str], values: list[str]) -> str | None:
+    """A row with more or fewer cells than the header: its cells cannot be told apart (a
+    stray or missing comma shifts every value after it), so the row fails as a whole."""
+    if len(values) == len(header):
+        return None
+    return f"{len(values)} cells, but the header has {len(header)} columns (a missing or extra comma?)"
+
+
 def _csv_row(header: list[str], values: list[str]) -> dict[str, Any]:
-    # Short rows read as blanks; extra cells (a stray comma) are ignored.
+    # Short rows read their missing cells as blanks (the row fails anyway: _cell_count).
     data: dict[str, Any] = dict(zip(header, values + [""] * (len(header) - len(values))))
     raw = data.get(CURSOR_COLUMN)
     if raw and raw.strip():
-        data[CURSOR_COLUMN] = _parse_timestamp(raw.strip()) or raw
+        data[CURSOR_COLUMN] = parse_timestamp(raw.strip()) or raw
     return data
 
 
-def _parse_timestamp(text: str) -> datetime | None:
+def parse_timestamp(text: str) -> datetime | None:
     """ISO 8601 (``2026-11-01T08:30:00Z``, ``2026-11-01 08:30:00+00:00``, ``2026-11-01``)."""
     try:
         return _aware_utc(datetime.fromisoformat(text))
@@ -217,7 +227,7 @@ def _changed(row: SourceRow, since: datetime | None) -> bool:
     return since is None or not isinstance(value, datetime) or value >= since
 
 
-def _cursor_order(row: SourceRow) -> tuple[datetime, str, int]:
+def cursor_order(row: SourceRow) -> tuple[datetime, str, int]:
     """``updated_at`` (unparsable first), then the key (a template's first column), then line."""
     value = row.data.get(CURSOR_COLUMN)
     first = next(iter(row.data.values()), "")

@@ -73,11 +73,15 @@ def _as_utc(value: datetime | None) -> datetime | None:
 # --- values in and out ------------------------------------------------------------------------
 
 
+# Core Procore ids are integers; Resource Planning's are UUID strings.
+ProcoreId = int | str
+
+
 @dataclass(frozen=True)
 class RecordState:
     entity: str
     key: str
-    procore_id: int | None
+    procore_id: ProcoreId | None
     payload_hash: str | None
     status: Status
     last_action: str | None
@@ -101,7 +105,7 @@ class Outcome:
     key: str
     action: ActionKind
     status: Status
-    procore_id: int | None = None
+    procore_id: ProcoreId | None = None
     payload_hash: str | None = None
     message: str | None = None
     source_updated_at: datetime | None = None
@@ -156,7 +160,7 @@ class ActionRow:
     key: str
     action: str
     status: str
-    procore_id: int | None
+    procore_id: ProcoreId | None
     message: str | None
     attempt: int
     at: datetime
@@ -364,7 +368,7 @@ class StateStore:
             params.append(key_list)
         with self._connect(write=False) as con:
             rows = _dicts(con.execute(sql, params))
-        return {row["key"]: RecordState(**row) for row in rows}
+        return {row["key"]: RecordState(**_with_procore_id(row)) for row in rows}
 
     def record_outcomes(self, run_id: str, entity: str, outcomes: Sequence[Outcome]) -> None:
         """Upsert ``record_state`` and append ``record_actions`` for all outcomes, atomically.
@@ -418,7 +422,7 @@ class StateStore:
                 ' ORDER BY "at" DESC, action_id DESC LIMIT ?',
                 [*params, limit],
             )
-            return [ActionRow(**row) for row in _dicts(cursor)]
+            return [ActionRow(**_with_procore_id(row)) for row in _dicts(cursor)]
 
     # cursors
 
@@ -446,7 +450,7 @@ SELECT unnest(range(?)) AS ord,
        unnest(?::VARCHAR[]) AS erp_key,
        unnest(?::VARCHAR[]) AS action,
        unnest(?::VARCHAR[]) AS status,
-       unnest(?::BIGINT[]) AS procore_id,
+       unnest(?::VARCHAR[]) AS procore_id,
        unnest(?::VARCHAR[]) AS payload_hash,
        unnest(?::VARCHAR[]) AS message,
        unnest(?::TIMESTAMPTZ[]) AS source_updated_at
@@ -505,7 +509,7 @@ def _stage_outcomes(con: duckdb.DuckDBPyConnection, outcomes: Sequence[Outcome])
             [o.key for o in outcomes],
             [o.action for o in outcomes],
             [o.status for o in outcomes],
-            [o.procore_id for o in outcomes],
+            [None if o.procore_id is None else str(o.procore_id) for o in outcomes],
             [o.payload_hash for o in outcomes],
             [o.message for o in outcomes],
             [o.source_updated_at for o in outcomes],
@@ -532,6 +536,13 @@ def _where(conditions: Mapping[str, Any]) -> tuple[str, list[Any]]:
     if not used:
         return "", []
     return "WHERE " + " AND ".join(sql for sql, _ in used), [value for _, value in used]
+
+
+def _with_procore_id(row: dict[str, Any]) -> dict[str, Any]:
+    """Procore ids are stored as text (migration 0004): core ids come back as integers,
+    Resource Planning's UUIDs as text."""
+    value = row.get("procore_id")
+    return row | {"procore_id": int(value)} if isinstance(value, str) and value.isdigit() else row
 
 
 def _dicts(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:

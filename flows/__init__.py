@@ -53,6 +53,7 @@ from flows.prime_contracts import (
     sync_prime_contracts,
 )
 from flows.projects import PROJECTS, sync_projects
+from flows.resource_planning import RESOURCE_PEOPLE, RESOURCE_PROJECTS, sync_resource_people, sync_resource_projects
 from flows.vendors import VENDORS, sync_vendors
 from procore_sync.settings import Settings
 from tasks.inbound import InboundSpec
@@ -83,6 +84,8 @@ ENTITY_FLOWS: dict[str, tuple[EntitySpec | InboundSpec, Flow]] = {
         (PRIME_CHANGE_ORDERS, sync_prime_change_orders),
         (BUDGET_CHANGES, sync_budget_changes),
         (BUDGET_MODIFICATIONS, sync_budget_modifications),
+        (RESOURCE_PEOPLE, sync_resource_people),
+        (RESOURCE_PROJECTS, sync_resource_projects),
     )
 }
 # The two modified-budget entities read the two budget tools; a company uses one of them.

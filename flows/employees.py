@@ -68,6 +68,7 @@ EMPLOYEES = EntitySpec(
     writer=SyncWriter(),
     list_path="/rest/v1.3/companies/{company_id}/users",
     list_scope=(),
+    deactivate={"is_active": False},
 )
 
 

@@ -87,6 +87,7 @@ PROJECTS = EntitySpec(
         update=SyncWriter(),
     ),
     list_path="/rest/v1.1/projects",
+    deactivate={"active": False},
 )
 
 

@@ -105,6 +105,7 @@ VENDORS = EntitySpec(
     target=Target("/rest/v1.0/vendors/sync"),
     writer=SyncWriter(),
     list_path="/rest/v1.0/vendors",
+    deactivate={"is_active": False},
 )
 
 

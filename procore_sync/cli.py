@@ -107,6 +107,41 @@ def sync(
 
 
 @app.command()
+def templates(
+    out: Annotated[Path, typer.Option(help="Folder to write the empty templates into.")] = Path("templates"),
+    entity: Annotated[Optional[list[str]], typer.Option(help="Only this entity's template (repeatable).")] = None,
+) -> None:
+    """Write empty CSV templates (the header line) for the ERP → Procore entities."""
+    from procore_sync.templates import write_templates
+
+    try:
+        written = write_templates(out, entity or None)
+    except SyncError as exc:
+        _fail(exc)
+    for path in written:
+        console.print(str(path))
+
+
+@app.command()
+def upload(
+    entity: Annotated[str, typer.Argument(help="The entity the file holds, e.g. resource_people.")],
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A CSV template of that entity.")],
+    dry_run: Annotated[bool, typer.Option(help="Plan only; write nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="The run's summary as JSON on stdout.")] = False,
+) -> None:
+    """Load one template file once, through the entity's usual map, plan and load, and report it."""
+    install_log_redaction()
+    from procore_sync.runner import upload_file
+
+    try:
+        summary = upload_file(Settings(), entity, file, dry_run=dry_run)
+    except SyncError as exc:
+        _fail(exc)
+    show_summaries([summary], as_json)
+    raise typer.Exit(1 if summary.status == "failed" else 0)
+
+
+@app.command()
 def sandbox(
     host: str = "127.0.0.1",
     port: int = 8765,

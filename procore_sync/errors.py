@@ -99,6 +99,11 @@ class NotFound(ConfigError):
     hint = "check the company id and that the app is installed in that company."
 
 
+class UploadRefused(ConfigError):
+    hint = ("check that the upload is complete and right; if those records really left the system "
+            "of record, run again with force_deactivation (the upload waits until then).")
+
+
 # --- transient: retry, bounded, in the client -----------------------------------------------
 
 

@@ -7,14 +7,17 @@ store has its counts and message.
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from prefect import serve
 
 from connectors.quota import ensure_quota_limit
 from deployments import runner_deployments
-from connectors.erp import DuckDbErpSource
+from connectors.sources import build_sources
 from connectors.procore import ProcoreClient
 from connectors.state import StateStore
 from connectors.erp_sink import ErpSink
@@ -27,7 +30,7 @@ from tasks.engine import check_company, summary_of
 from tasks.inbound import InboundSpec
 from tasks.reconcile import Reconciliation, reconcile, reconcile_inbound
 from tasks.report import RunSummary
-from tasks.spec import SyncOptions
+from tasks.spec import EntitySpec, SyncOptions
 
 
 def entity_names(requested: Iterable[str] | None = None) -> list[str]:
@@ -48,6 +51,19 @@ def run_entities(settings: Settings, names: Iterable[str] | None = None,
         state = sync_all(options=options, return_state=True)
         return state.result() if state.is_completed() else [failed_all(state)]
     return [run_one(settings, name, options) for name in entity_names(names)]
+
+
+def upload_file(settings: Settings, entity: str, file: Path, *, dry_run: bool = False) -> RunSummary:
+    """One run of ``entity`` that reads its table from ``file`` alone (a one-time upload): every
+    row, through the usual map, plan, load and report. Other tables keep their sources."""
+    [name] = entity_names([entity])
+    spec = ENTITY_FLOWS[name][0]
+    if not isinstance(spec, EntitySpec):
+        raise ConfigError(f"{name} comes from Procore; only ERP → Procore entities take an upload")
+    uploads = {**settings.upload_files, spec.erp_table: file.resolve()}
+    # The flow builds its runtime from the environment's settings: the file travels there.
+    os.environ["PROCORE_SYNC_UPLOAD_FILES"] = json.dumps({table: str(path) for table, path in uploads.items()})
+    return run_entities(Settings(), [name], SyncOptions(full_resync=True, dry_run=dry_run))[0]
 
 
 def failed_all(state: State) -> RunSummary:
@@ -78,7 +94,7 @@ def reconcile_entities(settings: Settings, names: Iterable[str] | None = None) -
     """Compare ERP and Procore for each entity (without names: every entity sync-all runs).
     Reads only; paced by Procore's headers."""
     assert settings.state_path is not None and settings.erp_path is not None and settings.export_dir is not None
-    store, source = StateStore(settings.state_path), DuckDbErpSource(settings.erp_path)
+    store, source = StateStore(settings.state_path), build_sources(settings)
     sink = ErpSink(settings.erp_path, settings.export_dir)
     chosen = entity_names(names) if names else [n for n in ENTITY_FLOWS if enabled(n, settings)]
     results = []

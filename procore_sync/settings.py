@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from connectors.sources import SourceConfig
 from procore_sync.redact import register_secret
 
 
@@ -89,6 +90,11 @@ class Settings(BaseSettings):
     erp_path: Path | None = None
     # Where Procore's changes are also written as CSV files for the ERP to import (ERP sink).
     export_dir: Path | None = None
+    # Where each ERP table comes from (``connectors.sources``): table name or "default" → a
+    # source (duckdb, query, api, folder or sftp templates). Unnamed tables: the ERP file above.
+    sources: dict[str, SourceConfig] = Field(default_factory=dict)
+    # Tables read once from a CSV file, whatever their source (what `procore-sync upload` sets).
+    upload_files: dict[str, Path] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _derive_paths_and_register_secrets(self) -> "Settings":
@@ -100,6 +106,11 @@ class Settings(BaseSettings):
             self.export_dir = self.home / "export"
         register_secret(self.client_secret.get_secret_value())
         return self
+
+    @property
+    def uploads_dir(self) -> Path:
+        """Where uploaded templates are kept: pending (taken, not yet synced) and current."""
+        return self.home / "uploads"
 
     @property
     def auth_base(self) -> str:

@@ -22,6 +22,7 @@ from sandbox import (
     routes_company,
     routes_contracts,
     routes_direct_costs,
+    routes_planning,
     routes_project,
 )
 from sandbox.api_errors import install_error_handlers
@@ -92,6 +93,7 @@ def create_app(
         routes_contracts.router,
         routes_direct_costs.router,
         routes_changes.router,
+        routes_planning.router,
         admin.router,
     )
     for router in routers:

@@ -29,6 +29,10 @@ else is checked as published:
 - the items of a Sync Action (``PATCH .../sync`` with ``updates[]``) may carry ``id``: Procore's
   matching table (reference §4.0) works on ``id`` for every sync, though a few derived item
   schemas (purchase orders, commitment lines) leave it out;
+- an integer parameter may hold a UUID: Resource Planning (workforce-planning v2) names its
+  people and projects by UUID, while their ``person_id`` and ``project_id`` are typed integer;
+- a body property the schema requires counts as declared even where its ``properties`` omit it
+  (updating a Resource Planning project requires ``group_ids`` and does not declare it);
 - responses may carry ``null`` for any attribute: Procore's serializers show unset attributes as
   ``null`` and the derived schemas dropped the ``nullable`` marks (they survive only in a few
   enums, such as a project's ``flag``).
@@ -47,6 +51,7 @@ from typing import Any, NamedTuple
 from jsonschema import Draft202012Validator
 
 PLACEHOLDER = {"type": "object", "description": "(nested object)"}
+UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 EITHER = re.compile(r"supply either an? (\w+) or (\w+)")
 QueryValue = str | list[str]
 
@@ -145,7 +150,7 @@ def query_dict(pairs: Iterable[tuple[str, str]]) -> dict[str, QueryValue]:
 
 def _scalar_problem(schema: dict[str, Any], value: str) -> str | None:
     kind = schema.get("type")
-    if kind == "integer" and not value.lstrip("-").isdigit():
+    if kind == "integer" and not value.lstrip("-").isdigit() and not UUID_TEXT.fullmatch(value):
         return f"{value!r} is not an integer"
     if kind == "boolean" and value not in ("true", "false"):
         return f"{value!r} is not a boolean"
@@ -257,6 +262,8 @@ def _undeclared(where: str, schema: dict[str, Any], instance: Any) -> list[str]:
     if isinstance(instance, dict) and "properties" in schema:
         declared = schema["properties"]
         for name, value in instance.items():
+            if name in schema.get("required", ()) and name not in declared:
+                continue
             if name not in declared:
                 problems.append(f"{where}: property {name!r} is not declared by Procore's schema")
             else:

@@ -20,7 +20,8 @@ Records are the resources' writable fields plus ``id``, ``created_at`` and ``upd
 ``project_id`` for project-level kinds); views decide what Procore shows of them.
 
 Two things exist before anyone writes: each company named at construction gets one standard cost
-code list (Procore companies always have one), and ``reset`` puts it back.
+code list (Procore companies always have one) and Resource Planning's groups, and ``reset`` puts
+them back. Resource Planning's records (``rp_*``) have UUID ids, as in Procore.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import json
 import os
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,7 +47,14 @@ COMPANY_KINDS: tuple[str, ...] = (
     "standard_cost_codes",
     "line_item_types",
     "users",
+    "rp_groups",
+    "rp_people",
+    "rp_projects",
 )
+# Resource Planning (workforce-planning v2) names its records by UUID.
+UUID_KINDS: tuple[str, ...] = ("rp_groups", "rp_people", "rp_projects")
+# The groups a Resource Planning company starts with (regions and divisions).
+PLANNING_GROUPS = ("Field Operations", "North Region", "South Region", "Civil")
 PROJECT_KINDS: tuple[str, ...] = (
     "cost_codes",
     "sub_jobs",
@@ -237,10 +246,12 @@ class Store:
 
     def insert(self, kind: str, scope_id: int, fields: Record) -> Record:
         now = iso_utc(self._clock())
-        record = {**fields, "id": self._next_id, "created_at": now, "updated_at": now}
+        record_id: int | str = str(uuid.uuid4()) if kind in UUID_KINDS else self._next_id
+        record = {**fields, "id": record_id, "created_at": now, "updated_at": now}
         if kind in PROJECT_KINDS:
             record["project_id"] = scope_id  # so a reader of all scopes at once can tell them apart
-        self._next_id += 1
+        if kind not in UUID_KINDS:
+            self._next_id += 1
         self._collections[kind].add(scope_id, self.company_of(kind, scope_id), record)
         return dict(record)
 
@@ -286,6 +297,9 @@ class Store:
         for company_id in self._companies:
             if not self.standard_cost_code_lists(company_id):
                 self.insert("standard_cost_code_lists", company_id, dict(STANDARD_COST_CODE_LIST))
+            if not self.records("rp_groups", company_id):
+                for name in PLANNING_GROUPS:
+                    self.insert("rp_groups", company_id, {"name": name, "timezone": "America/Denver"})
 
     def commit(self) -> None:
         """Persist to ``data_file`` if there is one; call once after each writing request.

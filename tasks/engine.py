@@ -23,19 +23,20 @@ from prefect.context import FlowRunContext
 from prefect.exceptions import Pause
 from prefect.states import Scheduled, State
 
-from connectors.erp import DuckDbErpSource, ErpSource, SourceRow
+from connectors.erp import ErpSource, SourceRow
 from connectors.erp_sink import ErpSink
 from connectors.procore import ProcoreClient
 from connectors.quota import quota_gate
+from connectors.sources import UploadSource, build_sources, source_of
 from connectors.state import Outcome, StateStore
-from procore_sync.errors import ConfigError, Handling, PermissionDenied, SyncError, TransientError
+from procore_sync.errors import ConfigError, Handling, PermissionDenied, SyncError, TransientError, UploadRefused
 from procore_sync.settings import Settings
 from tasks import report
 from tasks.load import blocked_outcome, done_outcome, failed_outcome
 from tasks.refs import Refs
 from tasks.mapping import MappedRecord, map_rows
 from tasks.plan import Action, plan
-from tasks.spec import HELD, EntitySpec, SyncOptions
+from tasks.spec import DEACTIVATED_HASH, HELD, EntitySpec, SyncOptions
 
 
 def utc_now() -> datetime:
@@ -56,7 +57,7 @@ class Runtime:
     clock: Callable[[], datetime] = utc_now
 
 
-def default_runtime(settings: Settings | None = None, *, tables: dict[str, str] | None = None) -> Runtime:
+def default_runtime(settings: Settings | None = None) -> Runtime:
     settings = settings or Settings()
 
     def make_client(on_wait: Callable[[datetime, str], None]) -> ProcoreClient:
@@ -66,7 +67,7 @@ def default_runtime(settings: Settings | None = None, *, tables: dict[str, str] 
     return Runtime(
         settings=settings,
         store=StateStore(settings.state_path),
-        source=DuckDbErpSource(settings.erp_path, tables=tables),
+        source=build_sources(settings),
         make_client=make_client,
         sink=ErpSink(settings.erp_path, settings.export_dir),
     )
@@ -216,6 +217,8 @@ class EntityRun:
         self.counts = dict.fromkeys(("created", "updated", "unchanged", "failed", "blocked", "warnings"), 0)
         self.report_rows: list[dict[str, Any]] = []
         self.min_write_calls = 0
+        self.upload: UploadSource | None = None  # the upload this run syncs, if it reads one
+        self.note: str | None = None  # what the summary says about the run when nothing failed
         self.erp_writes = 0  # records written to the ERP (Procore → ERP entities)
         self.cursor_before = self.store.get_cursor(spec.name)
         context = FlowRunContext.get()
@@ -240,9 +243,9 @@ class EntityRun:
                                            "settings": self.runtime.settings}
                 context |= self.spec.prepare(client, context) if self.spec.prepare else {}
                 refs = Refs(self.store, self.runtime.source, context)
-                rows = extract(self.runtime.source, self.spec, self.since, self.options.erp_keys, self._unfinished(),
-                               self.options.projects)
+                rows = self._read()
                 actions = map_and_plan(self.spec, rows, self.store, refs)
+                actions += self._deactivations(rows)
                 actions = preflight(client, self.spec, context, actions)
                 log.info("%s: %d records read %s", self.spec.name, len(rows), self._read_what())
                 if self.options.dry_run:
@@ -253,7 +256,58 @@ class EntityRun:
                 if exc.handling is Handling.REPORT:
                     raise
                 return self._finish(client, actions=None, error=exc)
-            return self._finish(client, actions=actions)
+            else:
+                return self._finish(client, actions=actions)
+            finally:
+                if self.upload is not None and self.upload.pending(self.spec.erp_table):
+                    # Not accepted (a dry run, a failure, a deferral): read from the drop again
+                    # next time, where it still is.
+                    self.upload.discard(self.spec.erp_table)
+
+    def _read(self) -> list[SourceRow]:
+        source = source_of(self.runtime.source, self.spec.erp_table)
+        if not isinstance(source, UploadSource):
+            return extract(self.runtime.source, self.spec, self.since, self.options.erp_keys, self._unfinished(),
+                           self.options.projects)
+        table = self.spec.erp_table
+        self.upload = source if source.take(table) else None
+        if self.upload is not None:
+            self.note = f"synced the new upload of {table}.csv from {source.drop.describe()}"
+            return extract(source, self.spec, None, self.options.erp_keys, (), self.options.projects)
+        # Nothing new uploaded: only the records still waiting, from the last accepted upload.
+        self.note = f"no new upload of {table}.csv in {source.drop.describe()}"
+        waiting = self.options.erp_keys or self._unfinished()
+        if not source.available(table) or not (waiting or self.options.projects):
+            return []
+        return extract(source, self.spec, None, waiting, (), self.options.projects)
+
+    def _deactivations(self, rows: list[SourceRow]) -> list[Action]:
+        """Replace mode: the records a new upload no longer has are deactivated in Procore,
+        unless that is more than the safety share of the table's records: then the whole upload
+        is refused, and stays in the drop, until a run is forced or a new upload replaces it."""
+        if self.upload is None or not self.upload.replace or self.options.targeted:
+            return []
+        present = {_key(self.spec, row) for row in rows}
+        active = {key: state for key, state in self.store.record_states(self.spec.name).items()
+                  if state.procore_id and state.payload_hash not in (None, DEACTIVATED_HASH)}
+        missing = sorted(set(active) - present)
+        share = len(missing) / len(active) if active else 0.0
+        table = f"{self.spec.erp_table}.csv"
+        if share > self.upload.max_deactivate_share and not self.options.force_deactivation:
+            raise UploadRefused(
+                f"the upload of {table} would deactivate {len(missing)} of {len(active)} "
+                f"{self.spec.display_name.lower()} in Procore ({share:.0%}), more than the "
+                f"{self.upload.max_deactivate_share:.0%} safety share; nothing was synced",
+                entity=self.spec.name,
+            )
+        if self.spec.deactivate is None:
+            message = (f"missing from the upload of {table}; Procore has no way to deactivate "
+                       f"{self.spec.display_name.lower()}, so it stays as it is")
+            return [Action("skip", key=key, procore_id=active[key].procore_id, warnings=(message,)) for key in missing]
+        origin = (lambda key: {"origin_id": self.spec.origin_id(key)}) if self.spec.uses_origin_id else (lambda key: {})
+        return [Action("update", key=key, payload=self.spec.deactivate | origin(key), payload_hash=DEACTIVATED_HASH,
+                       procore_id=active[key].procore_id, message=f"deactivated: missing from the upload of {table}")
+                for key in missing]
 
     def _read_what(self) -> str:
         if self.options.projects:
@@ -327,6 +381,9 @@ class EntityRun:
             cursor_after = self._new_cursor(max(seen, default=None))
             if cursor_after is not None and cursor_after != self.cursor_before:
                 self.store.set_cursor(self.spec.name, cursor_after)
+            if self.upload is not None:
+                archived = self.upload.accept(self.spec.erp_table, self.started)
+                self.note = f"{self.note}; archived as {archived}"
         status = "failed" if error else "completed"
         summary = self._summarize(client, status=status, cursor_after=cursor_after, error=error)
         report.publish_records(self.spec.name, self.report_rows)
@@ -356,7 +413,7 @@ class EntityRun:
             duration_s=round(time.monotonic() - self.clock_start, 3),
             cursor_before=_iso(self.cursor_before),
             cursor_after=_iso(cursor_after),
-            message=str(error) if error else None,
+            message=str(error) if error else self.note,
         )
         self.store.finish_run(
             self.run_id,

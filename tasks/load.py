@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from connectors.procore import SyncResult
-from connectors.state import Outcome
+from connectors.state import Outcome, ProcoreId
 from tasks.plan import Action
 from tasks.spec import EntitySpec
 
@@ -32,9 +32,14 @@ def outcomes_by_origin(spec: EntitySpec, actions: Sequence[Action], result: Sync
 
 def outcome_of(spec: EntitySpec, action: Action, entity: dict | None, error: str | None) -> Outcome:
     if entity is not None:
-        return done_outcome(action, int(entity["id"]))
+        return done_outcome(action, procore_id_of(entity["id"]))
     reason = error or "Procore returned neither the record nor an error for it"
     return failed_outcome(action, f"Procore rejected {spec.display_name.lower()} {action.key}: {reason}")
+
+
+def procore_id_of(value: Any) -> ProcoreId:
+    """Core Procore ids are integers (some answers give them as text); Resource Planning's are UUIDs."""
+    return int(value) if isinstance(value, int) or str(value).isdigit() else str(value)
 
 
 def done_outcome(action: Action, procore_id: int | None) -> Outcome:
@@ -45,7 +50,7 @@ def done_outcome(action: Action, procore_id: int | None) -> Outcome:
         status="warning" if action.warnings else "ok",
         procore_id=procore_id,
         payload_hash=action.payload_hash,
-        message="; ".join(action.warnings) or None,
+        message="; ".join(action.warnings) or action.message,
         source_updated_at=action.source_updated_at,
     )
 

@@ -80,17 +80,21 @@ def _map_one(spec: EntitySpec, key: str, row: SourceRow, refs: Refs | None) -> M
         "line": row.line,
         "source_updated_at": updated_at if isinstance(updated_at, datetime) else None,
     }
+    # A file's rows are named by line, so the operator finds them in the file.
+    where = f"line {row.line}: " if row.line is not None else ""
     if key.startswith("(no "):
-        return MappedRecord(payload=None, error=f"{spec.key_field} is blank", **base)
+        return MappedRecord(payload=None, error=f"{spec.key_field} is blank", **base)  # the key names the row
+    if row.problem:
+        return MappedRecord(payload=None, error=f"{where}{row.problem}", **base)
     try:
         source = spec.erp_model.model_validate(row.data)
         mapped = spec.map_record(source, refs)
     except ValidationError as exc:
-        return MappedRecord(payload=None, error=describe_validation_error(exc), **base)
+        return MappedRecord(payload=None, error=where + describe_validation_error(exc), **base)
     except Blocked as exc:
         return MappedRecord(payload=None, blocked=exc.message, **base)
     except InvalidRecord as exc:
-        return MappedRecord(payload=None, error=exc.message, **base)
+        return MappedRecord(payload=None, error=where + exc.message, **base)
     payload = mapped.payload.model_dump(mode="json", exclude_none=True)
     if spec.uses_origin_id:
         payload["origin_id"] = spec.origin_id(key)

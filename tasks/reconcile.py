@@ -25,10 +25,10 @@ from typing import Any
 from connectors.erp import ErpSource
 from connectors.erp_sink import SYNCED_AT, ErpSink
 from connectors.procore import ProcoreClient
-from connectors.state import RecordState, StateStore
+from connectors.state import ProcoreId, RecordState, StateStore
 from procore_sync.errors import Blocked, InvalidRecord
 from tasks.inbound import KEY_SEPARATOR, InboundSpec, Known, Window, document_payload, known_projects
-from tasks.load import field_of
+from tasks.load import field_of, procore_id_of
 from tasks.mapping import MappedRecord, map_rows
 from tasks.refs import Refs
 from tasks.spec import EntitySpec
@@ -93,13 +93,13 @@ def reconcile(spec: EntitySpec, client: ProcoreClient, store: StateStore, source
 
 
 def _procore_records(spec: EntitySpec, client: ProcoreClient, context: dict[str, Any],
-                     wanted: list[MappedRecord]) -> dict[int, dict[str, Any]]:
+                     wanted: list[MappedRecord]) -> dict[ProcoreId, dict[str, Any]]:
     scopes = {tuple(sorted(r.scope.items())) for r in wanted} or {()}
-    found: dict[int, dict[str, Any]] = {}
+    found: dict[ProcoreId, dict[str, Any]] = {}
     for scope in scopes:
         values = context | dict(scope)
         for record in list_records(spec, client, values):
-            found[int(record["id"])] = record | {"_scope": dict(scope)}
+            found[procore_id_of(record["id"])] = record | {"_scope": dict(scope)}
     return found
 
 

@@ -89,6 +89,9 @@ class EntitySpec:
     title: str = ""
     # Where Procore shows a sent field under another name (reconcile): sent name → shown name.
     read_as: dict[str, str] = field(default_factory=dict)
+    # The partial payload that deactivates a record (replace-mode uploads); None where Procore
+    # has no such thing, and a record missing from an upload is only reported.
+    deactivate: dict[str, Any] | None = None
 
     @property
     def display_name(self) -> str:
@@ -108,6 +111,10 @@ class EntitySpec:
 # A warning that starts with this marks a record sent in an interim form (a contract kept in
 # Draft until its lines land): every run reads it again until it is sent as the ERP has it.
 HELD = "held back: "
+
+# The payload hash stored for a record deactivated because an upload no longer had it: any
+# later upload that has it again differs, so it is updated (and so reactivated).
+DEACTIVATED_HASH = "deactivated"
 
 
 class SyncOptions(BaseModel):
@@ -135,6 +142,11 @@ class SyncOptions(BaseModel):
         description="Sync only the records of these ERP project numbers, whatever their last "
         "synchronisation date (a project resync). Company-wide records (suppliers, customers, "
         "employees) belong to no project, so such a run leaves them alone.",
+    )
+    force_deactivation: bool = Field(
+        default=False,
+        description="Replace-mode uploads: deactivate the records missing from the upload even "
+        "when they are more than the safety share (max_deactivate_share) of the table.",
     )
     batch_size: int | None = Field(
         default=None,

@@ -18,7 +18,7 @@ never an exception.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import Any, Protocol
 
 from connectors.procore import ProcoreClient
@@ -166,3 +166,68 @@ class SplitWriter:
         updates = [a for a in actions if a.kind != "create"]
         outcomes = self.create.write(client, spec, scope, creates) if creates else []
         return outcomes + (self.update.write(client, spec, scope, updates) if updates else [])
+
+
+# Resource Planning (workforce-planning v2) pages are 0-based and hold at most 400 items.
+PLANNING_PAGE = 400
+
+
+@dataclasses.dataclass(frozen=True)
+class PlanningWriter:
+    """Resource Planning's people and projects: one POST per record, to the collection to create
+    and to the item to update (v2 updates with POST). They have no origin_id, so records are
+    matched by a natural key (``match``: employee_number, project_number): before creating, the
+    collection is listed once and a record already there is updated, never created twice.
+    ``update_fields`` is what the update operation takes; ``update_needs`` are fields it requires,
+    filled from Procore's record when the payload lacks them (a deactivation sends only status)."""
+
+    collection: str
+    match: str
+    update_fields: tuple[str, ...]
+    update_needs: tuple[str, ...] = ()
+
+    def fewest_calls(self, creates: int, updates: int) -> int:
+        return creates + updates
+
+    def write(self, client: ProcoreClient, spec: EntitySpec, scope: dict[str, Any], actions: Sequence[Action]) -> list[Outcome]:
+        base = f"/rest/v1.0/workforce-planning/v2/companies/{scope['company_id']}/{self.collection}"
+        known = planning_index(client, base, self.match) if any(not a.procore_id for a in actions) else {}
+        outcomes = []
+        for action in actions:
+            payload = dict(action.payload or {})
+            target = action.procore_id or known.get(str(payload.get(self.match) or ""))
+            try:
+                answer = self._update(client, f"{base}/{target}", payload) if target else \
+                    client.request("POST", base, json=payload).json()
+            except Rejected as exc:
+                outcomes.append(_rejected(spec, action, exc))
+                continue
+            # A create answers {"id": ...} for people and [{"id": ...}] for projects.
+            created = (answer[0] if isinstance(answer, list) and answer else answer) or {}
+            procore_id = target or created.get("id")
+            outcomes.append(outcome_of(spec, action, {"id": procore_id} if procore_id else None, None))
+        return outcomes
+
+    def _update(self, client: ProcoreClient, path: str, payload: dict[str, Any]) -> dict:
+        body = {k: v for k, v in payload.items() if k in self.update_fields}
+        missing = [name for name in self.update_needs if name not in body]
+        if missing:
+            current = client.get(path)
+            body |= {name: current.get(name) for name in missing}
+        return client.request("POST", path, json=body).json()
+
+
+def planning_index(client: ProcoreClient, path: str, field: str) -> dict[str, str]:
+    """Every record of a Resource Planning collection by ``field``: its id."""
+    return {str(item[field]): str(item["id"]) for item in planning_pages(client, path) if item.get(field)}
+
+
+def planning_pages(client: ProcoreClient, path: str) -> Iterator[dict[str, Any]]:
+    """Every record of a Resource Planning collection: 0-based pages of at most 400."""
+    page = 0
+    while True:
+        items = client.get(path, {"page": page})
+        yield from items
+        if len(items) < PLANNING_PAGE:
+            return
+        page += 1

@@ -113,6 +113,19 @@ SERVED = (
     "RestV10ProjectsProjectIdBudgetModificationsIdGet",
     "RestV10ProjectsProjectIdBudgetModificationsIdPatch",
     "RestV10ProjectsProjectIdBudgetModificationsIdDelete",
+    # Resource Planning (workforce-planning v2)
+    "RestV10Workforce-planningV2CompaniesCompanyIdGroupsGet",
+    "RestV10Workforce-planningV2CompaniesCompanyIdGroupsPost",
+    "RestV10Workforce-planningV2CompaniesCompanyIdPeopleGet",
+    "RestV10Workforce-planningV2CompaniesCompanyIdPeoplePost",
+    "RestV10Workforce-planningV2CompaniesCompanyIdPeoplePersonIdGet",
+    "RestV10Workforce-planningV2CompaniesCompanyIdPeoplePersonIdPost",
+    "RestV10Workforce-planningV2CompaniesCompanyIdPeoplePersonIdDelete",
+    "RestV10Workforce-planningV2CompaniesCompanyIdProjectsGet",
+    "RestV10Workforce-planningV2CompaniesCompanyIdProjectsPost",
+    "RestV10Workforce-planningV2CompaniesCompanyIdProjectsProjectIdGet",
+    "RestV10Workforce-planningV2CompaniesCompanyIdProjectsProjectIdPost",
+    "RestV10Workforce-planningV2CompaniesCompanyIdProjectsProjectIdDelete",
 )
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+from sandbox.store import PLANNING_GROUPS
 import pytest
 
 from procore_sync import sample_erp
@@ -306,6 +307,10 @@ def own_problems(table: str, rows: list[dict[str, Any]], key_field: str) -> dict
             found[i].add("missing")
         if table == "direct_costs" and row["direct_cost_type"] == "invoice" and not row["invoice_number"]:
             found[i].add("missing")
+        if table in ("resource_people", "resource_projects"):
+            found[i] |= {"unknown_group"} if set(row["groups"].split("; ")) - set(PLANNING_GROUPS) else set()
+        if table == "resource_projects" and row["status"] == "active" and row["start_date"] is None:
+            found[i].add("missing_start_date")
     if table == "employees":  # Procore users are unique by e-mail: the one saved later fails
         first: dict[str, tuple[Any, str]] = {}
         for row in sorted(rows, key=lambda r: (r["updated_at"], r[key_field])):

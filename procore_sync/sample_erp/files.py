@@ -14,7 +14,7 @@ from typing import Any
 
 import duckdb
 
-from procore_sync.sample_erp import contracts, costs, jobcost, people, projects
+from procore_sync.sample_erp import contracts, costs, jobcost, people, planning, projects
 from procore_sync.sample_erp.base import Company, TableData
 from procore_sync.sample_erp.suppliers import generate_suppliers
 
@@ -44,6 +44,8 @@ GENERATORS: dict[str, Generator] = {
     "purchase_order_lines": contracts.generate_purchase_order_lines,
     "direct_costs": costs.generate_direct_costs,
     "direct_cost_lines": costs.generate_direct_cost_lines,
+    "resource_people": planning.generate_resource_people,
+    "resource_projects": planning.generate_resource_projects,
 }
 
 
@@ -67,6 +69,14 @@ class SampleSummary:
             f"{sum(self.warnings.values())} with warnings, "
             f"{sum(self.unicode.values())} with odd Unicode"
         )
+
+
+def template_columns() -> dict[str, list[str]]:
+    """Each table's template columns, in sync order (a tiny company is built to learn them)."""
+    company = Company(0.01, datetime.now(UTC).replace(microsecond=0))
+    for name, make in GENERATORS.items():
+        company.add(make(random.Random(f"0:{name}"), company))
+    return {table: [column.name for column in data.columns] for table, data in company.tables.items()}
 
 
 def generate(

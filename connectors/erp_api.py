@@ -1,0 +1,169 @@
+"""An API source: a system of record that serves its tables as JSON over HTTP, in pages.
+
+Described in the settings, per source::
+
+    {"kind": "api", "url": "https://hr.example/api", "paths": {"resource_people": "/employees"},
+     "token": "...", "paging": "page", "record_path": "data", "since_param": "updated_since"}
+
+- ``paths`` names each table's list under ``url``; ``token`` (a secret, redacted everywhere) goes
+  in ``auth_header`` as ``<auth_scheme> <token>``.
+- ``paging``: ``page`` (``page_param`` from ``first_page``, ``size_param`` = ``page_size``,
+  until a short page), ``offset`` (``offset_param`` and ``size_param``), ``cursor`` (the next
+  cursor at ``next_cursor_path`` in the body, sent back as ``cursor_param``, until none), or
+  ``none`` (one answer).
+- ``record_path``: where the records are in the body, dotted (``data.items``); empty when the
+  body is the list itself.
+- ``cursor_field`` is the records' change stamp, copied to ``updated_at`` where named
+  otherwise; with ``since_param`` the cursor is sent (ISO 8601) so the server filters, and the
+  rows are filtered here too, inclusively, as every source does.
+
+Rows keep the JSON values; each row's ``line`` is its position in the whole answer (1-based),
+so messages can point at it. 5xx, 429, timeouts and dropped connections are retried a few times
+(tenacity); 401/403 is an authentication error that never shows the token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any, Literal
+
+import requests
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from connectors.erp import CURSOR_COLUMN, SourceRow, cursor_order, parse_timestamp, since_utc
+from procore_sync.errors import ConfigError, TransientError
+from procore_sync.redact import register_secret
+
+
+class ApiSourceConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["api"]
+    url: str
+    paths: dict[str, str]
+    auth_header: str = "Authorization"
+    auth_scheme: str = "Bearer"
+    token: SecretStr | None = None
+    paging: Literal["page", "offset", "cursor", "none"] = "page"
+    page_param: str = "page"
+    first_page: int = 1
+    size_param: str = "per_page"
+    page_size: int = Field(default=100, gt=0)
+    offset_param: str = "offset"
+    cursor_param: str = "cursor"
+    next_cursor_path: str = "next_cursor"
+    record_path: str = ""
+    cursor_field: str = CURSOR_COLUMN
+    since_param: str | None = None
+    timeout_s: float = Field(default=30.0, gt=0)
+    max_attempts: int = Field(default=4, ge=1, le=10)
+
+    @model_validator(mode="after")
+    def _register_token(self) -> "ApiSourceConfig":
+        if self.token is not None:
+            register_secret(self.token.get_secret_value())
+        return self
+
+
+class ApiUnavailable(TransientError):
+    hint = "the system of record's API did not answer well; the next run tries again."
+
+
+class ApiErpSource:
+    def __init__(self, config: ApiSourceConfig) -> None:
+        self.config = config
+        self.session = requests.Session()
+        if config.token is not None:
+            self.session.headers[config.auth_header] = f"{config.auth_scheme} {config.token.get_secret_value()}".strip()
+
+    def describe(self) -> str:
+        return f"API {self.config.url}"
+
+    def read(self, table: str, *, since: datetime | None = None) -> Iterator[SourceRow]:
+        since = since_utc(since)
+        path = self.config.paths.get(table)
+        if path is None:
+            raise ConfigError(f"the API source has no path for {table}; it has: "
+                              f"{', '.join(sorted(self.config.paths)) or 'none'}")
+        url = self.config.url.rstrip("/") + "/" + path.lstrip("/")
+        rows = [SourceRow(self._row(record), line=n,
+                          problem=None if isinstance(record, dict) else f"record {n} is not a JSON object")
+                for n, record in enumerate(self._records(url, since), start=1)]
+        changed = [row for row in rows if since is None or not isinstance(row.data.get(CURSOR_COLUMN), datetime)
+                   or row.data[CURSOR_COLUMN] >= since]
+        return iter(sorted(changed, key=cursor_order))
+
+    def _row(self, record: Any) -> dict[str, Any]:
+        if not isinstance(record, dict):
+            return {}
+        data = dict(record)
+        stamp = data.get(self.config.cursor_field)
+        if isinstance(stamp, str) and stamp.strip():
+            data[CURSOR_COLUMN] = parse_timestamp(stamp.strip()) or stamp
+        return data
+
+    def _records(self, url: str, since: datetime | None) -> Iterator[Any]:
+        c = self.config
+        base = {c.since_param: since.isoformat()} if c.since_param and since is not None else {}
+        page, offset, cursor = c.first_page, 0, None
+        while True:
+            params = dict(base)
+            if c.paging == "page":
+                params |= {c.page_param: page, c.size_param: c.page_size}
+            elif c.paging == "offset":
+                params |= {c.offset_param: offset, c.size_param: c.page_size}
+            elif c.paging == "cursor" and cursor is not None:
+                params[c.cursor_param] = cursor
+            body = self._get(url, params)
+            records = _at(body, c.record_path, url)
+            if not isinstance(records, list):
+                raise ConfigError(f"{url}: the records at {c.record_path or 'the top of the body'!r} are not a list")
+            yield from records
+            if c.paging == "none":
+                return
+            if c.paging == "cursor":
+                cursor = _at(body, c.next_cursor_path, url, required=False)
+                if not cursor:
+                    return
+                continue
+            if len(records) < c.page_size:
+                return
+            page, offset = page + 1, offset + len(records)
+
+    def _get(self, url: str, params: dict[str, Any]) -> Any:
+        retrying = Retrying(stop=stop_after_attempt(self.config.max_attempts), reraise=True,
+                            wait=wait_exponential(multiplier=0.2, max=5),
+                            retry=retry_if_exception_type(ApiUnavailable))
+        return retrying(self._get_once, url, params)
+
+    def _get_once(self, url: str, params: dict[str, Any]) -> Any:
+        try:
+            response = self.session.get(url, params=params, timeout=self.config.timeout_s)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise ApiUnavailable(f"{url} did not answer: {type(exc).__name__}") from exc
+        if response.status_code in (401, 403):
+            raise ConfigError(f"{url} refused the credentials (HTTP {response.status_code}); "
+                              "check the API source's token")
+        if response.status_code == 404:
+            raise ConfigError(f"{url} does not exist (HTTP 404); check the API source's url and paths")
+        if response.status_code == 429 or response.status_code >= 500:
+            raise ApiUnavailable(f"{url} answered HTTP {response.status_code}", status=response.status_code)
+        if not response.ok:
+            raise ConfigError(f"{url} answered HTTP {response.status_code}: {response.text[:200]}")
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ConfigError(f"{url} did not answer JSON") from exc
+
+
+def _at(body: Any, dotted: str, url: str, *, required: bool = True) -> Any:
+    value = body
+    for part in [p for p in dotted.split(".") if p]:
+        if not isinstance(value, dict) or part not in value:
+            if not required:
+                return None
+            raise ConfigError(f"{url}: the answer has no {dotted!r}")
+        value = value[part]
+    return value

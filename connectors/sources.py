@@ -1,0 +1,176 @@
+"""Where each ERP table comes from: one source per table, chosen in the settings.
+
+``PROCORE_SYNC_SOURCES`` maps a table (a template's name: ``suppliers``, ``employees``,
+``resource_people``...) or ``default`` to a source; unnamed tables come from the default, which
+is the ERP DuckDB file (``PROCORE_SYNC_ERP_PATH``). So people can come from the HR system's SFTP
+drop and projects from the ERP's database::
+
+    PROCORE_SYNC_SOURCES='{"resource_people": {"kind": "sftp", "host": "hr.example", ...},
+                           "resource_projects": {"kind": "query", "path": "erp.duckdb", ...}}'
+
+Kinds: ``duckdb`` (tables of a DuckDB file), ``query`` (one SQL query per table,
+``connectors.erp_query``), ``api`` (a JSON-over-HTTP system of record, ``connectors.erp_api``),
+and the two template drops, ``folder`` and ``sftp`` (``connectors.drops``), read here through
+``UploadSource``.
+
+An upload is the whole truth for its table once complete (the drop decides when: a ``.done``
+marker or an atomic rename). A run takes it (copies it into ``<home>/uploads/pending``), syncs
+every row, and when the run completes accepts it: the drop archives the file and the copy
+becomes ``<home>/uploads/current/<table>.csv``, which later runs and child entities read
+(a child's parent rows, the records still blocked) until the next upload. In replace mode, the
+engine deactivates in Procore the records a new upload no longer has, within a safety share.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from connectors.drops import Drop, FolderDrop, FolderDropConfig, SftpDrop, SftpDropConfig
+from connectors.erp import CsvErpSource, DuckDbErpSource, ErpSource, SourceRow
+from connectors.erp_api import ApiErpSource, ApiSourceConfig
+from connectors.erp_query import QueryErpSource, QuerySourceConfig
+from procore_sync.errors import ConfigError
+
+if TYPE_CHECKING:
+    from procore_sync.settings import Settings
+
+DEFAULT = "default"
+
+
+class DuckDbSourceConfig(BaseModel):
+    """Tables of a DuckDB file; ``path`` defaults to ``PROCORE_SYNC_ERP_PATH``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["duckdb"]
+    path: Path | None = None
+    # Table name → the file's table or view, where they differ.
+    tables: dict[str, str] = Field(default_factory=dict)
+
+
+class _Replace(BaseModel):
+    replace: bool = Field(
+        default=True,
+        description="An upload is the whole truth for its table: records it no longer has are "
+        "deactivated in Procore (never deleted).",
+    )
+    max_deactivate_share: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description="Refuse an upload that would deactivate more than this share of the "
+        "table's synced records, unless the run is forced (force_deactivation).",
+    )
+
+
+class FolderTemplatesConfig(FolderDropConfig, _Replace):
+    pass
+
+
+class SftpTemplatesConfig(SftpDropConfig, _Replace):
+    pass
+
+
+SourceConfig = Annotated[
+    DuckDbSourceConfig | QuerySourceConfig | ApiSourceConfig | FolderTemplatesConfig | SftpTemplatesConfig,
+    Field(discriminator="kind"),
+]
+
+
+class UploadSource:
+    """CSV templates dropped in a folder or on an SFTP server (see the module docstring)."""
+
+    def __init__(self, drop: Drop, staging: Path, *, replace: bool = True, max_deactivate_share: float = 0.2) -> None:
+        self.drop = drop
+        self.replace, self.max_deactivate_share = replace, max_deactivate_share
+        self.pending_dir, self.current_dir = staging / "pending", staging / "current"
+
+    def describe(self) -> str:
+        return f"templates uploaded to {self.drop.describe()}"
+
+    def take(self, table: str) -> Path | None:
+        """A complete new upload of ``table``, copied locally, or None when there is none."""
+        if not self.drop.ready(table):
+            return None
+        self.pending_dir.mkdir(parents=True, exist_ok=True)
+        return self.drop.fetch(table, self.pending_dir)
+
+    def pending(self, table: str) -> bool:
+        return (self.pending_dir / f"{table}.csv").is_file()
+
+    def discard(self, table: str) -> None:
+        """Forget the local copy of an upload the run did not accept; the drop still has it."""
+        (self.pending_dir / f"{table}.csv").unlink(missing_ok=True)
+
+    def available(self, table: str) -> bool:
+        """Whether any upload of ``table`` (pending or accepted) is here to read."""
+        return any((folder / f"{table}.csv").is_file() for folder in (self.pending_dir, self.current_dir))
+
+    def accept(self, table: str, stamp: datetime) -> str:
+        """The run synced the upload: archive it in the drop and keep it as the current truth."""
+        archived = self.drop.archive(table, stamp)
+        self.current_dir.mkdir(parents=True, exist_ok=True)
+        os.replace(self.pending_dir / f"{table}.csv", self.current_dir / f"{table}.csv")
+        return archived
+
+    def read(self, table: str, *, since: datetime | None = None) -> Iterator[SourceRow]:
+        """The pending upload's rows, else the last accepted upload's (``since`` does not apply:
+        an upload is read whole)."""
+        for folder in (self.pending_dir, self.current_dir):
+            if (folder / f"{table}.csv").is_file():
+                return CsvErpSource(folder).read(table)
+        raise ConfigError(f"no upload of {table}.csv has reached procore-sync yet ({self.describe()})")
+
+    def close(self) -> None:
+        self.drop.close()
+
+
+class SourceSet:
+    """Every table's source: ``of(table)``; reading through the set reads the table's source."""
+
+    def __init__(self, default: ErpSource, by_table: Mapping[str, ErpSource] | None = None) -> None:
+        self.default, self.by_table = default, dict(by_table or {})
+
+    def of(self, table: str) -> ErpSource:
+        return self.by_table.get(table, self.default)
+
+    def read(self, table: str, *, since: datetime | None = None) -> Iterator[SourceRow]:
+        return self.of(table).read(table, since=since)
+
+    def describe(self) -> str:
+        named = "; ".join(f"{table}: {source.describe()}" for table, source in sorted(self.by_table.items()))
+        return self.default.describe() + (f"; {named}" if named else "")
+
+
+def source_of(source: ErpSource, table: str) -> ErpSource:
+    """The source that serves ``table``: itself, unless it is a ``SourceSet``."""
+    return source.of(table) if isinstance(source, SourceSet) else source
+
+
+def build_source(config: SourceConfig, *, erp_path: Path, staging: Path) -> ErpSource:
+    if isinstance(config, DuckDbSourceConfig):
+        return DuckDbErpSource(config.path or erp_path, tables=config.tables)
+    if isinstance(config, QuerySourceConfig):
+        return QueryErpSource(config)
+    if isinstance(config, ApiSourceConfig):
+        return ApiErpSource(config)
+    drop: Drop = SftpDrop(config) if isinstance(config, SftpTemplatesConfig) else FolderDrop(config)
+    return UploadSource(drop, staging, replace=config.replace, max_deactivate_share=config.max_deactivate_share)
+
+
+def build_sources(settings: Settings) -> SourceSet:
+    """The settings' sources; a table given a file to upload once (``upload_files``, what
+    ``procore-sync upload`` sets) reads that file, whatever its usual source."""
+    assert settings.erp_path is not None
+    made = {table: build_source(config, erp_path=settings.erp_path, staging=settings.uploads_dir)
+            for table, config in settings.sources.items()}
+    default = made.pop(DEFAULT, None) or DuckDbErpSource(settings.erp_path)
+    made |= {table: CsvErpSource(path.parent, tables={table: path.stem})
+             for table, path in settings.upload_files.items()}
+    return SourceSet(default, made)

@@ -1,0 +1,111 @@
+"""Template drops over a real SFTP server (asyncssh, in this process) and a local folder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncssh
+import pytest
+
+from connectors.drops import Drop, FolderDrop, FolderDropConfig, SftpDrop, SftpDropConfig
+from procore_sync.errors import ConfigError
+from tests.sftp_server import SftpServer, sftp_server
+
+STAMP = datetime(2026, 11, 24, 6, 30, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SftpServer]:
+    with sftp_server(tmp_path_factory.mktemp("sftp")) as running:
+        yield running
+
+
+@pytest.fixture(params=["sftp", "folder"])
+def drop_at(request: pytest.FixtureRequest, server: SftpServer, tmp_path: Path) -> Iterator[tuple[Drop, Path]]:
+    """A drop and the local folder behind it (the SFTP server's files, or the folder itself)."""
+    if request.param == "sftp":
+        folder = server.root / tmp_path.name
+        folder.mkdir()
+        drop: Drop = SftpDrop(SftpDropConfig(**server.config(folder=tmp_path.name)))
+    else:
+        folder = tmp_path / "drop"
+        folder.mkdir()
+        drop = FolderDrop(FolderDropConfig(kind="folder", folder=folder))
+    yield drop, folder
+    drop.close()
+
+
+def test_a_file_counts_only_once_its_marker_lands(drop_at: tuple[Drop, Path], tmp_path: Path) -> None:
+    drop, folder = drop_at
+    (folder / "suppliers.csv").write_text("supplier_code,name\nS-1,Ace\n")
+    assert not drop.ready("suppliers")
+    with pytest.raises(ConfigError, match="no complete upload of suppliers.csv"):
+        drop.fetch("suppliers", tmp_path / "local")
+    (folder / "suppliers.csv.done").write_text("")
+    assert drop.ready("suppliers")
+    local = drop.fetch("suppliers", tmp_path / "local")
+    assert local.read_bytes() == (folder / "suppliers.csv").read_bytes()
+
+
+def test_archive_moves_file_and_marker_and_never_overwrites(drop_at: tuple[Drop, Path]) -> None:
+    drop, folder = drop_at
+    for round_ in (1, 2):
+        (folder / "employees.csv").write_text(f"employee_number\nE-{round_}\n")
+        (folder / "employees.csv.done").write_text("")
+        archived = drop.archive("employees", STAMP)
+        assert not drop.ready("employees") and not (folder / "employees.csv.done").exists()
+    archive = sorted(p.name for p in (folder / "archive").iterdir())
+    assert archive == ["employees-20261124T063000Z-2.csv", "employees-20261124T063000Z.csv"]
+    assert Path(archived).name == "employees-20261124T063000Z-2.csv"
+    assert (folder / "archive" / archive[1]).read_text() == "employee_number\nE-1\n"
+
+
+def test_rename_mode_reads_the_final_name_only(server: SftpServer, tmp_path: Path) -> None:
+    folder = server.root / "renamed"
+    folder.mkdir()
+    drop = SftpDrop(SftpDropConfig(**server.config(folder="renamed", ready="rename")))
+    try:
+        (folder / "projects.csv.part").write_text("project_number\nP-1\n")
+        assert not drop.ready("projects")
+        (folder / "projects.csv.part").rename(folder / "projects.csv")
+        assert drop.ready("projects")
+    finally:
+        drop.close()
+
+
+def test_key_authentication(server: SftpServer) -> None:
+    config = server.config()
+    del config["password"]
+    drop = SftpDrop(SftpDropConfig(**config, private_key_path=server.key_path))
+    try:
+        assert drop.ready("nothing") is False
+    finally:
+        drop.close()
+
+
+def test_a_wrong_password_fails_without_showing_it(server: SftpServer) -> None:
+    drop = SftpDrop(SftpDropConfig(**server.config(password="not-the-Password-9")))
+    with pytest.raises(ConfigError) as raised:
+        drop.ready("suppliers")
+    assert f"SFTP authentication failed for {server.username}@127.0.0.1" in str(raised.value)
+    assert "not-the-Password-9" not in str(raised.value)
+
+
+def test_an_unknown_host_key_is_refused(server: SftpServer, tmp_path: Path) -> None:
+    other = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().strip()
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(f"[127.0.0.1]:{server.port} {other}\n")
+    drop = SftpDrop(SftpDropConfig(**server.config(known_hosts=str(known_hosts))))
+    with pytest.raises(ConfigError, match="host key that differs"):
+        drop.ready("suppliers")
+    known_hosts.write_text("")
+    drop = SftpDrop(SftpDropConfig(**server.config(known_hosts=str(known_hosts))))
+    with pytest.raises(ConfigError, match="is not in .*known_hosts"):
+        drop.ready("suppliers")
+
+
+def test_exactly_one_way_in() -> None:
+    with pytest.raises(ValueError, match="exactly one of password and private_key_path"):
+        SftpDropConfig(kind="sftp", host="h", username="u", known_hosts=Path("k"))
