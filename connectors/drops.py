@@ -29,7 +29,7 @@ from typing import Literal, Protocol
 import paramiko
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from procore_sync.errors import ConfigError, TransientError
+from procore_sync.errors import AuthenticationFailed, ConfigError, TransientError
 from procore_sync.redact import register_secret
 
 MARKER = ".done"
@@ -72,6 +72,10 @@ class SftpDropConfig(BaseModel):
             if secret is not None:
                 register_secret(secret.get_secret_value())
         return self
+
+
+class DropAuthenticationFailed(AuthenticationFailed):
+    hint = "check the SFTP username and its password or key in PROCORE_SYNC_SOURCES."
 
 
 class DropUnreachable(TransientError):
@@ -176,7 +180,7 @@ class SftpDrop:
             raise ConfigError(f"the SFTP server {c.host}:{c.port} offered a host key that differs from the one in "
                               f"{c.known_hosts}; refused (it may have been replaced, or this is not that server)") from exc
         except paramiko.AuthenticationException as exc:
-            raise ConfigError(f"SFTP authentication failed for {c.username}@{c.host}:{c.port}") from exc
+            raise DropAuthenticationFailed(f"SFTP authentication failed for {c.username}@{c.host}:{c.port}") from exc
         except paramiko.SSHException as exc:
             if "not found in known_hosts" in str(exc):
                 raise ConfigError(f"the SFTP server {c.host}:{c.port} is not in {c.known_hosts}; add its host key "

@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from connectors.erp import CURSOR_COLUMN, SourceRow, cursor_order, parse_timestamp, since_utc
-from procore_sync.errors import ConfigError, TransientError
+from procore_sync.errors import AuthenticationFailed, ConfigError, TransientError
 from procore_sync.redact import register_secret
 
 
@@ -67,6 +67,10 @@ class ApiSourceConfig(BaseModel):
         return self
 
 
+class ApiAuthenticationFailed(AuthenticationFailed):
+    hint = "check the API source's token (and auth_header, auth_scheme) in PROCORE_SYNC_SOURCES."
+
+
 class ApiUnavailable(TransientError):
     hint = "the system of record's API did not answer well; the next run tries again."
 
@@ -80,6 +84,9 @@ class ApiErpSource:
 
     def describe(self) -> str:
         return f"API {self.config.url}"
+
+    def close(self) -> None:
+        self.session.close()
 
     def read(self, table: str, *, since: datetime | None = None) -> Iterator[SourceRow]:
         since = since_utc(since)
@@ -144,8 +151,7 @@ class ApiErpSource:
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise ApiUnavailable(f"{url} did not answer: {type(exc).__name__}") from exc
         if response.status_code in (401, 403):
-            raise ConfigError(f"{url} refused the credentials (HTTP {response.status_code}); "
-                              "check the API source's token")
+            raise ApiAuthenticationFailed(f"{url} refused the credentials (HTTP {response.status_code})")
         if response.status_code == 404:
             raise ConfigError(f"{url} does not exist (HTTP 404); check the API source's url and paths")
         if response.status_code == 429 or response.status_code >= 500:

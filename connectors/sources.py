@@ -148,6 +148,14 @@ class SourceSet:
         return self.default.describe() + (f"; {named}" if named else "")
 
 
+def close_sources(source: ErpSource) -> None:
+    """Close what the sources hold open (an SFTP connection, an HTTP session); they reopen on use."""
+    for each in [source.default, *source.by_table.values()] if isinstance(source, SourceSet) else [source]:
+        close = getattr(each, "close", None)
+        if close is not None:
+            close()
+
+
 def source_of(source: ErpSource, table: str) -> ErpSource:
     """The source that serves ``table``: itself, unless it is a ``SourceSet``."""
     return source.of(table) if isinstance(source, SourceSet) else source

@@ -24,7 +24,8 @@ from prefect import flow
 from prefect.artifacts import create_table_artifact
 from pydantic import BaseModel
 
-from connectors.erp import DuckDbErpSource
+from connectors.erp import DuckDbErpSource, ErpSource
+from connectors.sources import UploadSource, build_sources
 from connectors.procore import ProcoreClient
 from flows import ENTITY_FLOWS, enabled
 from procore_sync.errors import AuthenticationFailed, PermissionDenied, SyncError, TransientError
@@ -67,13 +68,20 @@ def run_check(connector: str, name: str, probe: Callable[[], str]) -> Check:
 
 
 def erp_checks(settings: Settings) -> list[Check]:
+    """Each ERP → Procore table's source answers: rows read, or the upload drop reachable."""
     assert settings.erp_path is not None and settings.export_dir is not None
-    if not settings.erp_path.is_file():
-        return [Check(connector="erp", check="database", status="Unreachable",
-                      detail=f"the ERP database {settings.erp_path} does not exist (PROCORE_SYNC_ERP_PATH)")]
-    source = DuckDbErpSource(settings.erp_path)
-    checks = [run_check("erp", f"table {spec.erp_table}", lambda spec=spec: f"{len(list(source.read(spec.erp_table)))} rows")
-              for spec, _ in ENTITY_FLOWS.values() if isinstance(spec, EntitySpec)]
+    sources = build_sources(settings)
+    tables = [spec.erp_table for spec, _ in ENTITY_FLOWS.values() if isinstance(spec, EntitySpec)]
+    default_missing = isinstance(sources.default, DuckDbErpSource) and not sources.default.path.is_file()
+    checks = []
+    if default_missing and any(table not in sources.by_table for table in tables):
+        checks.append(Check(connector="erp", check="database", status="Unreachable",
+                            detail=f"the ERP database {settings.erp_path} does not exist (PROCORE_SYNC_ERP_PATH)"))
+    for table in tables:
+        source = sources.of(table)
+        if source is sources.default and default_missing:
+            continue
+        checks.append(run_check("erp", f"table {table}", lambda s=source, t=table: source_probe(s, t)))
     export_dir = settings.export_dir
 
     def writable() -> str:
@@ -82,6 +90,13 @@ def erp_checks(settings: Settings) -> list[Check]:
             return f"{export_dir} is writable"
 
     return checks + [run_check("erp sink", "export folder", writable)]
+
+
+def source_probe(source: ErpSource, table: str) -> str:
+    if isinstance(source, UploadSource):
+        waiting = source.drop.ready(table)
+        return f"{source.describe()}: " + ("a new upload is waiting" if waiting else "reachable, no new upload")
+    return f"{len(list(source.read(table)))} rows from {source.describe()}"
 
 
 def probe(client: ProcoreClient, spec: EntitySpec | InboundSpec, context: dict[str, Any]) -> str:

@@ -24,7 +24,7 @@ from prefect.client.schemas.sorting import FlowRunSort
 from prefect.states import Scheduled
 from pydantic import BaseModel, ConfigDict, Field
 
-from connectors.erp import DuckDbErpSource
+from connectors.sources import build_sources
 from connectors.state import RecordState, StateStore
 from flows import ENTITY_FLOWS, enabled
 from procore_sync.errors import ConfigError
@@ -87,8 +87,7 @@ def projects_of(name: str, states: dict[str, RecordState], settings: Settings) -
     spec = ENTITY_FLOWS[name][0]
     rows: dict[str, dict] = {}
     if isinstance(spec, EntitySpec):
-        assert settings.erp_path is not None
-        source = DuckDbErpSource(settings.erp_path)
+        source = build_sources(settings)
         rows = {str(r.data.get(spec.key_field, "")).strip(): r.data for r in source.read(spec.erp_table)}
     return {key: (rows.get(key) or {}).get("project_number") or (key.split("|")[0] if "|" in key else None)
             for key in states}

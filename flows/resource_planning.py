@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from prefect import flow
+from pydantic import BaseModel
 
 from procore_sync.errors import InvalidRecord
 from tasks import fields
@@ -140,35 +141,34 @@ RESOURCE_PEOPLE = EntitySpec(
 # --- projects ---------------------------------------------------------------------------------
 
 
-class ErpPlanningProject(ErpRow):
+class ProjectPlace(BaseModel):
+    """Where a project is, the same going in and out."""
+
+    address_1: str | None = None
+    city_town: str | None = None
+    state_province: str | None = None
+    zipcode: str | None = None
+    country: str | None = None
+    timezone: str | None = None
+
+
+class ErpPlanningProject(ErpRow, ProjectPlace):
     project_number: str
     name: str | None = None
     status: str | None = None
     groups: str | None = None
     start_date: date | None = None
     est_end_date: date | None = None
-    address_1: str | None = None
-    city_town: str | None = None
-    state_province: str | None = None
-    zipcode: str | None = None
-    country: str | None = None
-    timezone: str | None = None
     updated_at: datetime | None = None
 
 
-class PlanningProject(ProcoreModel):
+class PlanningProject(ProcoreModel, ProjectPlace):
     name: str
     status: Literal["active", "pending", "inactive"]
     group_ids: list[str]
     project_number: str
     start_date: date | None = None
     est_end_date: date | None = None
-    address_1: str | None = None
-    city_town: str | None = None
-    state_province: str | None = None
-    zipcode: str | None = None
-    country: str | None = None
-    timezone: str | None = None
 
 
 def map_planning_project(project: ErpPlanningProject, refs: Refs) -> Mapped:
@@ -185,12 +185,7 @@ def map_planning_project(project: ErpPlanningProject, refs: Refs) -> Mapped:
         project_number=project.project_number.strip(),
         start_date=project.start_date,
         est_end_date=project.est_end_date,
-        address_1=text(project.address_1),
-        city_town=text(project.city_town),
-        state_province=text(project.state_province),
-        zipcode=text(project.zipcode),
-        country=text(project.country),
-        timezone=text(project.timezone),
+        **{name: text(getattr(project, name)) for name in ProjectPlace.model_fields},
     )
     return Mapped(payload=payload)
 

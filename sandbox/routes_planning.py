@@ -177,11 +177,7 @@ async def update_person(request: Request, company_id: str, person_id: str) -> Re
 
 @router.delete(BASE + "/people/{person_id}")
 async def delete_person(request: Request, company_id: str, person_id: str) -> Response:
-    store, company = _company(request, company_id)
-    _found(store, "rp_people", company, person_id, "Person")
-    store.delete("rp_people", company, person_id)
-    store.commit()
-    return JSONResponse({})
+    return _delete(request, company_id, "rp_people", person_id, "Person")
 
 
 # --- projects ---------------------------------------------------------------------------------
@@ -247,9 +243,13 @@ async def update_planning_project(request: Request, company_id: str, project_id:
 
 @router.delete(BASE + "/projects/{project_id}")
 async def delete_planning_project(request: Request, company_id: str, project_id: str) -> Response:
+    return _delete(request, company_id, "rp_projects", project_id, "Project")
+
+
+def _delete(request: Request, company_id: str, kind: str, record_id: str, label: str) -> Response:
     store, company = _company(request, company_id)
-    _found(store, "rp_projects", company, project_id, "Project")
-    store.delete("rp_projects", company, project_id)
+    _found(store, kind, company, record_id, label)
+    store.delete(kind, company, record_id)
     store.commit()
     return JSONResponse({})
 

@@ -27,7 +27,7 @@ from connectors.erp import ErpSource, SourceRow
 from connectors.erp_sink import ErpSink
 from connectors.procore import ProcoreClient
 from connectors.quota import quota_gate
-from connectors.sources import UploadSource, build_sources, source_of
+from connectors.sources import UploadSource, build_sources, close_sources, source_of
 from connectors.state import Outcome, StateStore
 from procore_sync.errors import ConfigError, Handling, PermissionDenied, SyncError, TransientError, UploadRefused
 from procore_sync.settings import Settings
@@ -356,7 +356,9 @@ class EntityRun:
         self.counts["warnings"] += outcome.status == "warning"
 
     def _new_cursor(self, rows_max: datetime | None) -> datetime | None:
-        if self.options.targeted or rows_max is None:
+        # A one-time upload says nothing about what the table's usual source has read.
+        one_time = self.spec.erp_table in self.runtime.settings.upload_files
+        if self.options.targeted or one_time or rows_max is None:
             return self.cursor_before
         return min(rows_max, self.started)
 
@@ -484,6 +486,8 @@ def until_deferred(run: EntityRun) -> report.RunSummary:
         run.deferred(deferred)
         defer_flow_run(deferred.until, str(deferred))
         raise  # not reached: defer_flow_run raises Pause
+    finally:
+        close_sources(run.runtime.source)  # an SFTP connection, an HTTP session
 
 
 def _iso(value: datetime | None) -> str | None:

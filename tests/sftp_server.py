@@ -39,6 +39,14 @@ class SftpServer:
 
 
 class _Server(asyncssh.SSHServer):
+    open: set[asyncssh.SSHServerConnection] = set()
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self.open.add(conn)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.open.difference_update([c for c in self.open if c.is_closed()])
+
     def password_auth_supported(self) -> bool:
         return True
 
@@ -77,6 +85,9 @@ def sftp_server(folder: Path) -> Iterator[SftpServer]:
         async def stop() -> None:
             acceptor.close()
             await acceptor.wait_closed()
+            for connection in list(_Server.open):  # clients that never said goodbye
+                connection.close()
+                await connection.wait_closed()
 
         asyncio.run_coroutine_threadsafe(stop(), loop).result(timeout=10)
         loop.call_soon_threadsafe(loop.stop)

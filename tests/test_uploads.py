@@ -184,6 +184,7 @@ def test_a_one_time_upload_syncs_the_good_rows_and_names_each_bad_line(
 
     summary = upload_file(settings, PEOPLE, file)
     assert (summary.created, summary.failed) == (1, 4)  # the two twin rows are one record
+    assert summary.cursor_after is None, "a one-time upload leaves the usual source's cursor"
     states = StateStore(settings.state_path).record_states(PEOPLE)
     messages = {key: states[key].message for key in (good[1][0], good[2][0], good[3][0], good[4][0])}
     assert messages[good[1][0]].startswith(f"line 3: {len(header) - 3} cells, but the header has {len(header)}")
