@@ -10,8 +10,20 @@ half-uploaded file is never read:
   name starting with ``.``) and renames it to ``<table>.csv`` when complete (a rename is atomic
   on one file system and on SFTP servers).
 
-After a run synced an upload, ``archive`` moves the file (and its marker) into
-``archive_folder`` as ``<table>-<UTC stamp>.csv``, so the drop holds only what is new.
+A run **claims** a complete upload before reading it: one rename moves it into
+``processing/<table>.csv`` and its marker is removed, so the uploader may put the next upload
+in place while the run works, and that one is neither overwritten nor archived unread. Then:
+
+- the run synced it: ``archive`` moves it into ``archive_folder`` as
+  ``<table>-<UTC stamp>.csv``, so the drop holds only what is new;
+- the run did not accept it (failed, refused, dry run, deferred): ``release`` puts it back as
+  it was uploaded (with its marker), unless a newer upload has arrived meanwhile;
+- the run was killed: the claim stays in ``processing/``; the next claim resumes it, or, when a
+  newer complete upload is there, archives it as ``<table>-<stamp>-superseded.csv`` (each
+  upload is the whole truth, so only the newest counts).
+
+Renames never overwrite (SFTP's standard rename cannot), so a file is never lost to a race.
+Two runs on one machine never hold one table's claim at once (``connectors.sources``).
 
 SFTP: the server's host key must be in ``known_hosts``; an unknown or changed key is refused,
 never accepted. Passwords and key passphrases are secrets, redacted from every message.
@@ -19,12 +31,14 @@ never accepted. Passwords and key passphrases are secrets, redacted from every m
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import stat
+from abc import ABC, abstractmethod
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Literal, Protocol
+from typing import Literal
 
 import paramiko
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
@@ -33,6 +47,7 @@ from procore_sync.errors import AuthenticationFailed, ConfigError, TransientErro
 from procore_sync.redact import register_secret
 
 MARKER = ".done"
+PROCESSING = "processing"
 
 
 class FolderDropConfig(BaseModel):
@@ -82,20 +97,8 @@ class DropUnreachable(TransientError):
     hint = "check that the SFTP server is up and reachable from here; the next run tries again."
 
 
-class Drop(Protocol):
-    def ready(self, name: str) -> bool: ...
-
-    def fetch(self, name: str, into: Path) -> Path: ...
-
-    def archive(self, name: str, stamp: datetime) -> str: ...
-
-    def describe(self) -> str: ...
-
-    def close(self) -> None: ...
-
-
-def _archive_name(name: str, stamp: datetime, taken: set[str]) -> str:
-    base = f"{name}-{stamp.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+def _archive_name(name: str, stamp: datetime, taken: set[str], suffix: str = "") -> str:
+    base = f"{name}-{stamp.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}{suffix}"
     candidate, n = f"{base}.csv", 1
     while candidate in taken:  # never overwrite an earlier archive
         n += 1
@@ -103,43 +106,132 @@ def _archive_name(name: str, stamp: datetime, taken: set[str]) -> str:
     return candidate
 
 
-class FolderDrop:
-    def __init__(self, config: FolderDropConfig) -> None:
-        self.config = config
-        self.folder = config.folder
+class Drop(ABC):
+    """The upload protocol (module docstring), written once over a few file operations on paths
+    relative to the drop's folder, which each kind of drop provides."""
 
-    def describe(self) -> str:
-        return f"folder {self.folder}"
+    marker_mode: bool
+    archive_folder: str
 
-    def ready(self, name: str) -> bool:
-        file = self.folder / f"{name}.csv"
-        if self.config.ready == "marker":
-            return file.is_file() and (self.folder / f"{name}.csv{MARKER}").is_file()
-        return file.is_file()
+    @abstractmethod
+    def describe(self) -> str: ...
 
-    def fetch(self, name: str, into: Path) -> Path:
-        if not self.ready(name):
-            raise ConfigError(f"no complete upload of {name}.csv in {self.describe()}")
-        into.mkdir(parents=True, exist_ok=True)
-        return Path(shutil.copyfile(self.folder / f"{name}.csv", into / f"{name}.csv"))
+    @abstractmethod
+    def _is_file(self, path: str) -> bool: ...
 
-    def archive(self, name: str, stamp: datetime) -> str:
-        archive = self.folder / self.config.archive_folder
-        archive.mkdir(parents=True, exist_ok=True)
-        target = archive / _archive_name(name, stamp, {p.name for p in archive.iterdir()})
-        (self.folder / f"{name}.csv").replace(target)
-        (self.folder / f"{name}.csv{MARKER}").unlink(missing_ok=True)
-        return str(target)
+    @abstractmethod
+    def _names(self, folder: str) -> set[str]:
+        """The names in ``folder``, which is created when missing."""
+
+    @abstractmethod
+    def _rename(self, source: str, target: str) -> bool:
+        """Rename without overwriting: False, and nothing moved, when ``target`` exists."""
+
+    @abstractmethod
+    def _remove(self, path: str) -> None:
+        """Remove a file; a file already gone is fine."""
+
+    @abstractmethod
+    def _touch(self, path: str) -> None: ...
+
+    @abstractmethod
+    def _get(self, path: str, local: Path) -> None: ...
 
     def close(self) -> None:
         pass
 
+    def ready(self, name: str) -> bool:
+        """Whether a complete upload of ``name`` is waiting in the drop."""
+        return self._is_file(f"{name}.csv") and (not self.marker_mode or self._is_file(f"{name}.csv{MARKER}"))
 
-class SftpDrop:
+    def claim(self, name: str, now: datetime) -> bool:
+        """Take the newest complete upload into ``processing/``; True when there is one to read
+        (also an earlier claim whose run never finished)."""
+        claimed = f"{PROCESSING}/{name}.csv"
+        if not self.ready(name):
+            if self.marker_mode and not self._is_file(f"{name}.csv"):
+                self._remove(f"{name}.csv{MARKER}")  # a claim interrupted before its marker went
+            return self._is_file(claimed)
+        self._names(PROCESSING)
+        if self._is_file(claimed):
+            self._move_to_archive(claimed, name, now, suffix="-superseded")
+        if not self._rename(f"{name}.csv", claimed):
+            raise ConfigError(f"cannot claim {name}.csv in {self.describe()}: {claimed} appeared meanwhile")
+        self._remove(f"{name}.csv{MARKER}")
+        return True
+
+    def fetch(self, name: str, into: Path) -> Path:
+        """A local copy of the claimed upload."""
+        claimed = f"{PROCESSING}/{name}.csv"
+        if not self._is_file(claimed):
+            raise ConfigError(f"no claimed upload of {name}.csv in {self.describe()}")
+        into.mkdir(parents=True, exist_ok=True)
+        local = into / f"{name}.csv"
+        self._get(claimed, local)
+        return local
+
+    def archive(self, name: str, stamp: datetime) -> str:
+        """The claimed upload was synced: keep it in the archive folder; its path there."""
+        return self._move_to_archive(f"{PROCESSING}/{name}.csv", name, stamp)
+
+    def release(self, name: str) -> bool:
+        """The claimed upload was not accepted: back where it was uploaded, with its marker, for
+        the next run; left claimed (superseded at the next claim) when a newer upload is there."""
+        claimed = f"{PROCESSING}/{name}.csv"
+        if not self._is_file(claimed) or not self._rename(claimed, f"{name}.csv"):
+            return False
+        if self.marker_mode:
+            self._touch(f"{name}.csv{MARKER}")
+        return True
+
+    def _move_to_archive(self, path: str, name: str, stamp: datetime, suffix: str = "") -> str:
+        while True:  # a name taken meanwhile is never overwritten: choose the next one
+            target = f"{self.archive_folder}/{_archive_name(name, stamp, self._names(self.archive_folder), suffix)}"
+            if self._rename(path, target):
+                return target
+
+
+class FolderDrop(Drop):
+    def __init__(self, config: FolderDropConfig) -> None:
+        self.config = config
+        self.folder = config.folder
+        self.marker_mode, self.archive_folder = config.ready == "marker", config.archive_folder
+
+    def describe(self) -> str:
+        return f"folder {self.folder}"
+
+    def _is_file(self, path: str) -> bool:
+        return (self.folder / path).is_file()
+
+    def _names(self, folder: str) -> set[str]:
+        (self.folder / folder).mkdir(parents=True, exist_ok=True)
+        return {entry.name for entry in (self.folder / folder).iterdir()}
+
+    def _rename(self, source: str, target: str) -> bool:
+        # link, then unlink: a rename that fails where the target exists, as on SFTP.
+        try:
+            os.link(self.folder / source, self.folder / target)
+        except FileExistsError:
+            return False
+        (self.folder / source).unlink()
+        return True
+
+    def _remove(self, path: str) -> None:
+        (self.folder / path).unlink(missing_ok=True)
+
+    def _touch(self, path: str) -> None:
+        (self.folder / path).touch()
+
+    def _get(self, path: str, local: Path) -> None:
+        shutil.copyfile(self.folder / path, local)
+
+
+class SftpDrop(Drop):
     """One SSH connection per drop, opened at the first use."""
 
     def __init__(self, config: SftpDropConfig) -> None:
         self.config = config
+        self.marker_mode, self.archive_folder = config.ready == "marker", config.archive_folder
         self._ssh: paramiko.SSHClient | None = None
         self._sftp: paramiko.SFTPClient | None = None
 
@@ -147,8 +239,8 @@ class SftpDrop:
         c = self.config
         return f"sftp://{c.username}@{c.host}:{c.port}/{c.folder.strip('/')}"
 
-    def _path(self, *parts: str) -> str:
-        return str(PurePosixPath(self.config.folder, *parts))
+    def _path(self, path: str) -> str:
+        return str(PurePosixPath(self.config.folder, path))
 
     def _client(self) -> paramiko.SFTPClient:
         if self._sftp is None:
@@ -191,40 +283,41 @@ class SftpDrop:
         self._ssh = ssh
         return ssh.open_sftp()
 
-    def _exists(self, path: str) -> bool:
+    def _is_file(self, path: str) -> bool:
         try:
-            return stat.S_ISREG(self._client().stat(path).st_mode or 0)
+            return stat.S_ISREG(self._client().stat(self._path(path)).st_mode or 0)
         except FileNotFoundError:
             return False
 
-    def ready(self, name: str) -> bool:
-        if not self._exists(self._path(f"{name}.csv")):
-            return False
-        return self.config.ready == "rename" or self._exists(self._path(f"{name}.csv{MARKER}"))
-
-    def fetch(self, name: str, into: Path) -> Path:
-        if not self.ready(name):
-            raise ConfigError(f"no complete upload of {name}.csv in {self.describe()}")
-        into.mkdir(parents=True, exist_ok=True)
-        local = into / f"{name}.csv"
-        self._client().get(self._path(f"{name}.csv"), str(local))
-        return local
-
-    def archive(self, name: str, stamp: datetime) -> str:
-        sftp = self._client()
-        archive = self._path(self.config.archive_folder)
+    def _names(self, folder: str) -> set[str]:
         try:
-            taken = set(sftp.listdir(archive))
+            return set(self._client().listdir(self._path(folder)))
         except FileNotFoundError:
-            sftp.mkdir(archive)
-            taken = set()
-        target = str(PurePosixPath(archive, _archive_name(name, stamp, taken)))
-        sftp.rename(self._path(f"{name}.csv"), target)
+            self._client().mkdir(self._path(folder))
+            return set()
+
+    def _rename(self, source: str, target: str) -> bool:
+        # SFTP's standard rename refuses an existing target; tell that apart from a missing source.
         try:
-            sftp.remove(self._path(f"{name}.csv{MARKER}"))
+            self._client().rename(self._path(source), self._path(target))
+        except OSError:
+            if self._is_file(target) and self._is_file(source):
+                return False
+            raise
+        return True
+
+    def _remove(self, path: str) -> None:
+        try:
+            self._client().remove(self._path(path))
         except FileNotFoundError:
             pass
-        return target
+
+    def _touch(self, path: str) -> None:
+        with self._client().open(self._path(path), "w"):
+            pass
+
+    def _get(self, path: str, local: Path) -> None:
+        self._client().get(self._path(path), str(local))
 
     def close(self) -> None:
         if self._ssh is not None:

@@ -14,8 +14,9 @@ and the two template drops, ``folder`` and ``sftp`` (``connectors.drops``), read
 ``UploadSource``.
 
 An upload is the whole truth for its table once complete (the drop decides when: a ``.done``
-marker or an atomic rename). A run takes it (copies it into ``<home>/uploads/pending``), syncs
-every row, and when the run completes accepts it: the drop archives the file and the copy
+marker or an atomic rename). A run takes it (claims it in the drop and copies it into
+``<home>/uploads/pending``), syncs every row, and when the run completes accepts it: the drop
+archives the file and the copy
 becomes ``<home>/uploads/current/<table>.csv``, which later runs and child entities read
 (a child's parent rows, the records still blocked) until the next upload. In replace mode, the
 engine deactivates in Procore the records a new upload no longer has, within a safety share.
@@ -27,7 +28,7 @@ import os
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import IO, TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -36,6 +37,11 @@ from connectors.erp import CsvErpSource, DuckDbErpSource, ErpSource, SourceRow
 from connectors.erp_api import ApiErpSource, ApiSourceConfig
 from connectors.erp_query import QueryErpSource, QuerySourceConfig
 from procore_sync.errors import ConfigError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no lock; one run at a time per table is then the operator's to keep.
+    fcntl = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from procore_sync.settings import Settings
@@ -84,29 +90,57 @@ SourceConfig = Annotated[
 
 
 class UploadSource:
-    """CSV templates dropped in a folder or on an SFTP server (see the module docstring)."""
+    """CSV templates dropped in a folder or on an SFTP server (see the module docstring).
+
+    While a run holds an upload (from ``take`` to ``accept`` or ``discard``) it holds an
+    exclusive lock on ``<staging>/<table>.lock``, so two runs on this machine (sync-all's and the
+    entity's own deployment) never sync one upload twice; the lock goes with a killed process,
+    and the next run resumes the upload that process had claimed.
+    """
 
     def __init__(self, drop: Drop, staging: Path, *, replace: bool = True, max_deactivate_share: float = 0.2) -> None:
         self.drop = drop
         self.replace, self.max_deactivate_share = replace, max_deactivate_share
+        self.staging = staging
         self.pending_dir, self.current_dir = staging / "pending", staging / "current"
+        self._held: dict[str, IO[str]] = {}
 
     def describe(self) -> str:
         return f"templates uploaded to {self.drop.describe()}"
 
-    def take(self, table: str) -> Path | None:
-        """A complete new upload of ``table``, copied locally, or None when there is none."""
-        if not self.drop.ready(table):
+    def take(self, table: str, now: datetime) -> Path | None:
+        """A complete new upload of ``table``, claimed in the drop and copied locally; None when
+        there is none, or when another run is syncing one."""
+        if not self._lock(table):
             return None
-        self.pending_dir.mkdir(parents=True, exist_ok=True)
-        return self.drop.fetch(table, self.pending_dir)
+        try:
+            if not self.drop.claim(table, now):
+                self._unlock(table)
+                return None
+            return self.drop.fetch(table, self.pending_dir)
+        except BaseException:
+            self.discard(table)
+            raise
+
+    def in_use(self, table: str) -> bool:
+        """Whether another run on this machine holds an upload of ``table`` now."""
+        if table in self._held:
+            return False
+        if not self._lock(table):
+            return True
+        self._unlock(table)
+        return False
 
     def pending(self, table: str) -> bool:
-        return (self.pending_dir / f"{table}.csv").is_file()
+        return table in self._held
 
     def discard(self, table: str) -> None:
-        """Forget the local copy of an upload the run did not accept; the drop still has it."""
-        (self.pending_dir / f"{table}.csv").unlink(missing_ok=True)
+        """Give back an upload the run did not accept: the drop has it again for the next run."""
+        try:
+            (self.pending_dir / f"{table}.csv").unlink(missing_ok=True)
+            self.drop.release(table)
+        finally:
+            self._unlock(table)
 
     def available(self, table: str) -> bool:
         """Whether any upload of ``table`` (pending or accepted) is here to read."""
@@ -114,9 +148,12 @@ class UploadSource:
 
     def accept(self, table: str, stamp: datetime) -> str:
         """The run synced the upload: archive it in the drop and keep it as the current truth."""
-        archived = self.drop.archive(table, stamp)
-        self.current_dir.mkdir(parents=True, exist_ok=True)
-        os.replace(self.pending_dir / f"{table}.csv", self.current_dir / f"{table}.csv")
+        try:
+            archived = self.drop.archive(table, stamp)
+            self.current_dir.mkdir(parents=True, exist_ok=True)
+            os.replace(self.pending_dir / f"{table}.csv", self.current_dir / f"{table}.csv")
+        finally:
+            self._unlock(table)
         return archived
 
     def read(self, table: str, *, since: datetime | None = None) -> Iterator[SourceRow]:
@@ -129,6 +166,25 @@ class UploadSource:
 
     def close(self) -> None:
         self.drop.close()
+
+    def _lock(self, table: str) -> bool:
+        if table in self._held:
+            return True
+        self.staging.mkdir(parents=True, exist_ok=True)
+        handle = (self.staging / f"{table}.lock").open("a")
+        try:
+            if fcntl is not None:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return False
+        self._held[table] = handle
+        return True
+
+    def _unlock(self, table: str) -> None:
+        handle = self._held.pop(table, None)
+        if handle is not None:
+            handle.close()  # closing the file releases the lock
 
 
 class SourceSet:

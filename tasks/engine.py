@@ -260,8 +260,8 @@ class EntityRun:
                 return self._finish(client, actions=actions)
             finally:
                 if self.upload is not None and self.upload.pending(self.spec.erp_table):
-                    # Not accepted (a dry run, a failure, a deferral): read from the drop again
-                    # next time, where it still is.
+                    # Not accepted (a dry run, a failure, a deferral): back in the drop, where
+                    # the next run reads it again.
                     self.upload.discard(self.spec.erp_table)
 
     def _read(self) -> list[SourceRow]:
@@ -270,12 +270,13 @@ class EntityRun:
             return extract(self.runtime.source, self.spec, self.since, self.options.erp_keys, self._unfinished(),
                            self.options.projects)
         table = self.spec.erp_table
-        self.upload = source if source.take(table) else None
+        self.upload = source if source.take(table, self.started) else None
         if self.upload is not None:
             self.note = f"synced the new upload of {table}.csv from {source.drop.describe()}"
             return extract(source, self.spec, None, self.options.erp_keys, (), self.options.projects)
         # Nothing new uploaded: only the records still waiting, from the last accepted upload.
-        self.note = f"no new upload of {table}.csv in {source.drop.describe()}"
+        self.note = (f"another run is syncing the upload of {table}.csv" if source.in_use(table)
+                     else f"no new upload of {table}.csv in {source.drop.describe()}")
         waiting = self.options.erp_keys or self._unfinished()
         if not source.available(table) or not (waiting or self.options.projects):
             return []

@@ -10,6 +10,7 @@ import asyncssh
 import pytest
 
 from connectors.drops import Drop, FolderDrop, FolderDropConfig, SftpDrop, SftpDropConfig
+from connectors.sources import UploadSource
 from procore_sync.errors import ConfigError
 from tests.sftp_server import SftpServer, sftp_server
 
@@ -37,29 +38,84 @@ def drop_at(request: pytest.FixtureRequest, server: SftpServer, tmp_path: Path) 
     drop.close()
 
 
+def upload(folder: Path, name: str, text: str) -> None:
+    (folder / f"{name}.csv").write_text(text)
+    (folder / f"{name}.csv.done").write_text("")
+
+
 def test_a_file_counts_only_once_its_marker_lands(drop_at: tuple[Drop, Path], tmp_path: Path) -> None:
     drop, folder = drop_at
     (folder / "suppliers.csv").write_text("supplier_code,name\nS-1,Ace\n")
     assert not drop.ready("suppliers")
-    with pytest.raises(ConfigError, match="no complete upload of suppliers.csv"):
+    assert drop.claim("suppliers", STAMP) is False
+    with pytest.raises(ConfigError, match="no claimed upload of suppliers.csv"):
         drop.fetch("suppliers", tmp_path / "local")
     (folder / "suppliers.csv.done").write_text("")
     assert drop.ready("suppliers")
+    assert drop.claim("suppliers", STAMP) is True
+    assert not drop.ready("suppliers") and not (folder / "suppliers.csv.done").exists()
     local = drop.fetch("suppliers", tmp_path / "local")
-    assert local.read_bytes() == (folder / "suppliers.csv").read_bytes()
+    assert local.read_text() == "supplier_code,name\nS-1,Ace\n"
 
 
-def test_archive_moves_file_and_marker_and_never_overwrites(drop_at: tuple[Drop, Path]) -> None:
+def test_archive_moves_the_claimed_file_and_never_overwrites(drop_at: tuple[Drop, Path]) -> None:
     drop, folder = drop_at
     for round_ in (1, 2):
-        (folder / "employees.csv").write_text(f"employee_number\nE-{round_}\n")
-        (folder / "employees.csv.done").write_text("")
+        upload(folder, "employees", f"employee_number\nE-{round_}\n")
+        assert drop.claim("employees", STAMP)
         archived = drop.archive("employees", STAMP)
-        assert not drop.ready("employees") and not (folder / "employees.csv.done").exists()
+        assert not drop.ready("employees") and not (folder / "processing" / "employees.csv").exists()
     archive = sorted(p.name for p in (folder / "archive").iterdir())
     assert archive == ["employees-20261124T063000Z-2.csv", "employees-20261124T063000Z.csv"]
     assert Path(archived).name == "employees-20261124T063000Z-2.csv"
     assert (folder / "archive" / archive[1]).read_text() == "employee_number\nE-1\n"
+
+
+def test_an_upload_made_during_a_run_is_neither_archived_nor_lost(drop_at: tuple[Drop, Path]) -> None:
+    drop, folder = drop_at
+    upload(folder, "projects", "project_number\nP-1\n")
+    assert drop.claim("projects", STAMP)
+    upload(folder, "projects", "project_number\nP-2\n")  # the next upload, while the run works
+    archived = drop.archive("projects", STAMP)
+    assert (folder / "archive" / Path(archived).name).read_text() == "project_number\nP-1\n"
+    assert drop.ready("projects") and (folder / "projects.csv").read_text() == "project_number\nP-2\n"
+
+
+def test_an_upload_not_accepted_goes_back_unless_a_newer_one_came(drop_at: tuple[Drop, Path]) -> None:
+    drop, folder = drop_at
+    upload(folder, "vendors", "supplier_code\nS-1\n")
+    assert drop.claim("vendors", STAMP)
+    assert drop.release("vendors") is True
+    assert drop.ready("vendors") and (folder / "vendors.csv").read_text() == "supplier_code\nS-1\n"
+    assert drop.claim("vendors", STAMP)
+    upload(folder, "vendors", "supplier_code\nS-2\n")
+    assert drop.release("vendors") is False, "the newer upload stays as it is"
+    assert (folder / "vendors.csv").read_text() == "supplier_code\nS-2\n"
+    assert drop.claim("vendors", STAMP)  # the newer one; the older is kept, superseded
+    assert (folder / "processing" / "vendors.csv").read_text() == "supplier_code\nS-2\n"
+    assert [p.name for p in (folder / "archive").iterdir()] == ["vendors-20261124T063000Z-superseded.csv"]
+
+
+def test_a_claim_of_a_killed_run_is_resumed(drop_at: tuple[Drop, Path], tmp_path: Path) -> None:
+    drop, folder = drop_at
+    upload(folder, "cost_types", "cost_type\nL\n")
+    assert drop.claim("cost_types", STAMP)  # ...and the process dies here
+    assert drop.claim("cost_types", STAMP), "the next run picks it up"
+    assert drop.fetch("cost_types", tmp_path / "again").read_text() == "cost_type\nL\n"
+
+
+def test_two_runs_never_hold_one_upload(tmp_path: Path) -> None:
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    upload(folder, "resource_people", "employee_number\nE-1\n")
+    first, second = (UploadSource(FolderDrop(FolderDropConfig(kind="folder", folder=folder)), tmp_path / "home")
+                     for _ in range(2))
+    assert first.take("resource_people", STAMP) is not None
+    assert second.take("resource_people", STAMP) is None and second.in_use("resource_people")
+    first.accept("resource_people", STAMP)
+    assert not second.in_use("resource_people")
+    assert second.take("resource_people", STAMP) is None, "nothing new after the first run archived it"
+    assert [row.data["employee_number"] for row in second.read("resource_people")] == ["E-1"]
 
 
 def test_rename_mode_reads_the_final_name_only(server: SftpServer, tmp_path: Path) -> None:
