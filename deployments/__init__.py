@@ -3,6 +3,8 @@
 ``prefect.yaml`` declares the same deployments for a work pool and workers; this module builds
 them for ``serve`` (what ``procore-sync demo`` runs) and renders ``prefect.yaml`` from the same
 list (``procore-sync deployments --write``), so the two cannot drift; a test checks the file.
+Entities named in ``settings.schedules`` run on their own active schedules as well as in
+sync-all; those names and crons are checked here, before anything is registered or written.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from flows import ENTITY_FLOWS, entrypoint
 from flows.health import health_check
 from flows.maintenance import resync_failed, retry_failed_runs
 from flows.sync_all import sync_all
+from procore_sync.errors import ConfigError
 from procore_sync.settings import Settings
 
 WORK_POOL = "procore-sync"
@@ -26,14 +29,15 @@ WORK_POOL = "procore-sync"
 
 @dataclass(frozen=True)
 class DeploymentSpec:
-    """One deployment. Every sync deployment carries its schedule; only sync-all's are active by
-    default, because sync-all already runs every entity in order (an operator may switch an
-    entity's own schedule on in the UI to sync it more often). Maintenance deployments have no
-    schedule (``cron`` None): an operator starts them from their form."""
+    """One deployment. Every sync deployment carries its schedules; only sync-all's, and those of
+    the entities named in ``settings.schedules``, are active by default, because sync-all already
+    runs every entity in order (an operator may switch an entity's own schedule on in the UI to
+    sync it more often). Maintenance deployments have no schedule (no ``crons``): an operator
+    starts them from their form."""
 
     name: str
     flow: Flow
-    cron: str | None
+    crons: tuple[str, ...]
     active: bool
     parameters: dict[str, Any] = field(default_factory=dict)
     description: str = ""
@@ -44,39 +48,68 @@ class DeploymentSpec:
         return entrypoint(self.flow)
 
 
-def deployment_specs(settings: Settings) -> list[DeploymentSpec]:
-    flows = [("sync-all", sync_all, "every entity, parents first")]
-    flows += [(name, flow, spec.display_name) for name, (spec, flow) in ENTITY_FLOWS.items()]
-    specs = []
-    for name, flow, what in flows:
-        active = name == "sync-all"
-        specs.append(DeploymentSpec(name, flow, settings.schedule_cron, active,
-                                    description=f"Sync of {what}.", tags=("procore-sync", name)))
-        specs.append(DeploymentSpec(
-            f"{name}-full-resync", flow, settings.full_resync_cron, active,
+def entity_schedules(settings: Settings) -> dict[str, tuple[str, ...]]:
+    """``settings.schedules`` checked: a typo in an entity name or a cron would otherwise only
+    show when Prefect refuses the deployment, or never (a schedule that does not fire)."""
+    unknown = sorted(set(settings.schedules) - set(ENTITY_FLOWS))
+    if unknown:
+        raise ConfigError(f"PROCORE_SYNC_SCHEDULES names unknown entity {', '.join(unknown)}; "
+                          f"known: {', '.join(ENTITY_FLOWS)}")
+    for name, crons in settings.schedules.items():
+        for cron in crons:
+            _check_cron(name, cron)
+    return {name: tuple(crons) for name, crons in settings.schedules.items()}
+
+
+def _check_cron(entity: str, cron: str) -> None:
+    try:
+        Cron(cron)  # Prefect's own parser, so what passes here is what serve and deploy accept
+    except ValueError as exc:
+        raise ConfigError(f"PROCORE_SYNC_SCHEDULES: {cron!r} for {entity} is not a valid cron expression "
+                          f"(minute hour day month weekday)", entity=entity) from exc
+
+
+def sync_specs(name: str, flow: Flow, what: str, settings: Settings,
+               own: dict[str, tuple[str, ...]]) -> list[DeploymentSpec]:
+    """``<name>`` and ``<name>-full-resync``; an entity's own schedules replace the common cron."""
+    crons, active = own.get(name, (settings.schedule_cron,)), name == "sync-all" or name in own
+    return [
+        DeploymentSpec(name, flow, crons, active,
+                       description=f"Sync of {what}.", tags=("procore-sync", name)),
+        DeploymentSpec(
+            f"{name}-full-resync", flow, (settings.full_resync_cron,), name == "sync-all",
             parameters={"options": {"full_resync": True}},
             description=f"Full resync of {what}: ignores the last synchronisation date.",
             tags=("procore-sync", name, "full-resync"),
-        ))
-    specs.append(DeploymentSpec("resync-failed", resync_failed, None, False,
-                                description="Resync the failed and blocked records the form selects "
-                                            "(a dry run unless dry_run is unticked).",
-                                tags=("procore-sync-maintenance", "maintenance")))
-    specs.append(DeploymentSpec("retry-failed-runs", retry_failed_runs, None, False,
-                                description="Re-run every failed or crashed procore-sync deployment run since a "
-                                            "time, same run ids and parameters.",
-                                tags=("procore-sync-maintenance", "maintenance")))
-    specs.append(DeploymentSpec("health-check", health_check, None, False,
-                                description="Check the ERP, the ERP sink, Procore and every entity's endpoint; "
-                                            "fails when any check is not OK.",
-                                tags=("procore-sync-maintenance", "maintenance")))
-    return specs
+        ),
+    ]
+
+
+def maintenance_specs() -> list[DeploymentSpec]:
+    tags = ("procore-sync-maintenance", "maintenance")
+    return [
+        DeploymentSpec("resync-failed", resync_failed, (), False,
+                       description="Resync the failed and blocked records the form selects "
+                                   "(a dry run unless dry_run is unticked).", tags=tags),
+        DeploymentSpec("retry-failed-runs", retry_failed_runs, (), False,
+                       description="Re-run every failed or crashed procore-sync deployment run since a "
+                                   "time, same run ids and parameters.", tags=tags),
+        DeploymentSpec("health-check", health_check, (), False,
+                       description="Check the ERP, the ERP sink, Procore and every entity's endpoint; "
+                                   "fails when any check is not OK.", tags=tags),
+    ]
+
+
+def deployment_specs(settings: Settings) -> list[DeploymentSpec]:
+    own = entity_schedules(settings)
+    flows = [("sync-all", sync_all, "every entity, parents first")]
+    flows += [(name, flow, spec.display_name) for name, (spec, flow) in ENTITY_FLOWS.items()]
+    specs = [d for name, flow, what in flows for d in sync_specs(name, flow, what, settings, own)]
+    return specs + maintenance_specs()
 
 
 def schedules_of(d: DeploymentSpec, settings: Settings) -> list[dict[str, Any]]:
-    if d.cron is None:
-        return []
-    return [{"cron": d.cron, "timezone": settings.schedule_timezone, "active": d.active}]
+    return [{"cron": cron, "timezone": settings.schedule_timezone, "active": d.active} for cron in d.crons]
 
 
 def runner_deployments(settings: Settings) -> list[RunnerDeployment]:

@@ -226,7 +226,10 @@ def deployments(
     """Print (or write) prefect.yaml: the deployments for a work pool, as `demo` serves them."""
     from deployments import render_prefect_yaml
 
-    text = render_prefect_yaml(Settings())
+    try:
+        text = render_prefect_yaml(Settings())
+    except SyncError as exc:
+        _fail(exc)
     if write:
         Path("prefect.yaml").write_text(text)
         console.print("prefect.yaml written")

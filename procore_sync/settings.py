@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connectors.sources import SourceConfig
@@ -37,6 +37,15 @@ HOSTS: dict[ProcoreEnvironment, tuple[str, str]] = {
         "https://api-monthly.procore.com",
     ),
 }
+
+
+def _one_or_many(value: object) -> object:
+    """One cron string is shorthand for a list of one."""
+    return [value] if isinstance(value, str) else value
+
+
+# An entity's own schedules: one cron string or a non-empty list of them.
+Crons = Annotated[list[str], BeforeValidator(_one_or_many), Field(min_length=1)]
 
 
 class Settings(BaseSettings):
@@ -76,6 +85,13 @@ class Settings(BaseSettings):
     schedule_cron: str = "0 7-19/3 * * 1-5"
     full_resync_cron: str = "0 2 * * 0"
     schedule_timezone: str = "UTC"
+    # Entities that also run on their own schedules (active), besides sync-all: entity → cron(s).
+    # Resource Planning is refreshed from the system of record several times a day, every day,
+    # half an hour off sync-all. The deployments check names and crons (Prefect parses cron).
+    schedules: dict[str, Crons] = Field(default_factory=lambda: {
+        "resource_people": "30 6-18/3 * * *",
+        "resource_projects": "30 6-18/3 * * *",
+    })
 
     # Procore → ERP (change orders, modified budget): how far each differential read reaches back
     # before the cursor (clock skew, records saved while the last read was answered), and which

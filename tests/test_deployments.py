@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import requests
 import yaml
+from prefect.deployments.runner import RunnerDeployment
 from prefect.flows import load_flow_from_entrypoint
 from prefect.utilities.callables import parameter_schema
+from pydantic import ValidationError
 
 from deployments import deployment_specs, render_prefect_yaml, runner_deployments
 from flows import ENTITY_FLOWS, levels
+from procore_sync.errors import ConfigError
 from procore_sync.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,7 +35,7 @@ def test_every_entity_and_sync_all_have_a_scheduled_and_a_full_resync_deployment
             assert declared[variant]["concurrency_limit"] == 1
         assert declared[f"{name}-full-resync"]["parameters"] == {"options": {"full_resync": True}}
     active = {name for name, d in declared.items() if d["schedules"] and d["schedules"][0]["active"]}
-    assert active == {"sync-all", "sync-all-full-resync"}
+    assert active == {"sync-all", "sync-all-full-resync", "resource_people", "resource_projects"}
 
 
 def test_maintenance_deployments_are_started_by_hand_from_a_form_that_defaults_to_a_dry_run() -> None:
@@ -55,6 +59,45 @@ def test_runner_deployments_carry_schedule_limit_and_parameters() -> None:
     assert full.parameters == {"options": {"full_resync": True}}
     assert full.concurrency_limit == 1
     assert full.schedules[0].schedule.timezone == "America/Chicago"
+
+
+def _schedules(deployment: RunnerDeployment) -> list[tuple[str, bool]]:
+    return [(s.schedule.cron, s.active) for s in deployment.schedules]  # type: ignore[union-attr]
+
+
+def test_by_default_resource_planning_runs_on_its_own_schedule_and_the_rest_as_before() -> None:
+    built = {d.name: d for d in runner_deployments(Settings())}
+    own = {"resource_people", "resource_projects"}
+    for name in own:
+        assert _schedules(built[name]) == [("30 6-18/3 * * *", True)]
+    for name in ["sync-all", *ENTITY_FLOWS]:
+        assert _schedules(built[f"{name}-full-resync"]) == [("0 2 * * 0", name == "sync-all")]
+        if name not in own:
+            assert _schedules(built[name]) == [("0 7-19/3 * * 1-5", name == "sync-all")]
+
+
+def test_an_entity_named_in_the_schedules_setting_gets_every_cron_active(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROCORE_SYNC_SCHEDULES", json.dumps({"employees": ["0 6 * * *", "0 13 * * 1-5"]}))
+    built = {d.name: d for d in runner_deployments(Settings())}
+    assert _schedules(built["employees"]) == [("0 6 * * *", True), ("0 13 * * 1-5", True)]
+    # The mapping replaces the default: Resource Planning is back on the common, inactive schedule.
+    assert _schedules(built["resource_people"]) == [("0 7-19/3 * * 1-5", False)]
+
+
+def test_an_unknown_entity_in_the_schedules_setting_is_refused_listing_the_known_ones() -> None:
+    with pytest.raises(ConfigError, match="unknown entity vendorz; known: vendors, customers") as caught:
+        deployment_specs(Settings(schedules={"vendorz": "0 6 * * *"}))
+    assert "resource_people" in str(caught.value)
+
+
+def test_a_bad_cron_in_the_schedules_setting_is_refused_naming_entity_and_expression() -> None:
+    with pytest.raises(ConfigError, match=r"'0 25 \* \* \*' for vendors is not a valid cron expression"):
+        render_prefect_yaml(Settings(schedules={"vendors": ["0 6 * * *", "0 25 * * *"]}))
+
+
+def test_an_empty_list_of_crons_is_refused_when_the_settings_load() -> None:
+    with pytest.raises(ValidationError, match="schedules.vendors"):
+        Settings(schedules={"vendors": []})
 
 
 def test_the_run_form_is_generated_from_the_options_model() -> None:
