@@ -24,6 +24,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	@$(BIN)/python bench/vendors_bulk.py
 	@$(BIN)/python bench/inbound.py
+	@$(BIN)/python bench/uploads.py
 
 # Refresh the README's screenshots of the Prefect UI (needs Debian's chromium).
 screenshots: $(STAMP)
