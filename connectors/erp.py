@@ -179,7 +179,8 @@ class CsvErpSource:
     def _rows(self, path: Path) -> list[SourceRow]:
         if not path.is_file():
             raise ConfigError(f"the ERP template {path} does not exist (folder {self.folder})")
-        with path.open(encoding="utf-8-sig", newline="") as handle:
+        # Bytes that are not UTF-8 (a file saved as Windows-1252) fail their own rows, not the file.
+        with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
             return list(_parse(handle, path))
 
 
@@ -192,16 +193,31 @@ def _parse(handle: TextIO, path: Path) -> Iterator[SourceRow]:
     start = reader.line_num + 1
     for values in reader:
         if any(value.strip() for value in values):
-            yield SourceRow(_csv_row(header, values), line=start, problem=_cell_count(header, values))
+            encoding = _not_utf8(header, values)
+            if encoding:  # the row fails; its key and cells must still be text the state can hold
+                values = [value.encode("utf-8", "surrogateescape").decode("utf-8", "replace") for value in values]
+            problem = _cell_count(header, values, start, reader.line_num) or encoding
+            yield SourceRow(_csv_row(header, values), line=start, problem=problem)
         start = reader.line_num + 1
 
 
-def _cell_count(header: list[str], values: list[str]) -> str | None:
+def _cell_count(header: list[str], values: list[str], start: int, end: int) -> str | None:
     """A row with more or fewer cells than the header: its cells cannot be told apart (a
     stray or missing comma shifts every value after it), so the row fails as a whole."""
     if len(values) == len(header):
         return None
-    return f"{len(values)} cells, but the header has {len(header)} columns (a missing or extra comma?)"
+    problem = f"{len(values)} cells, but the header has {len(header)} columns (a missing or extra comma?)"
+    if end > start:  # a quote left open swallows the lines after it into one cell
+        problem += f"; the row runs on to line {end}: a quote left open?"
+    return problem
+
+
+def _not_utf8(header: list[str], values: list[str]) -> str | None:
+    for name, value in zip(header, values):
+        if any("\udc80" <= char <= "\udcff" for char in value):
+            raw = value.encode("utf-8", errors="surrogateescape")
+            return f"{name} is not UTF-8 text ({raw!r}); save the file as UTF-8 (in Excel: CSV UTF-8)"
+    return None
 
 
 def _csv_row(header: list[str], values: list[str]) -> dict[str, Any]:

@@ -292,8 +292,16 @@ class EntityRun:
         active = {key: state for key, state in self.store.record_states(self.spec.name).items()
                   if state.procore_id and state.payload_hash not in (None, DEACTIVATED_HASH)}
         missing = sorted(set(active) - present)
-        share = len(missing) / len(active) if active else 0.0
         table = f"{self.spec.erp_table}.csv"
+        broken = [row.line or 0 for row in rows if row.problem or not _key(self.spec, row)]
+        if missing and broken:
+            # A broken line may hide the records it swallowed (a quote left open) or its key: what
+            # the upload lacks cannot be told, so nothing is deactivated on its word.
+            self.note = (f"{self.note}; {len(missing)} record(s) missing from the upload were not deactivated: "
+                         f"line(s) {', '.join(map(str, broken[:10]))} of {table} are broken or have no "
+                         f"{self.spec.key_field}; fix them and upload again")
+            return []
+        share = len(missing) / len(active) if active else 0.0
         if share > self.upload.max_deactivate_share and not self.options.force_deactivation:
             raise UploadRefused(
                 f"the upload of {table} would deactivate {len(missing)} of {len(active)} "
@@ -311,6 +319,8 @@ class EntityRun:
                 for key in missing]
 
     def _read_what(self) -> str:
+        if self.upload is not None:
+            return "from the new upload (every row)"
         if self.options.projects:
             return f"in project(s) {', '.join(self.options.projects)} (company-wide records are not in any)"
         return "by key" if self.options.erp_keys else f"since {self.since or 'the beginning'}"

@@ -183,3 +183,18 @@ def test_csv_missing_template_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=str(tmp_path / "suppliers.csv")):
         source.read("vendors")
     assert isinstance(source, ErpSource) and str(tmp_path) in source.describe()
+
+
+def test_csv_bytes_that_are_not_utf8_fail_their_row_only(tmp_path: Path) -> None:
+    (tmp_path / "suppliers.csv").write_bytes(b"supplier_code,name\nS-1,Caf\xe9 Supply\nS-2,Fine\n")
+    rows = {row.data["supplier_code"]: row for row in CsvErpSource(tmp_path).read("suppliers")}
+    assert rows["S-1"].problem == "name is not UTF-8 text (b'Caf\\xe9 Supply'); save the file as UTF-8 (in Excel: CSV UTF-8)"
+    assert rows["S-1"].data["name"] == "Caf\ufffd Supply", "the row keeps text the state store can hold"
+    assert rows["S-2"].problem is None and rows["S-2"].data["name"] == "Fine"
+
+
+def test_csv_a_quote_left_open_names_the_lines_it_swallowed(tmp_path: Path) -> None:
+    (tmp_path / "suppliers.csv").write_text('supplier_code,name,notes\nS-1,"Ace,x\nS-2,Bolt,y\nS-3,Crane,z\n')
+    [row] = CsvErpSource(tmp_path).read("suppliers")
+    assert row.line == 2 and row.problem == ("2 cells, but the header has 3 columns (a missing or extra comma?); "
+                                             "the row runs on to line 4: a quote left open?")

@@ -203,3 +203,31 @@ def test_empty_templates_have_the_documented_columns(company: Path, tmp_path: Pa
         assert header == template(company, path.stem)[0], path.name
         assert f"{path.stem}.csv" in docs or f"`{path.stem}`" in docs, f"{path.name} is not documented"
     assert {path.stem for path in written} >= {"suppliers", "employees", PEOPLE, "resource_projects"}
+
+
+def test_an_upload_with_a_broken_line_deactivates_nothing(
+    company: Path, sandbox: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A quote left open swallows the lines after it: the records on them look missing from the
+    upload, so an upload with broken lines never deactivates on its word."""
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    settings_env(monkeypatch, sandbox.url, company / "erp.duckdb", tmp_path / "home",
+                 PROCORE_SYNC_SOURCES=json.dumps({PEOPLE: {"kind": "folder", "folder": str(drop)}}))
+    header, rows = template(company, PEOPLE)
+    good = [row for row in rows if row[0] in good_keys(company, PEOPLE) and row[header.index("status")] == "active"]
+
+    def upload(text: str) -> object:
+        (drop / f"{PEOPLE}.csv").write_text(text, encoding="utf-8")
+        (drop / f"{PEOPLE}.csv.done").write_text("")
+        return run(PEOPLE)[PEOPLE]
+
+    assert upload(as_csv(header, good)).created == len(good)
+    # One person left the HR system; a quote left open on the line in their place swallows the
+    # last two people.
+    open_quote = ["E-99999", '"Open, quote'] + [""] * (len(header) - 2)
+    broken = as_csv(header, good[:-3]) + ",".join(open_quote) + "\n" + as_csv(header, good[-2:]).split("\n", 1)[1]
+    second = upload(broken)
+    assert (second.status, second.updated, second.failed) == ("completed", 0, 1)
+    assert f"3 record(s) missing from the upload were not deactivated: line(s) {len(good) - 1} of" in second.message
+    assert set(people_in_planning(sandbox).values()) == {"active"}
