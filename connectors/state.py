@@ -5,8 +5,9 @@ SQL anywhere else. The schema is a list of numbered migrations (``connectors/mig
 applied once each, in a transaction, and tracked in ``schema_migrations``.
 
 Per-record facts are rows keyed by (entity, ERP key) carrying the hash of the last payload
-actually pushed to Procore, so the planner can tell "unchanged" without a call. Every action on
-a record is also appended to ``record_actions``: the history the operator reads.
+actually pushed to Procore, so the planner can tell "unchanged" without a call, and the hash of
+the payload Procore last refused, so an unchanged refused record is not sent again either. Every
+action on a record is also appended to ``record_actions``: the history the operator reads.
 
 Concurrency: several Prefect flow runs (separate processes, and threads within sync-all) write
 at once, so every operation takes its turn at the file through ``connectors/duckdb_file.py``
@@ -90,6 +91,8 @@ class RecordState:
     last_run_id: str | None
     source_updated_at: datetime | None
     updated_at: datetime
+    # The payload Procore refused on the last attempt (migration 0005); None after any other outcome.
+    rejected_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,9 @@ class Outcome:
     ``create``/``update`` store the outcome's hash (the payload just pushed) and reset
     ``attempts``. ``skip`` keeps the stored hash and Procore id where the outcome has none.
     ``fail``/``blocked`` keep the stored hash (the last payload successfully pushed) and Procore
-    id, and count one more consecutive attempt.
+    id, and count one more consecutive attempt. ``rejected_hash`` (``fail`` only) is the payload
+    Procore refused; every outcome but ``skip`` stores its own, so anything other than a refusal
+    (a landed write, a batch Procore did not confirm, a mapping failure) clears it.
     """
 
     key: str
@@ -109,6 +114,7 @@ class Outcome:
     payload_hash: str | None = None
     message: str | None = None
     source_updated_at: datetime | None = None
+    rejected_hash: str | None = None
 
     def __post_init__(self) -> None:
         _check_outcome(self)
@@ -133,6 +139,8 @@ def _check_outcome(outcome: Outcome) -> None:
             f"action {outcome.action!r} cannot have status {outcome.status!r} "
             f"(record {outcome.key!r}); expected one of {sorted(allowed)}"
         )
+    if outcome.rejected_hash is not None and outcome.action != "fail":
+        raise ValueError(f"only a failed outcome has a rejected_hash (record {outcome.key!r})")
     _require_aware(outcome.source_updated_at, f"source_updated_at of record {outcome.key!r}")
 
 
@@ -453,17 +461,19 @@ SELECT unnest(range(?)) AS ord,
        unnest(?::VARCHAR[]) AS procore_id,
        unnest(?::VARCHAR[]) AS payload_hash,
        unnest(?::VARCHAR[]) AS message,
-       unnest(?::TIMESTAMPTZ[]) AS source_updated_at
+       unnest(?::TIMESTAMPTZ[]) AS source_updated_at,
+       unnest(?::VARCHAR[]) AS rejected_hash
 """
 
 # The rules of Outcome's docstring, set-based, against the state before this batch.
 _RESOLVE = """
 CREATE TEMP TABLE resolved AS
 SELECT i.ord, i.erp_key, i.action, i.status, i.message,
-       i.payload_hash AS tried_hash,
+       coalesce(i.payload_hash, i.rejected_hash) AS tried_hash,
        CASE WHEN i.action IN ('fail', 'blocked') THEN s.payload_hash
             WHEN i.action = 'skip' THEN coalesce(i.payload_hash, s.payload_hash)
             ELSE i.payload_hash END AS payload_hash,
+       CASE WHEN i.action = 'skip' THEN s.rejected_hash ELSE i.rejected_hash END AS rejected_hash,
        CASE WHEN i.action IN ('fail', 'blocked') THEN coalesce(s.procore_id, i.procore_id)
             ELSE coalesce(i.procore_id, s.procore_id) END AS procore_id,
        coalesce(i.source_updated_at, s.source_updated_at) AS source_updated_at,
@@ -478,9 +488,9 @@ LEFT JOIN record_state AS s ON s.entity = ? AND s.erp_key = i.erp_key
 _UPSERT_STATE = """
 INSERT INTO record_state
     (entity, erp_key, procore_id, payload_hash, status, last_action, last_message, attempts,
-     last_run_id, source_updated_at, updated_at)
+     last_run_id, source_updated_at, updated_at, rejected_hash)
 SELECT $1, erp_key, procore_id, payload_hash, status, action, message, attempts,
-       $2, source_updated_at, $3
+       $2, source_updated_at, $3, rejected_hash
 FROM resolved
 QUALIFY row_number() OVER (PARTITION BY erp_key ORDER BY ord DESC) = 1
 ON CONFLICT (entity, erp_key) DO UPDATE SET
@@ -488,7 +498,7 @@ ON CONFLICT (entity, erp_key) DO UPDATE SET
     status = excluded.status, last_action = excluded.last_action,
     last_message = excluded.last_message, attempts = excluded.attempts,
     last_run_id = excluded.last_run_id, source_updated_at = excluded.source_updated_at,
-    updated_at = excluded.updated_at
+    updated_at = excluded.updated_at, rejected_hash = excluded.rejected_hash
 """
 
 # ``attempt`` = which consecutive try this was: a success after two failures is attempt 3.
@@ -513,6 +523,7 @@ def _stage_outcomes(con: duckdb.DuckDBPyConnection, outcomes: Sequence[Outcome])
             [o.payload_hash for o in outcomes],
             [o.message for o in outcomes],
             [o.source_updated_at for o in outcomes],
+            [o.rejected_hash for o in outcomes],
         ],
     )
 
@@ -557,7 +568,7 @@ def _dicts(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
 # Columns named as the dataclass fields they fill.
 _RECORD_STATE_COLUMNS = (
     "entity, erp_key AS key, procore_id, payload_hash, status, last_action,"
-    " last_message AS message, attempts, last_run_id, source_updated_at, updated_at"
+    " last_message AS message, attempts, last_run_id, source_updated_at, updated_at, rejected_hash"
 )
 _ACTION_COLUMNS = (
     'run_id, entity, erp_key AS key, action, status, procore_id, message, attempt, "at"'

@@ -118,10 +118,14 @@ def _project(row: SourceRow) -> str:
 
 
 @task(name="map-and-plan", cache_policy=NO_CACHE)
-def map_and_plan(spec: EntitySpec, rows: list[SourceRow], store: StateStore, refs: Refs) -> list[Action]:
+def map_and_plan(spec: EntitySpec, rows: list[SourceRow], store: StateStore, refs: Refs,
+                 options: SyncOptions) -> list[Action]:
     records: list[MappedRecord] = map_rows(spec, rows, refs)
     states = store.record_states(spec.name, keys=[record.key for record in records])
-    return plan(records, states, locked=spec.locked_once_synced)
+    # A full or targeted resync (resync-failed is one) is the operator asking for the records
+    # again: those Procore refused are sent even when unchanged.
+    resend = options.full_resync or options.targeted
+    return plan(records, states, locked=spec.locked_once_synced, resend_refused=resend)
 
 
 @task(name="write-batch", cache_policy=NO_CACHE)
@@ -244,7 +248,7 @@ class EntityRun:
                 context |= self.spec.prepare(client, context) if self.spec.prepare else {}
                 refs = Refs(self.store, self.runtime.source, context)
                 rows = self._read()
-                actions = map_and_plan(self.spec, rows, self.store, refs)
+                actions = map_and_plan(self.spec, rows, self.store, refs, self.options)
                 actions += self._deactivations(rows)
                 actions = preflight(client, self.spec, context, actions)
                 log.info("%s: %d records read %s", self.spec.name, len(rows), self._read_what())

@@ -1,7 +1,9 @@
 """Turn what Procore answered into one outcome per record.
 
 Writers (``tasks/writers.py``) send the requests; these helpers say what became of each record:
-landed (with its Procore id), or failed with Procore's own words.
+landed (with its Procore id), or failed with Procore's own words. A failure Procore stated about
+the record itself (``rejected_outcome``) keeps the hash of the refused payload, so ordinary runs
+do not send it again unchanged; any other failure is retried by the next run.
 """
 
 from __future__ import annotations
@@ -33,8 +35,17 @@ def outcomes_by_origin(spec: EntitySpec, actions: Sequence[Action], result: Sync
 def outcome_of(spec: EntitySpec, action: Action, entity: dict | None, error: str | None) -> Outcome:
     if entity is not None:
         return done_outcome(action, procore_id_of(entity["id"]))
-    reason = error or "Procore returned neither the record nor an error for it"
+    if error is not None:
+        return rejected_outcome(spec, action, error)
+    # Not a refusal: nothing says what became of it, so the next run sends it again.
+    reason = "Procore returned neither the record nor an error for it"
     return failed_outcome(action, f"Procore rejected {spec.display_name.lower()} {action.key}: {reason}")
+
+
+def rejected_outcome(spec: EntitySpec, action: Action, reason: str) -> Outcome:
+    """Procore refused this record's payload: failed with its words, and the refused hash kept."""
+    message = f"Procore rejected {spec.display_name.lower()} {action.key}: {reason}"
+    return failed_outcome(action, message, refused=True)
 
 
 def procore_id_of(value: Any) -> ProcoreId:
@@ -55,7 +66,9 @@ def done_outcome(action: Action, procore_id: int | None) -> Outcome:
     )
 
 
-def failed_outcome(action: Action, message: str) -> Outcome:
+def failed_outcome(action: Action, message: str, *, refused: bool = False) -> Outcome:
+    """``refused``: Procore refused the payload (or did before, ``action.refused``), so the state
+    remembers its hash; left out, the state forgets any earlier refusal and the record is retried."""
     return Outcome(
         key=action.key,
         action="fail",
@@ -63,6 +76,7 @@ def failed_outcome(action: Action, message: str) -> Outcome:
         procore_id=action.procore_id,
         message=message,
         source_updated_at=action.source_updated_at,
+        rejected_hash=action.payload_hash if refused or action.refused else None,
     )
 
 

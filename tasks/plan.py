@@ -4,8 +4,11 @@ The plan decides every record's fate before any write: ``create`` (never pushed)
 (pushed before, payload changed), ``skip`` (payload hash equal to the last one pushed: no call),
 ``blocked`` (a parent is not in Procore yet; the message names it) or ``fail`` (the record cannot
 be sent; the message says why). Records Procore locks once created (``locked``) are never
-updated: a change to one fails with a message instead of being pushed blindly. Dry runs publish the plan and
-stop; real runs execute it. No I/O here, so the decision logic is tested without HTTP.
+updated: a change to one fails with a message instead of being pushed blindly. A record Procore
+refused is not sent again while its payload is the one refused (the state keeps its hash): it
+fails again without a call, with Procore's words, until it changes in the ERP or a full or targeted
+resync asks for it (``resend_refused``). Dry runs publish the plan and stop; real runs execute it.
+No I/O here, so the decision logic is tested without HTTP.
 """
 
 from __future__ import annotations
@@ -21,6 +24,12 @@ from tasks.mapping import MappedRecord
 
 ActionKind = Literal["create", "update", "skip", "fail", "blocked"]
 
+# Appended to a refusal that is not sent again; the stored message may already end with it.
+NOT_SENT_AGAIN = (
+    " (not sent again: unchanged since Procore refused it; fix it in the ERP, or resync it with "
+    "resync-failed or a targeted run, to send it again)"
+)
+
 
 @dataclass(frozen=True)
 class Action:
@@ -33,6 +42,8 @@ class Action:
     warnings: tuple[str, ...] = field(default=())
     scope: dict[str, int] = field(default_factory=dict)
     source_updated_at: datetime | None = None
+    # A ``fail`` for a payload Procore refused before: its outcome keeps the refused hash.
+    refused: bool = False
 
     @property
     def writes(self) -> bool:
@@ -47,12 +58,18 @@ class Action:
 
 
 def plan(
-    records: Iterable[MappedRecord], states: Mapping[str, RecordState], *, locked: bool = False
+    records: Iterable[MappedRecord],
+    states: Mapping[str, RecordState],
+    *,
+    locked: bool = False,
+    resend_refused: bool = False,
 ) -> list[Action]:
-    return [_decide(record, states.get(record.key), locked) for record in records]
+    """``resend_refused``: send records Procore refused even when unchanged (full and targeted
+    resyncs: the operator asks for them, perhaps after fixing something in Procore)."""
+    return [_decide(record, states.get(record.key), locked, resend_refused) for record in records]
 
 
-def _decide(record: MappedRecord, state: RecordState | None, locked: bool) -> Action:
+def _decide(record: MappedRecord, state: RecordState | None, locked: bool, resend_refused: bool) -> Action:
     common: dict[str, Any] = {
         "key": record.key,
         "warnings": tuple(record.warnings),
@@ -64,6 +81,8 @@ def _decide(record: MappedRecord, state: RecordState | None, locked: bool) -> Ac
         return Action("blocked", procore_id=known_id, message=record.blocked, **common)
     if not record.ok:
         return Action("fail", procore_id=known_id, message=record.error, **common)
+    if state and not resend_refused and _refused_unchanged(record, state):
+        return _refused_again(record, state, common)
     if state and known_id and state.status in ("ok", "warning"):
         if state.payload_hash == record.payload_hash:
             return Action("skip", procore_id=known_id, payload_hash=record.payload_hash, **common)
@@ -81,6 +100,19 @@ def _decide(record: MappedRecord, state: RecordState | None, locked: bool) -> Ac
         procore_id=known_id,
         **common,
     )
+
+
+def _refused_unchanged(record: MappedRecord, state: RecordState) -> bool:
+    """Procore refused this very payload last time: sending it again would be refused again."""
+    refused = state.rejected_hash
+    return state.status == "failed" and refused is not None and refused == record.payload_hash
+
+
+def _refused_again(record: MappedRecord, state: RecordState, common: dict[str, Any]) -> Action:
+    """A fail without a call, in Procore's words; the note is added once, not once per run."""
+    refusal = (state.message or "Procore refused it").removesuffix(NOT_SENT_AGAIN)
+    return Action("fail", procore_id=state.procore_id, payload_hash=record.payload_hash,
+                  message=refusal + NOT_SENT_AGAIN, refused=True, **common)
 
 
 def summarize(actions: Iterable[Action]) -> dict[str, int]:

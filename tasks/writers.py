@@ -12,7 +12,7 @@
 - ``SplitWriter``: one writer for creates and another for updates.
 
 Every writer returns one ``Outcome`` per action; a record Procore refuses is a failed outcome,
-never an exception.
+never an exception, and keeps the refused payload's hash (``tasks/load.py``).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from typing import Any, Protocol
 
 from connectors.procore import ProcoreClient
 from connectors.state import Outcome
-from procore_sync.errors import ConnectionLost, Rejected
-from tasks.load import failed_outcome, outcome_of, outcomes_by_origin
+from procore_sync.errors import Conflict, ConnectionLost, Rejected, SyncError
+from tasks.load import outcome_of, outcomes_by_origin, rejected_outcome
 from tasks.plan import Action
 from tasks.spec import EntitySpec
 
@@ -43,9 +43,12 @@ def _batched(count: int) -> int:
     return -(-count // 1000)
 
 
-def _rejected(spec: EntitySpec, action: Action, exc: Rejected) -> Outcome:
+def _rejected(spec: EntitySpec, action: Action, exc: SyncError, *, alone: bool = True) -> Outcome:
+    """``alone``: the refused request held this record only. When a whole batch is refused, which
+    record caused it is unknown, so none keeps the refused hash: the next run sends them again."""
     detail = f"{exc.message}: {exc.body}" if exc.body else exc.message
-    return failed_outcome(action, f"Procore rejected {spec.display_name.lower()} {action.key}: {detail}")
+    outcome = rejected_outcome(spec, action, detail)
+    return outcome if alone else dataclasses.replace(outcome, rejected_hash=None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,7 +150,7 @@ class KeyedBatchWriter:
             answer = client.request(spec.target.method, path, params=params or None,
                                     json={**body, spec.target.items_key: items}).json()
         except Rejected as exc:
-            return [_rejected(spec, action, exc) for action in actions]
+            return [_rejected(spec, action, exc, alone=len(actions) == 1) for action in actions]
         entities = answer if isinstance(answer, list) else answer.get("entities", [])
         landed = {self.match(entity): entity for entity in entities}
         return [outcome_of(spec, a, landed.get(self.match(a.payload or {})), None) for a in actions]
@@ -192,21 +195,24 @@ class PlanningWriter:
     def write(self, client: ProcoreClient, spec: EntitySpec, scope: dict[str, Any], actions: Sequence[Action]) -> list[Outcome]:
         base = f"/rest/v1.0/workforce-planning/v2/companies/{scope['company_id']}/{self.collection}"
         known = planning_index(client, base, self.match) if any(not a.procore_id for a in actions) else {}
-        outcomes = []
-        for action in actions:
-            payload = dict(action.payload or {})
-            target = action.procore_id or known.get(str(payload.get(self.match) or ""))
-            try:
-                answer = self._update(client, f"{base}/{target}", payload) if target else \
-                    client.request("POST", base, json=payload).json()
-            except Rejected as exc:
-                outcomes.append(_rejected(spec, action, exc))
-                continue
-            # A create answers {"id": ...} for people and [{"id": ...}] for projects.
-            created = (answer[0] if isinstance(answer, list) and answer else answer) or {}
-            procore_id = target or created.get("id")
-            outcomes.append(outcome_of(spec, action, {"id": procore_id} if procore_id else None, None))
-        return outcomes
+        return [self._one(client, spec, base, action, known) for action in actions]
+
+    def _one(self, client: ProcoreClient, spec: EntitySpec, base: str, action: Action,
+             known: dict[str, str]) -> Outcome:
+        payload = dict(action.payload or {})
+        target = action.procore_id or known.get(str(payload.get(self.match) or ""))
+        try:
+            answer = self._update(client, f"{base}/{target}", payload) if target else \
+                client.request("POST", base, json=payload).json()
+        except (Rejected, Conflict) as exc:
+            # 409 here means another record holds this one's employee number, e-mail or project
+            # number: a refusal of this record, not a passing state (the client does not resend
+            # a delivered POST), so it fails alone and the others go on.
+            return _rejected(spec, action, exc)
+        # A create answers {"id": ...} for people and [{"id": ...}] for projects.
+        created = (answer[0] if isinstance(answer, list) and answer else answer) or {}
+        procore_id = target or created.get("id")
+        return outcome_of(spec, action, {"id": procore_id} if procore_id else None, None)
 
     def _update(self, client: ProcoreClient, path: str, payload: dict[str, Any]) -> dict:
         body = {k: v for k, v in payload.items() if k in self.update_fields}

@@ -244,6 +244,59 @@ def test_skip_of_a_parked_failure_keeps_its_attempts(store: StateStore) -> None:
     assert (state.status, state.attempts) == ("failed", 1)
 
 
+def _tried_hashes(store: StateStore, key: str) -> list[str | None]:
+    con = duckdb.connect(str(store.path), read_only=True)
+    try:
+        rows = con.execute("SELECT payload_hash FROM record_actions WHERE erp_key = ? ORDER BY action_id", [key])
+        return [row[0] for row in rows.fetchall()]
+    finally:
+        con.close()
+
+
+def test_a_refused_hash_is_kept_beside_the_landed_one_until_another_outcome(store: StateStore) -> None:
+    run_id = store.start_run("vendors")
+
+    def record(outcome: Outcome) -> tuple[str | None, str | None, str]:
+        store.record_outcomes(run_id, "vendors", [outcome])
+        state = StateStore(store.path).record_states("vendors")["V-1"]  # read back from the file
+        return state.payload_hash, state.rejected_hash, state.status
+
+    assert record(Outcome("V-1", "create", "ok", 101, "h1")) == ("h1", None, "ok")
+    assert record(Outcome("V-1", "fail", "failed", message="422", rejected_hash="h2")) == ("h1", "h2", "failed")
+    assert record(Outcome("V-1", "skip", "failed", message="422")) == ("h1", "h2", "failed")
+    # Not a refusal (a batch Procore did not confirm): forgotten, so the next run sends it again.
+    assert record(Outcome("V-1", "fail", "failed", message="not confirmed")) == ("h1", None, "failed")
+    assert record(Outcome("V-1", "fail", "failed", message="422", rejected_hash="h2")) == ("h1", "h2", "failed")
+    assert record(Outcome("V-1", "update", "ok", 101, "h3")) == ("h3", None, "ok")
+    # The history says which payload each attempt tried, the refused one included.
+    assert _tried_hashes(store, "V-1") == ["h1", "h2", None, None, "h2", "h3"]
+
+
+def test_only_a_failed_outcome_carries_a_refused_hash() -> None:
+    with pytest.raises(ValueError, match="only a failed outcome has a rejected_hash"):
+        Outcome("V-1", "create", "ok", 101, "h1", rejected_hash="h1")
+
+
+def test_migration_0005_keeps_the_rows_of_an_older_state_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "state.duckdb"
+    monkeypatch.setattr(state_module, "load_migrations", lambda: [m for m in load_migrations() if m.version < 5])
+    StateStore(path)  # a file as procore-sync left it before 0005, with a row written then
+    con = duckdb.connect(str(path))
+    con.execute("INSERT INTO record_state (entity, erp_key, procore_id, payload_hash, status, updated_at)"
+                " VALUES ('vendors', 'V-1', '101', 'h1', 'ok', now())")
+    con.close()
+    monkeypatch.undo()
+    store = StateStore(path)
+    assert 5 in store.applied_migrations()
+    state = store.record_states("vendors")["V-1"]
+    assert (state.procore_id, state.payload_hash, state.rejected_hash) == (101, "h1", None)
+    store.record_outcomes(store.start_run("vendors"), "vendors",
+                          [Outcome("V-1", "fail", "failed", message="422", rejected_hash="h2")])
+    assert store.record_states("vendors")["V-1"].rejected_hash == "h2"
+
+
 def test_record_state_fields_and_key_filter(store: StateStore, clock: FakeClock) -> None:
     source_time = datetime(2026, 1, 2, 3, 4, tzinfo=timezone(timedelta(hours=-5)))
     run_id = store.start_run("vendors")
