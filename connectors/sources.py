@@ -229,12 +229,9 @@ def build_source(config: SourceConfig, *, erp_path: Path, staging: Path) -> ErpS
 
 
 def build_sources(settings: Settings) -> SourceSet:
-    """The settings' sources; a table given a file to upload once (``upload_files``, what
-    ``procore-sync upload`` sets) reads that file, whatever its usual source."""
+    """The settings' sources; tables they do not name come from the ERP's DuckDB file."""
     assert settings.erp_path is not None
     made = {table: build_source(config, erp_path=settings.erp_path, staging=settings.uploads_dir)
             for table, config in settings.sources.items()}
     default = made.pop(DEFAULT, None) or DuckDbErpSource(settings.erp_path)
-    made |= {table: CsvErpSource(path.parent, tables={table: path.stem})
-             for table, path in settings.upload_files.items()}
     return SourceSet(default, made)

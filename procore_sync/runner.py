@@ -7,8 +7,6 @@ store has its counts and message.
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -53,9 +51,6 @@ def run_entities(settings: Settings, names: Iterable[str] | None = None,
     return [run_one(settings, name, options) for name in entity_names(names)]
 
 
-UPLOAD_FILES = "PROCORE_SYNC_UPLOAD_FILES"
-
-
 def upload_file(settings: Settings, entity: str, file: Path, *, dry_run: bool = False) -> RunSummary:
     """One run of ``entity`` that reads its table from ``file`` alone (a one-time upload): every
     row, through the usual map, plan, load and report. Other tables keep their sources."""
@@ -65,18 +60,7 @@ def upload_file(settings: Settings, entity: str, file: Path, *, dry_run: bool = 
         raise ConfigError(f"{name} comes from Procore; only ERP → Procore entities take an upload")
     if file.suffix.lower() != ".csv":
         raise ConfigError(f"{file} is not a .csv file; `procore-sync templates` writes the template for {name}")
-    uploads = {**settings.upload_files, spec.erp_table: file.resolve()}
-    # The flow builds its runtime from the environment's settings: the file travels there, for
-    # this run only.
-    before = os.environ.get(UPLOAD_FILES)
-    os.environ[UPLOAD_FILES] = json.dumps({table: str(path) for table, path in uploads.items()})
-    try:
-        return run_entities(Settings(), [name], SyncOptions(full_resync=True, dry_run=dry_run))[0]
-    finally:
-        if before is None:
-            del os.environ[UPLOAD_FILES]
-        else:
-            os.environ[UPLOAD_FILES] = before
+    return run_entities(settings, [name], SyncOptions(upload_file=str(file.resolve()), dry_run=dry_run))[0]
 
 
 def failed_all(state: State) -> RunSummary:

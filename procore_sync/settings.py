@@ -109,8 +109,6 @@ class Settings(BaseSettings):
     # Where each ERP table comes from (``connectors.sources``): table name or "default" → a
     # source (duckdb, query, api, folder or sftp templates). Unnamed tables: the ERP file above.
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
-    # Tables read once from a CSV file, whatever their source (what `procore-sync upload` sets).
-    upload_files: dict[str, Path] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _derive_paths_and_register_secrets(self) -> "Settings":

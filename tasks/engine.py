@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from prefect import get_client, get_run_logger, task
@@ -23,7 +24,7 @@ from prefect.context import FlowRunContext
 from prefect.exceptions import Pause
 from prefect.states import Scheduled, State
 
-from connectors.erp import ErpSource, SourceRow
+from connectors.erp import CsvErpSource, ErpSource, SourceRow
 from connectors.erp_sink import ErpSink
 from connectors.procore import ProcoreClient
 from connectors.quota import quota_gate
@@ -124,7 +125,7 @@ def map_and_plan(spec: EntitySpec, rows: list[SourceRow], store: StateStore, ref
     states = store.record_states(spec.name, keys=[record.key for record in records])
     # A full or targeted resync (resync-failed is one) is the operator asking for the records
     # again: those Procore refused are sent even when unchanged.
-    resend = options.full_resync or options.targeted
+    resend = options.full_resync or options.targeted or options.upload_file is not None
     return plan(records, states, locked=spec.locked_once_synced, resend_refused=resend)
 
 
@@ -236,7 +237,8 @@ class EntityRun:
 
     @property
     def since(self) -> datetime | None:
-        return None if self.options.full_resync or self.options.targeted else self.cursor_before
+        whole = self.options.full_resync or self.options.targeted or self.options.upload_file
+        return None if whole else self.cursor_before
 
     def execute(self) -> report.RunSummary:
         log = _log()
@@ -269,6 +271,8 @@ class EntityRun:
                     self.upload.discard(self.spec.erp_table)
 
     def _read(self) -> list[SourceRow]:
+        if self.options.upload_file:
+            return self._read_one_time(Path(self.options.upload_file))
         source = source_of(self.runtime.source, self.spec.erp_table)
         if not isinstance(source, UploadSource):
             return extract(self.runtime.source, self.spec, self.since, self.options.erp_keys, self._unfinished(),
@@ -285,6 +289,14 @@ class EntityRun:
         if not source.available(table) or not (waiting or self.options.projects):
             return []
         return extract(source, self.spec, None, waiting, (), self.options.projects)
+
+    def _read_one_time(self, file: Path) -> list[SourceRow]:
+        """A one-time upload: the file is the table for this run, whatever its usual source."""
+        if not file.is_file():
+            raise ConfigError(f"the upload {file} does not exist on the machine that runs the flow")
+        self.note = f"one-time upload of {file}"
+        source = CsvErpSource(file.parent, tables={self.spec.erp_table: file.stem})
+        return extract(source, self.spec, None, self.options.erp_keys, (), self.options.projects)
 
     def _deactivations(self, rows: list[SourceRow]) -> list[Action]:
         """Replace mode: the records a new upload no longer has are deactivated in Procore,
@@ -372,8 +384,7 @@ class EntityRun:
 
     def _new_cursor(self, rows_max: datetime | None) -> datetime | None:
         # A one-time upload says nothing about what the table's usual source has read.
-        one_time = self.spec.erp_table in self.runtime.settings.upload_files
-        if self.options.targeted or one_time or rows_max is None:
+        if self.options.targeted or self.options.upload_file or rows_max is None:
             return self.cursor_before
         return min(rows_max, self.started)
 

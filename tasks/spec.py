@@ -148,6 +148,12 @@ class SyncOptions(BaseModel):
         description="Replace-mode uploads: deactivate the records missing from the upload even "
         "when they are more than the safety share (max_deactivate_share) of the table.",
     )
+    upload_file: str | None = Field(
+        default=None,
+        description="A one-time upload: read this entity's table from this CSV template (a path on "
+        "the machine that runs the flow) instead of its usual source. Every row is read; the cursor "
+        "stays and nothing is deactivated.",
+    )
     batch_size: int | None = Field(
         default=None,
         ge=1,

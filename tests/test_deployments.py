@@ -103,7 +103,8 @@ def test_an_empty_list_of_crons_is_refused_when_the_settings_load() -> None:
 def test_the_run_form_is_generated_from_the_options_model() -> None:
     schema = parameter_schema(ENTITY_FLOWS["vendors"][1]).model_dump()
     options = schema["definitions"]["SyncOptions"]["properties"]
-    assert set(options) == {"full_resync", "dry_run", "erp_keys", "projects", "force_deactivation", "batch_size"}
+    assert set(options) == {"full_resync", "dry_run", "erp_keys", "projects", "force_deactivation", "upload_file",
+                            "batch_size"}
     assert options["full_resync"]["description"].startswith("Ignore the last synchronisation date")
 
 

@@ -182,6 +182,7 @@ def test_a_one_time_upload_syncs_the_good_rows_and_names_each_bad_line(
     summary = upload_file(settings, PEOPLE, file)
     assert (summary.created, summary.failed) == (1, 4)  # the two twin rows are one record
     assert summary.cursor_after is None, "a one-time upload leaves the usual source's cursor"
+    assert summary.message == f"one-time upload of {file.resolve()}"
     states = StateStore(settings.state_path).record_states(PEOPLE)
     messages = {key: states[key].message for key in (good[1][0], good[2][0], good[3][0], good[4][0])}
     assert messages[good[1][0]].startswith(f"line 3: {len(header) - 3} cells, but the header has {len(header)}")
@@ -190,6 +191,8 @@ def test_a_one_time_upload_syncs_the_good_rows_and_names_each_bad_line(
     assert messages[good[4][0]] == (f"duplicate employee_number {good[4][0]}: the ERP has it on lines 6, 7; "
                                     "make the key unique in the ERP, then resync")
     assert set(people_in_planning(sandbox)) == {good[0][0]}
+    missing = run(PEOPLE, upload_file=str(tmp_path / "gone.csv"))[PEOPLE]
+    assert missing.status == "failed" and "gone.csv does not exist on the machine that runs the flow" in missing.message
 
 
 def test_empty_templates_have_the_documented_columns(company: Path, tmp_path: Path) -> None:
