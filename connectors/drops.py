@@ -41,10 +41,10 @@ from pathlib import Path, PurePosixPath
 from typing import Literal
 
 import paramiko
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from procore_sync.errors import AuthenticationFailed, ConfigError, TransientError
-from procore_sync.redact import register_secret
+from procore_sync.secrets import Secret, register_inline, reveal
 
 MARKER = ".done"
 PROCESSING = "processing"
@@ -70,9 +70,10 @@ class SftpDropConfig(BaseModel):
     host: str
     port: int = Field(default=22, gt=0, lt=65536)
     username: str
-    password: SecretStr | None = None
+    # Each secret: the value, {"env": NAME} or {"prefect_secret": BLOCK} (procore_sync.secrets).
+    password: Secret | None = None
     private_key_path: Path | None = None
-    private_key_passphrase: SecretStr | None = None
+    private_key_passphrase: Secret | None = None
     known_hosts: Path
     folder: str = "."
     archive_folder: str = "archive"
@@ -83,9 +84,7 @@ class SftpDropConfig(BaseModel):
     def _one_way_in(self) -> "SftpDropConfig":
         if (self.password is None) == (self.private_key_path is None):
             raise ValueError("give exactly one of password and private_key_path")
-        for secret in (self.password, self.private_key_passphrase):
-            if secret is not None:
-                register_secret(secret.get_secret_value())
+        register_inline(self.password, self.private_key_passphrase)
         return self
 
 
@@ -256,7 +255,7 @@ class SftpDrop(Drop):
         ssh.set_missing_host_key_policy(paramiko.RejectPolicy())
         key = None
         if c.private_key_path is not None:
-            passphrase = c.private_key_passphrase.get_secret_value() if c.private_key_passphrase else None
+            passphrase = reveal(c.private_key_passphrase)
             try:
                 key = paramiko.PKey.from_path(c.private_key_path, password=passphrase)
             except (OSError, paramiko.SSHException) as exc:
@@ -265,7 +264,7 @@ class SftpDrop(Drop):
             ssh.connect(
                 c.host, port=c.port, username=c.username, timeout=c.timeout_s, banner_timeout=c.timeout_s,
                 auth_timeout=c.timeout_s, pkey=key,
-                password=c.password.get_secret_value() if c.password else None,
+                password=reveal(c.password),
                 allow_agent=False, look_for_keys=False,
             )
         except paramiko.BadHostKeyException as exc:

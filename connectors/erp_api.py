@@ -29,12 +29,12 @@ from datetime import datetime
 from typing import Any, Literal
 
 import requests
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from connectors.erp import CURSOR_COLUMN, SourceRow, cursor_order, parse_timestamp, since_utc
 from procore_sync.errors import AuthenticationFailed, ConfigError, TransientError
-from procore_sync.redact import register_secret
+from procore_sync.secrets import Secret, register_inline, reveal
 
 
 class ApiSourceConfig(BaseModel):
@@ -45,7 +45,8 @@ class ApiSourceConfig(BaseModel):
     paths: dict[str, str]
     auth_header: str = "Authorization"
     auth_scheme: str = "Bearer"
-    token: SecretStr | None = None
+    # The value, {"env": NAME} or {"prefect_secret": BLOCK} (procore_sync.secrets).
+    token: Secret | None = None
     paging: Literal["page", "offset", "cursor", "none"] = "page"
     page_param: str = "page"
     first_page: int = 1
@@ -62,8 +63,7 @@ class ApiSourceConfig(BaseModel):
 
     @model_validator(mode="after")
     def _register_token(self) -> "ApiSourceConfig":
-        if self.token is not None:
-            register_secret(self.token.get_secret_value())
+        register_inline(self.token)
         return self
 
 
@@ -79,8 +79,7 @@ class ApiErpSource:
     def __init__(self, config: ApiSourceConfig) -> None:
         self.config = config
         self.session = requests.Session()
-        if config.token is not None:
-            self.session.headers[config.auth_header] = f"{config.auth_scheme} {config.token.get_secret_value()}".strip()
+        self._authorized = False  # a token given by reference is resolved at the first request
 
     def describe(self) -> str:
         return f"API {self.config.url}"
@@ -139,7 +138,15 @@ class ApiErpSource:
                 return
             page, offset = page + 1, offset + len(records)
 
+    def _authorize(self) -> None:
+        token = reveal(self.config.token)
+        if token is not None:
+            self.session.headers[self.config.auth_header] = f"{self.config.auth_scheme} {token}".strip()
+        self._authorized = True
+
     def _get(self, url: str, params: dict[str, Any]) -> Any:
+        if not self._authorized:
+            self._authorize()
         retrying = Retrying(stop=stop_after_attempt(self.config.max_attempts), reraise=True,
                             wait=wait_exponential(multiplier=0.2, max=5),
                             retry=retry_if_exception_type(ApiUnavailable))

@@ -107,3 +107,11 @@ def test_the_api_retries_a_flaky_server_and_never_shows_the_token(api: SampleApi
         list(api_source(api, "page", token="wrong-T0ken-77").read("projects"))
     assert "refused the credentials (HTTP 401)" in str(refused.value)
     assert "wrong-T0ken-77" not in str(refused.value)
+
+
+def test_the_api_token_may_come_from_the_environment(api: SampleApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = api_source(api, "page", token={"env": "ERP_API_TOKEN"})
+    with pytest.raises(ConfigError, match="environment variable ERP_API_TOKEN is not set"):
+        list(source.read("projects"))
+    monkeypatch.setenv("ERP_API_TOKEN", TOKEN)
+    assert len(list(api_source(api, "page", token={"env": "ERP_API_TOKEN"}).read("projects"))) > 0
