@@ -5,19 +5,26 @@ field already changed there); then the field works in Procore (``field_activity`
 and budget changes created, edited, voided, deleted, through Procore's API), and a second
 sync-all brings that into the ERP's tables and export files while sending nothing to Procore.
 
+Resource Planning people come, as they often do, from another system than the ERP: the demo's
+"HR system" uploads the sample's ``resource_people.csv`` into a folder drop
+(``<home>/drops/hr``), which the first sync takes, syncs and archives.
+
 Everything lives under the settings' home folder (``.procore-sync/`` by default): the sample ERP,
-the sandbox's data file, the DuckDB state, the ERP exports and the Prefect server's database.
+the HR drop, the sandbox's data file, the DuckDB state, the ERP exports and the Prefect server's
+database.
 They persist between demos, so a second demo's first sync makes 0 write calls to Procore.
 ``--reset`` starts from scratch.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Callable
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 
 import requests
 from dataclasses import dataclass
@@ -54,6 +61,24 @@ def prepare(settings: Settings, options: DemoOptions) -> None:
     assert settings.erp_path is not None
     if not settings.erp_path.exists():
         sample_erp.generate(settings.erp_path.parent, scale=options.scale)
+        upload_from_hr(settings)
+    if not settings.sources:  # an integrator's own sources win
+        drop = {"kind": "folder", "folder": str(hr_drop(settings).resolve())}
+        os.environ["PROCORE_SYNC_SOURCES"] = json.dumps({"resource_people": drop})
+
+
+def hr_drop(settings: Settings) -> Path:
+    """Where the demo's HR system uploads Resource Planning people (a folder drop)."""
+    return settings.home / "drops" / "hr"
+
+
+def upload_from_hr(settings: Settings) -> None:
+    """The HR system's upload of the sample's people, as an uploader does it: file, then marker."""
+    assert settings.erp_path is not None
+    drop = hr_drop(settings)
+    drop.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(settings.erp_path.parent / "templates" / "resource_people.csv", drop / "resource_people.csv")
+    (drop / "resource_people.csv.done").touch()
 
 
 def start_sandbox(settings: Settings, options: DemoOptions) -> SandboxServer:
@@ -124,6 +149,8 @@ def run_demo(
         os.environ["PROCORE_SYNC_LOCAL_SANDBOX_URL"] = sandbox.url
         os.environ["PREFECT_API_URL"] = server.api_url
         say(f"Prefect UI: {server.ui_url}   Procore sandbox: {sandbox.url}   ERP: {settings.erp_path}")
+        say(f"Resource Planning people come from the HR system's uploads in {hr_drop(settings)} "
+            "(put a new resource_people.csv there, then an empty resource_people.csv.done)")
         from procore_sync.runner import register_deployments, run_entities, serve_forever  # Prefect, URL set
 
         summaries = run_entities(Settings())
