@@ -143,6 +143,10 @@ class Drop(ABC):
         """Whether a complete upload of ``name`` is waiting in the drop."""
         return self._is_file(f"{name}.csv") and (not self.marker_mode or self._is_file(f"{name}.csv{MARKER}"))
 
+    def claimed(self, name: str) -> bool:
+        """Whether an upload of ``name`` is claimed: being synced, or left by a run that died."""
+        return self._is_file(f"{PROCESSING}/{name}.csv")
+
     def claim(self, name: str, now: datetime) -> bool:
         """Take the newest complete upload into ``processing/``; True when there is one to read
         (also an earlier claim whose run never finished)."""
@@ -150,9 +154,9 @@ class Drop(ABC):
         if not self.ready(name):
             if self.marker_mode and not self._is_file(f"{name}.csv"):
                 self._remove(f"{name}.csv{MARKER}")  # a claim interrupted before its marker went
-            return self._is_file(claimed)
+            return self.claimed(name)
         self._names(PROCESSING)
-        if self._is_file(claimed):
+        if self.claimed(name):
             self._move_to_archive(claimed, name, now, suffix="-superseded")
         if not self._rename(f"{name}.csv", claimed):
             raise ConfigError(f"cannot claim {name}.csv in {self.describe()}: {claimed} appeared meanwhile")

@@ -92,10 +92,17 @@ def erp_checks(settings: Settings) -> list[Check]:
     return checks + [run_check("erp sink", "export folder", writable)]
 
 
+def upload_status(source: UploadSource, table: str) -> str:
+    if source.in_use(table):
+        return "a run is syncing an upload now"
+    if source.drop.claimed(table):
+        return "an upload left in processing/ by a run that did not finish; the next run resumes it"
+    return "a new upload is waiting" if source.drop.ready(table) else "reachable, no new upload"
+
+
 def source_probe(source: ErpSource, table: str) -> str:
     if isinstance(source, UploadSource):
-        waiting = source.drop.ready(table)
-        return f"{source.describe()}: " + ("a new upload is waiting" if waiting else "reachable, no new upload")
+        return f"{source.describe()}: {upload_status(source, table)}"
     return f"{len(list(source.read(table)))} rows from {source.describe()}"
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -165,3 +169,32 @@ def test_an_unknown_host_key_is_refused(server: SftpServer, tmp_path: Path) -> N
 def test_exactly_one_way_in() -> None:
     with pytest.raises(ValueError, match="exactly one of password and private_key_path"):
         SftpDropConfig(kind="sftp", host="h", username="u", known_hosts=Path("k"))
+
+
+def test_the_health_check_tells_what_the_drop_holds(tmp_path: Path) -> None:
+    from flows.health import upload_status
+
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    source, other = (UploadSource(FolderDrop(FolderDropConfig(kind="folder", folder=folder)), tmp_path / "home")
+                     for _ in range(2))
+    assert upload_status(source, "projects") == "reachable, no new upload"
+    upload(folder, "projects", "project_number\nP-1\n")
+    assert upload_status(source, "projects") == "a new upload is waiting"
+    source.take("projects", STAMP)
+    assert upload_status(other, "projects") == "a run is syncing an upload now"
+    source.discard("projects")
+    # A process that claims the upload and dies: its lock goes with it, the claim stays.
+    code = textwrap.dedent(f"""
+        import datetime
+        import os
+        from pathlib import Path
+        from connectors.drops import FolderDrop, FolderDropConfig
+        from connectors.sources import UploadSource
+        drop = FolderDrop(FolderDropConfig(kind="folder", folder=Path({str(folder)!r})))
+        UploadSource(drop, Path({str(tmp_path / "home")!r})).take("projects", {STAMP!r})
+        os._exit(0)  # no discard, no accept: killed
+    """)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
+    assert upload_status(other, "projects").startswith("an upload left in processing/ by a run that did not finish")
+    assert other.take("projects", STAMP) is not None, "the next run resumes it"
