@@ -25,7 +25,7 @@ from prefect.artifacts import create_table_artifact
 from pydantic import BaseModel
 
 from connectors.erp import DuckDbErpSource, ErpSource
-from connectors.sources import UploadSource, build_sources
+from connectors.sources import SourceSet, UploadSource, build_sources, close_sources
 from connectors.procore import ProcoreClient
 from flows import ENTITY_FLOWS, enabled
 from procore_sync.errors import AuthenticationFailed, PermissionDenied, SyncError, TransientError
@@ -71,6 +71,13 @@ def erp_checks(settings: Settings) -> list[Check]:
     """Each ERP → Procore table's source answers: rows read, or the upload drop reachable."""
     assert settings.erp_path is not None and settings.export_dir is not None
     sources = build_sources(settings)
+    try:
+        return source_checks(sources, settings) + [export_check(settings)]
+    finally:
+        close_sources(sources)  # an SFTP connection, an HTTP session
+
+
+def source_checks(sources: SourceSet, settings: Settings) -> list[Check]:
     tables = [spec.erp_table for spec, _ in ENTITY_FLOWS.values() if isinstance(spec, EntitySpec)]
     default_missing = isinstance(sources.default, DuckDbErpSource) and not sources.default.path.is_file()
     checks = []
@@ -82,14 +89,19 @@ def erp_checks(settings: Settings) -> list[Check]:
         if source is sources.default and default_missing:
             continue
         checks.append(run_check("erp", f"table {table}", lambda s=source, t=table: source_probe(s, t)))
+    return checks
+
+
+def export_check(settings: Settings) -> Check:
     export_dir = settings.export_dir
+    assert export_dir is not None
 
     def writable() -> str:
         export_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=export_dir):
             return f"{export_dir} is writable"
 
-    return checks + [run_check("erp sink", "export folder", writable)]
+    return run_check("erp sink", "export folder", writable)
 
 
 def upload_status(source: UploadSource, table: str) -> str:
@@ -181,11 +193,14 @@ def quota_check(client: ProcoreClient, settings: Settings) -> Check:
                  detail=f"{quota.remaining} of {quota.limit} calls left in Procore's window{reset}")
 
 
+def all_checks(settings: Settings) -> list[Check]:
+    return erp_checks(settings) + procore_checks(settings)
+
+
 @flow(name="health-check", description=__doc__)
 def health_check() -> list[Check]:
     """Check every connector and entity endpoint; a failed run when any row is not OK."""
-    settings = Settings()
-    checks = erp_checks(settings) + procore_checks(settings)
+    checks = all_checks(Settings())
     red = [c for c in checks if c.status != "OK"]
     create_table_artifact(table=[c.model_dump() for c in checks], key="health-check",
                           description=f"health check: {len(checks) - len(red)} OK, {len(red)} not OK")

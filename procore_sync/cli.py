@@ -219,6 +219,31 @@ def reconcile(
     raise typer.Exit(0 if all(r.clean for r in results) else 1)
 
 
+@app.command(name="health-check")
+def health_check(as_json: Annotated[bool, typer.Option("--json", help="One JSON object per check on stdout.")] = False) -> None:
+    """Check every connector before go-live: each table's source (or drop), the export folder,
+    Procore's token, company and permitted projects, every entity's endpoint and the quota left.
+    Exits 1 when any check is not OK (the health-check deployment runs the same checks)."""
+    install_log_redaction()
+    from flows.health import all_checks
+    from procore_sync.demo import local_sandbox_if_needed
+
+    settings = Settings()
+    with local_sandbox_if_needed(settings):
+        checks = all_checks(settings)
+    if as_json:
+        for check in checks:
+            print(check.model_dump_json(), flush=True)
+    else:
+        table = Table(title="procore-sync health check")
+        for column in ("connector", "check", "status", "detail"):
+            table.add_column(column)
+        for check in checks:
+            table.add_row(check.connector, check.check, check.status, check.detail)
+        out.print(table)
+    raise typer.Exit(0 if all(check.status == "OK" for check in checks) else 1)
+
+
 @app.command()
 def deployments(
     write: Annotated[bool, typer.Option(help="Write prefect.yaml instead of printing it.")] = False,

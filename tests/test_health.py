@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -51,3 +54,17 @@ def test_a_missing_erp_and_a_wrong_secret_fail_the_run_and_say_so(
     assert rows["database"]["status"] == "Unreachable" and "does not exist" in rows["database"]["detail"]
     assert rows["token"]["status"] == "Failed authentication"
     assert "not-the-secret" not in str(rows) + (state.message or "")
+
+
+def test_the_command_prints_every_check_and_fails_when_one_is_not_ok(
+    sandbox: SandboxServer, small_erp: SampleErp, tmp_path, monkeypatch
+) -> None:
+    """``procore-sync health-check``, before go-live, without a deployment: the same checks."""
+    settings_env(monkeypatch, sandbox.url, small_erp.path, tmp_path, PROCORE_SYNC_CLIENT_SECRET="not-the-secret")
+    result = subprocess.run([sys.executable, "-m", "procore_sync.cli", "health-check", "--json"],
+                            env=dict(os.environ), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr
+    rows = {row["check"]: row for row in map(json.loads, result.stdout.splitlines())}
+    assert rows["token"]["status"] == "Failed authentication"
+    assert rows["table resource_people"]["status"] == "OK" and rows["export folder"]["status"] == "OK"
+    assert "not-the-secret" not in result.stdout + result.stderr
