@@ -3,8 +3,11 @@ limits that never throttle, and the PROCORE_SYNC_ environment pointing at both."
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from prefect.testing.utilities import prefect_test_harness  # noqa: E402
 
 from sandbox.config import SandboxConfig  # noqa: E402
+from procore_sync import sample_erp  # noqa: E402
 from sandbox.server import start_in_thread  # noqa: E402
 
 QUOTA_PER_HOUR = 3600  # Procore's default per company
@@ -41,3 +45,31 @@ def bench_environment(erp_path: Path, home: Path, **extra_env: str) -> Iterator[
         print("starting a temporary Prefect server...", file=sys.stderr, flush=True)
         with prefect_test_harness(server_startup_timeout=180):
             yield
+
+
+def company_parser(doc: str) -> argparse.ArgumentParser:
+    """The options of the benchmarks on the sample company: ``--scale`` and ``--json``."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--json", action="store_true")
+    return parser
+
+
+@contextmanager
+def sample_company(scale: float) -> Iterator[Path]:
+    """A temporary folder with the sample ERP (seed 42) at ``scale`` in ``erp/``, gone after."""
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        sample_erp.generate(home / "erp", scale=scale, seed=42)
+        yield home
+
+
+def print_rows(rows: list[dict], columns: tuple[str, ...], as_json: bool, width: int = 16) -> None:
+    """One JSON object a row, or a table of the columns."""
+    if as_json:
+        for row in rows:
+            print(json.dumps(row))
+        return
+    print("  ".join(f"{c:>{width}}" for c in columns))
+    for row in rows:
+        print("  ".join(f"{row[c]!s:>{width}}" for c in columns))

@@ -11,16 +11,11 @@ contract; one call per record where Procore has no batch create), and total API 
 
 from __future__ import annotations
 
-import argparse
-import json
-import tempfile
 import time
-from pathlib import Path
 
-from _harness import QUOTA_PER_HOUR, bench_environment
+from _harness import QUOTA_PER_HOUR, bench_environment, company_parser, print_rows, sample_company
 
 from flows.sync_all import sync_all
-from procore_sync import sample_erp
 from tasks.spec import SyncOptions
 
 COLUMNS = ("entity", "records", "created", "failed", "blocked", "write_calls", "min_write_calls",
@@ -44,24 +39,14 @@ def row(summary) -> dict:  # noqa: ANN001 - a RunSummary
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", type=float, default=1.0)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp)
-        sample_erp.generate(home / "erp", scale=args.scale, seed=42)
-        with bench_environment(home / "erp" / "erp.duckdb", home / "state"):
-            started = time.monotonic()
-            rows = [row(s) for s in sync_all(options=SyncOptions())]
-            wall_s = time.monotonic() - started
+    args = company_parser(__doc__).parse_args()
+    with sample_company(args.scale) as home, bench_environment(home / "erp" / "erp.duckdb", home / "state"):
+        started = time.monotonic()
+        rows = [row(s) for s in sync_all(options=SyncOptions())]
+        wall_s = time.monotonic() - started
+    print_rows(rows, COLUMNS, args.json)
     if args.json:
-        for r in rows:
-            print(json.dumps(r))
         return
-    print("  ".join(f"{c:>16}" for c in COLUMNS))
-    for r in rows:
-        print("  ".join(f"{r[c]!s:>16}" for c in COLUMNS))
     total = sum(r["api_calls"] for r in rows)
     writes = sum(r["write_calls"] for r in rows)
     fewest = sum(r["min_write_calls"] for r in rows)

@@ -16,20 +16,15 @@ an hour of Procore's default quota (3,600 calls) the step takes:
 
 from __future__ import annotations
 
-import argparse
-import json
 import random
-import tempfile
 import time
-from pathlib import Path
 
-from _harness import QUOTA_PER_HOUR, bench_environment
+from _harness import QUOTA_PER_HOUR, bench_environment, company_parser, print_rows, sample_company
 
 from connectors.procore import ProcoreClient
 from connectors.state import StateStore
 from flows import ENTITY_FLOWS, enabled
 from flows.sync_all import sync_all
-from procore_sync import sample_erp
 from procore_sync.runner import run_entities
 from procore_sync.settings import Settings
 from tasks.inbound import InboundSpec, known_projects
@@ -123,34 +118,26 @@ def measure(step: str, settings: Settings, names: list[str], projects: int) -> l
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", type=float, default=1.0)
+    parser = company_parser(__doc__)
     parser.add_argument("--per-project", type=int, default=20, help="commitment change orders per project")
-    parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp)
-        sample_erp.generate(home / "erp", scale=args.scale, seed=42)
-        with bench_environment(home / "erp" / "erp.duckdb", home / "state"):
-            sync_all(options=SyncOptions())
-            settings = Settings()
-            names = [n for n, (spec, _) in ENTITY_FLOWS.items() if isinstance(spec, InboundSpec) and enabled(n, settings)]
-            made = field_creates(settings, args.per_project)
-            projects = len(known_projects(StateStore(settings.state_path)))  # every one is read
-            started = time.monotonic()
-            rows = measure("first", settings, names, projects)
-            rows += measure("idle", settings, names, projects)
-            edited = field_edits(settings, made)
-            rows += measure("edit", settings, names, projects)
-            wall_s = time.monotonic() - started
+    with sample_company(args.scale) as home, bench_environment(home / "erp" / "erp.duckdb", home / "state"):
+        sync_all(options=SyncOptions())
+        settings = Settings()
+        names = [n for n, (spec, _) in ENTITY_FLOWS.items() if isinstance(spec, InboundSpec) and enabled(n, settings)]
+        made = field_creates(settings, args.per_project)
+        projects = len(known_projects(StateStore(settings.state_path)))  # every one is read
+        started = time.monotonic()
+        rows = measure("first", settings, names, projects)
+        rows += measure("idle", settings, names, projects)
+        edited = field_edits(settings, made)
+        rows += measure("edit", settings, names, projects)
+        wall_s = time.monotonic() - started
+    if not args.json:
+        print(f"{len(made)} records made by the field; {projects} projects read; {edited} change orders edited")
+    print_rows(rows, COLUMNS, args.json, width=17)
     if args.json:
-        for r in rows:
-            print(json.dumps(r))
         return
-    print(f"{len(made)} records made by the field; {projects} projects read; {edited} change orders edited")
-    print("  ".join(f"{c:>17}" for c in COLUMNS))
-    for r in rows:
-        print("  ".join(f"{r[c]!s:>17}" for c in COLUMNS))
     for step in ("first", "idle", "edit"):
         calls = sum(r["api_calls"] for r in rows if r["step"] == step)
         print(f"{step}: {calls} API calls in all, {calls / max(projects, 1):.1f} per project, "

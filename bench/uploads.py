@@ -14,17 +14,14 @@ written, Procore calls, the share of an hour of Procore's default quota (3,600 c
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
-import tempfile
 import time
 from pathlib import Path
 
-from _harness import QUOTA_PER_HOUR, bench_environment
+from _harness import QUOTA_PER_HOUR, bench_environment, company_parser, print_rows, sample_company
 
-from procore_sync import sample_erp
 from procore_sync.runner import run_entities
 from procore_sync.settings import Settings
 
@@ -40,13 +37,8 @@ def drop(folder: Path, header: list[str], rows: list[list[str]]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", type=float, default=1.0)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        sample_erp.generate(root / "erp", scale=args.scale, seed=42)
+    args = company_parser(__doc__).parse_args()
+    with sample_company(args.scale) as root:
         with (root / "erp" / "templates" / f"{TABLE}.csv").open(newline="", encoding="utf-8") as handle:
             header, *rows = list(csv.reader(handle))
         folder = root / "drop"
@@ -68,12 +60,7 @@ def main() -> None:
                     "quota_share_pct": round(100 * summary.api_calls / QUOTA_PER_HOUR, 1),
                     "duration_s": round(time.perf_counter() - started, 2),
                 })
-    if args.json:
-        print(json.dumps(results))
-        return
-    print(" ".join(f"{c:>15}" for c in COLUMNS))
-    for row in results:
-        print(" ".join(f"{row[c]!s:>15}" for c in COLUMNS))
+    print_rows(results, COLUMNS, args.json, width=15)
 
 
 if __name__ == "__main__":
