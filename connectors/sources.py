@@ -16,10 +16,10 @@ and the two template drops, ``folder`` and ``sftp`` (``connectors.drops``), read
 An upload is the whole truth for its table once complete (the drop decides when: a ``.done``
 marker or an atomic rename). A run takes it (claims it in the drop and copies it into
 ``<home>/uploads/pending``), syncs every row, and when the run completes accepts it: the drop
-archives the file and the copy
-becomes ``<home>/uploads/current/<table>.csv``, which later runs and child entities read
-(a child's parent rows, the records still blocked) until the next upload. In replace mode, the
-engine deactivates in Procore the records a new upload no longer has, within a safety share.
+archives the file and the copy becomes ``<home>/uploads/current/<table>.csv``, which later runs
+and child entities read (a child's parent rows, the records still blocked) until the next
+upload. In replace mode, the engine deactivates in Procore the records a new upload no longer
+has, within a safety share.
 """
 
 from __future__ import annotations

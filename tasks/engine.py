@@ -123,10 +123,7 @@ def map_and_plan(spec: EntitySpec, rows: list[SourceRow], store: StateStore, ref
                  options: SyncOptions) -> list[Action]:
     records: list[MappedRecord] = map_rows(spec, rows, refs)
     states = store.record_states(spec.name, keys=[record.key for record in records])
-    # A full or targeted resync (resync-failed is one) is the operator asking for the records
-    # again: those Procore refused are sent even when unchanged.
-    resend = options.full_resync or options.targeted or options.upload_file is not None
-    return plan(records, states, locked=spec.locked_once_synced, resend_refused=resend)
+    return plan(records, states, locked=spec.locked_once_synced, resend_refused=options.ignores_cursor)
 
 
 @task(name="write-batch", cache_policy=NO_CACHE)
@@ -237,8 +234,7 @@ class EntityRun:
 
     @property
     def since(self) -> datetime | None:
-        whole = self.options.full_resync or self.options.targeted or self.options.upload_file
-        return None if whole else self.cursor_before
+        return None if self.options.ignores_cursor else self.cursor_before
 
     def execute(self) -> report.RunSummary:
         log = _log()

@@ -162,6 +162,13 @@ class SyncOptions(BaseModel):
     )
 
     @property
+    def ignores_cursor(self) -> bool:
+        """The operator asks for the records whatever their last synchronisation: a full resync,
+        a targeted run or a one-time upload. Such a run reads every row it covers and sends
+        again even the records Procore refused unchanged."""
+        return self.full_resync or self.targeted or self.upload_file is not None
+
+    @property
     def targeted(self) -> bool:
         """A run limited to named keys or projects: it reads them whatever the cursor, and
         leaves the cursor where it was (records outside the target were not read)."""
