@@ -30,14 +30,15 @@ from connectors.procore import ProcoreClient
 from connectors.quota import quota_gate
 from connectors.sources import UploadSource, build_sources, close_sources, source_of
 from connectors.state import Outcome, StateStore
-from procore_sync.errors import ConfigError, Handling, PermissionDenied, SyncError, TransientError, UploadRefused
+from procore_sync.errors import ConfigError, Handling, PermissionDenied, SyncError, TransientError
 from procore_sync.settings import Settings
 from tasks import report
 from tasks.load import blocked_outcome, done_outcome, failed_outcome
 from tasks.refs import Refs
 from tasks.mapping import MappedRecord, map_rows
 from tasks.plan import Action, plan
-from tasks.spec import DEACTIVATED_HASH, HELD, EntitySpec, SyncOptions
+from tasks.replace import plan_deactivations
+from tasks.spec import HELD, EntitySpec, SyncOptions
 
 
 def utc_now() -> datetime:
@@ -295,40 +296,19 @@ class EntityRun:
         return extract(source, self.spec, None, self.options.erp_keys, (), self.options.projects)
 
     def _deactivations(self, rows: list[SourceRow]) -> list[Action]:
-        """Replace mode: the records a new upload no longer has are deactivated in Procore,
-        unless that is more than the safety share of the table's records: then the whole upload
-        is refused, and stays in the drop, until a run is forced or a new upload replaces it."""
+        """Replace mode (``tasks.replace``): what a new upload no longer has is deactivated;
+        runs limited to keys or projects read only part of it, so they never deactivate."""
         if self.upload is None or not self.upload.replace or self.options.targeted:
             return []
-        present = {_key(self.spec, row) for row in rows}
-        active = {key: state for key, state in self.store.record_states(self.spec.name).items()
-                  if state.procore_id and state.payload_hash not in (None, DEACTIVATED_HASH)}
-        missing = sorted(set(active) - present)
-        table = f"{self.spec.erp_table}.csv"
-        broken = [row.line or 0 for row in rows if row.problem or not _key(self.spec, row)]
-        if missing and broken:
-            # A broken line may hide the records it swallowed (a quote left open) or its key: what
-            # the upload lacks cannot be told, so nothing is deactivated on its word.
-            self.note = (f"{self.note}; {len(missing)} record(s) missing from the upload were not deactivated: "
-                         f"line(s) {', '.join(map(str, broken[:10]))} of {table} are broken or have no "
-                         f"{self.spec.key_field}; fix them and upload again")
-            return []
-        share = len(missing) / len(active) if active else 0.0
-        if share > self.upload.max_deactivate_share and not self.options.force_deactivation:
-            raise UploadRefused(
-                f"the upload of {table} would deactivate {len(missing)} of {len(active)} "
-                f"{self.spec.display_name.lower()} in Procore ({share:.0%}), more than the "
-                f"{self.upload.max_deactivate_share:.0%} safety share; nothing was synced",
-                entity=self.spec.name,
-            )
-        if self.spec.deactivate is None:
-            message = (f"missing from the upload of {table}; Procore has no way to deactivate "
-                       f"{self.spec.display_name.lower()}, so it stays as it is")
-            return [Action("skip", key=key, procore_id=active[key].procore_id, warnings=(message,)) for key in missing]
-        origin = (lambda key: {"origin_id": self.spec.origin_id(key)}) if self.spec.uses_origin_id else (lambda key: {})
-        return [Action("update", key=key, payload=self.spec.deactivate | origin(key), payload_hash=DEACTIVATED_HASH,
-                       procore_id=active[key].procore_id, message=f"deactivated: missing from the upload of {table}")
-                for key in missing]
+        replacement = plan_deactivations(
+            self.spec, {_key(self.spec, row) for row in rows},
+            [row.line or 0 for row in rows if row.problem or not _key(self.spec, row)],
+            self.store.record_states(self.spec.name),
+            max_share=self.upload.max_deactivate_share, force=self.options.force_deactivation,
+        )
+        if replacement.note:
+            self.note = f"{self.note}; {replacement.note}"
+        return replacement.actions
 
     def _read_what(self) -> str:
         if self.upload is not None:
