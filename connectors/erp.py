@@ -19,6 +19,7 @@ timezone-aware in UTC; a zone-less timestamp is taken as UTC, as ``docs/erp-temp
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -212,9 +213,13 @@ def _cell_count(header: list[str], values: list[str], start: int, end: int) -> s
     return problem
 
 
+# What ``errors="surrogateescape"`` turns a byte that is not UTF-8 into.
+_UNDECODED = re.compile("[\udc80-\udcff]")
+
+
 def _not_utf8(header: list[str], values: list[str]) -> str | None:
     for name, value in zip(header, values):
-        if any("\udc80" <= char <= "\udcff" for char in value):
+        if _UNDECODED.search(value):
             raw = value.encode("utf-8", errors="surrogateescape")
             return f"{name} is not UTF-8 text ({raw!r}); save the file as UTF-8 (in Excel: CSV UTF-8)"
     return None
