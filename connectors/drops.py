@@ -96,6 +96,10 @@ class DropUnreachable(TransientError):
     hint = "check that the SFTP server is up and reachable from here; the next run tries again."
 
 
+def _claim_of(name: str) -> str:
+    return f"{PROCESSING}/{name}.csv"
+
+
 def _archive_name(name: str, stamp: datetime, taken: set[str], suffix: str = "") -> str:
     base = f"{name}-{stamp.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}{suffix}"
     candidate, n = f"{base}.csv", 1
@@ -145,43 +149,40 @@ class Drop(ABC):
 
     def claimed(self, name: str) -> bool:
         """Whether an upload of ``name`` is claimed: being synced, or left by a run that died."""
-        return self._is_file(f"{PROCESSING}/{name}.csv")
+        return self._is_file(_claim_of(name))
 
     def claim(self, name: str, now: datetime) -> bool:
         """Take the newest complete upload into ``processing/``; True when there is one to read
         (also an earlier claim whose run never finished)."""
-        claimed = f"{PROCESSING}/{name}.csv"
         if not self.ready(name):
             if self.marker_mode and not self._is_file(f"{name}.csv"):
                 self._remove(f"{name}.csv{MARKER}")  # a claim interrupted before its marker went
             return self.claimed(name)
         self._names(PROCESSING)
         if self.claimed(name):
-            self._move_to_archive(claimed, name, now, suffix="-superseded")
-        if not self._rename(f"{name}.csv", claimed):
-            raise ConfigError(f"cannot claim {name}.csv in {self.describe()}: {claimed} appeared meanwhile")
+            self._move_to_archive(_claim_of(name), name, now, suffix="-superseded")
+        if not self._rename(f"{name}.csv", _claim_of(name)):
+            raise ConfigError(f"cannot claim {name}.csv in {self.describe()}: {_claim_of(name)} appeared meanwhile")
         self._remove(f"{name}.csv{MARKER}")
         return True
 
     def fetch(self, name: str, into: Path) -> Path:
         """A local copy of the claimed upload."""
-        claimed = f"{PROCESSING}/{name}.csv"
-        if not self._is_file(claimed):
+        if not self.claimed(name):
             raise ConfigError(f"no claimed upload of {name}.csv in {self.describe()}")
         into.mkdir(parents=True, exist_ok=True)
         local = into / f"{name}.csv"
-        self._get(claimed, local)
+        self._get(_claim_of(name), local)
         return local
 
     def archive(self, name: str, stamp: datetime) -> str:
         """The claimed upload was synced: keep it in the archive folder; its path there."""
-        return self._move_to_archive(f"{PROCESSING}/{name}.csv", name, stamp)
+        return self._move_to_archive(_claim_of(name), name, stamp)
 
     def release(self, name: str) -> bool:
         """The claimed upload was not accepted: back where it was uploaded, with its marker, for
         the next run; left claimed (superseded at the next claim) when a newer upload is there."""
-        claimed = f"{PROCESSING}/{name}.csv"
-        if not self._is_file(claimed) or not self._rename(claimed, f"{name}.csv"):
+        if not self.claimed(name) or not self._rename(_claim_of(name), f"{name}.csv"):
             return False
         if self.marker_mode:
             self._touch(f"{name}.csv{MARKER}")

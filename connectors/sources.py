@@ -131,7 +131,8 @@ class UploadSource:
         self._unlock(table)
         return False
 
-    def pending(self, table: str) -> bool:
+    def holds(self, table: str) -> bool:
+        """Whether this source holds an upload of ``table`` it has neither accepted nor discarded."""
         return table in self._held
 
     def discard(self, table: str) -> None:

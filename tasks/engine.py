@@ -262,7 +262,7 @@ class EntityRun:
             else:
                 return self._finish(client, actions=actions)
             finally:
-                if self.upload is not None and self.upload.pending(self.spec.erp_table):
+                if self.upload is not None and self.upload.holds(self.spec.erp_table):
                     # Not accepted (a dry run, a failure, a deferral): back in the drop, where
                     # the next run reads it again.
                     self.upload.discard(self.spec.erp_table)
@@ -278,22 +278,26 @@ class EntityRun:
         self.upload = source if source.take(table, self.started) else None
         if self.upload is not None:
             self.note = f"synced the new upload of {table}.csv from {source.drop.describe()}"
-            return extract(source, self.spec, None, self.options.erp_keys, (), self.options.projects)
+            return self._read_whole(source)
         # Nothing new uploaded: only the records still waiting, from the last accepted upload.
         self.note = (f"another run is syncing the upload of {table}.csv" if source.in_use(table)
                      else f"no new upload of {table}.csv in {source.drop.describe()}")
         waiting = self.options.erp_keys or self._unfinished()
         if not source.available(table) or not (waiting or self.options.projects):
             return []
-        return extract(source, self.spec, None, waiting, (), self.options.projects)
+        return self._read_whole(source, waiting)
 
     def _read_one_time(self, file: Path) -> list[SourceRow]:
         """A one-time upload: the file is the table for this run, whatever its usual source."""
         if not file.is_file():
             raise ConfigError(f"the upload {file} does not exist on the machine that runs the flow")
         self.note = f"one-time upload of {file}"
-        source = CsvErpSource(file.parent, tables={self.spec.erp_table: file.stem})
-        return extract(source, self.spec, None, self.options.erp_keys, (), self.options.projects)
+        return self._read_whole(CsvErpSource(file.parent, tables={self.spec.erp_table: file.stem}))
+
+    def _read_whole(self, source: ErpSource, keys: Sequence[str] | None = None) -> list[SourceRow]:
+        """A file's rows, whatever the cursor (its stamps say nothing about what was synced),
+        limited to the run's keys and projects."""
+        return extract(source, self.spec, None, keys or self.options.erp_keys, (), self.options.projects)
 
     def _deactivations(self, rows: list[SourceRow]) -> list[Action]:
         """Replace mode (``tasks.replace``): what a new upload no longer has is deactivated;

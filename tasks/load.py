@@ -42,10 +42,12 @@ def outcome_of(spec: EntitySpec, action: Action, entity: dict | None, error: str
     return failed_outcome(action, f"Procore rejected {spec.display_name.lower()} {action.key}: {reason}")
 
 
-def rejected_outcome(spec: EntitySpec, action: Action, reason: str) -> Outcome:
-    """Procore refused this record's payload: failed with its words, and the refused hash kept."""
+def rejected_outcome(spec: EntitySpec, action: Action, reason: str, *, alone: bool = True) -> Outcome:
+    """Procore refused this record's payload: failed with its words, and the refused hash kept
+    when the refused request held this record ``alone`` (otherwise which one was refused is
+    unknown, and the next run sends it again)."""
     message = f"Procore rejected {spec.display_name.lower()} {action.key}: {reason}"
-    return failed_outcome(action, message, refused=True)
+    return failed_outcome(action, message, refused=alone)
 
 
 def procore_id_of(value: Any) -> ProcoreId:

@@ -47,8 +47,7 @@ def _rejected(spec: EntitySpec, action: Action, exc: SyncError, *, alone: bool =
     """``alone``: the refused request held this record only. When a whole batch is refused, which
     record caused it is unknown, so none keeps the refused hash: the next run sends them again."""
     detail = f"{exc.message}: {exc.body}" if exc.body else exc.message
-    outcome = rejected_outcome(spec, action, detail)
-    return outcome if alone else dataclasses.replace(outcome, rejected_hash=None)
+    return rejected_outcome(spec, action, detail, alone=alone)
 
 
 @dataclasses.dataclass(frozen=True)
