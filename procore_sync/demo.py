@@ -55,27 +55,27 @@ class DemoOptions:
 DEMO_QUOTA = {"PROCORE_SYNC_QUOTA_PER_HOUR": "36000", "PROCORE_SYNC_QUOTA_SPIKE_PER_10S": "250"}
 
 
-def prepare(settings: Settings, options: DemoOptions) -> None:
+def prepare(settings: Settings, options: DemoOptions) -> Path | None:
+    """The sample ERP (once), and the HR drop the demo's Resource Planning people come from,
+    returned; None where the settings name sources of their own, which win."""
     if options.reset and settings.home.exists():
         shutil.rmtree(settings.home)
     assert settings.erp_path is not None
-    if not settings.erp_path.exists():
+    fresh = not settings.erp_path.exists()
+    if fresh:
         sample_erp.generate(settings.erp_path.parent, scale=options.scale)
-        upload_from_hr(settings)
-    if not settings.sources:  # an integrator's own sources win
-        drop = {"kind": "folder", "folder": str(hr_drop(settings).resolve())}
-        os.environ["PROCORE_SYNC_SOURCES"] = json.dumps({"resource_people": drop})
+    if settings.sources:
+        return None
+    drop = (settings.home / "drops" / "hr").resolve()
+    if fresh:
+        upload_from_hr(settings, drop)
+    os.environ["PROCORE_SYNC_SOURCES"] = json.dumps({"resource_people": {"kind": "folder", "folder": str(drop)}})
+    return drop
 
 
-def hr_drop(settings: Settings) -> Path:
-    """Where the demo's HR system uploads Resource Planning people (a folder drop)."""
-    return settings.home / "drops" / "hr"
-
-
-def upload_from_hr(settings: Settings) -> None:
+def upload_from_hr(settings: Settings, drop: Path) -> None:
     """The HR system's upload of the sample's people, as an uploader does it: file, then marker."""
     assert settings.erp_path is not None
-    drop = hr_drop(settings)
     drop.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(settings.erp_path.parent / "templates" / "resource_people.csv", drop / "resource_people.csv")
     (drop / "resource_people.csv.done").touch()
@@ -141,7 +141,7 @@ def run_demo(
     for name, value in DEMO_QUOTA.items():
         os.environ.setdefault(name, value)
     settings = Settings()
-    prepare(settings, options)
+    hr_drop = prepare(settings, options)
     with ExitStack() as stack:
         sandbox = stack.enter_context(start_sandbox(settings, options))
         server = stack.enter_context(PrefectServer(settings.home / "prefect", port=options.prefect_port))
@@ -149,8 +149,9 @@ def run_demo(
         os.environ["PROCORE_SYNC_LOCAL_SANDBOX_URL"] = sandbox.url
         os.environ["PREFECT_API_URL"] = server.api_url
         say(f"Prefect UI: {server.ui_url}   Procore sandbox: {sandbox.url}   ERP: {settings.erp_path}")
-        say(f"Resource Planning people come from the HR system's uploads in {hr_drop(settings)} "
-            "(put a new resource_people.csv there, then an empty resource_people.csv.done)")
+        if hr_drop is not None:
+            say(f"Resource Planning people come from the HR system's uploads in {hr_drop} "
+                "(put a new resource_people.csv there, then an empty resource_people.csv.done)")
         from procore_sync.runner import register_deployments, run_entities, serve_forever  # Prefect, URL set
 
         summaries = run_entities(Settings())
