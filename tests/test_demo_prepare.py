@@ -19,14 +19,15 @@ def test_the_hr_system_uploads_once_and_the_drop_becomes_the_people_source(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PROCORE_SYNC_HOME", str(tmp_path))
-    monkeypatch.delenv("PROCORE_SYNC_SOURCES", raising=False)
+    # "{}": no sources of one's own; set through monkeypatch, so what prepare() sets is undone.
+    monkeypatch.setenv("PROCORE_SYNC_SOURCES", "{}")
     drop = prepare(Settings(), SMALL)
     assert drop == (tmp_path / "drops" / "hr").resolve()
     assert (drop / "resource_people.csv").read_bytes() == (tmp_path / "erp" / "templates" / "resource_people.csv").read_bytes()
     assert (drop / "resource_people.csv.done").exists()
     assert Settings().sources["resource_people"].folder == drop  # type: ignore[union-attr]
     (drop / "resource_people.csv").unlink()  # the first sync took and archived it
-    monkeypatch.delenv("PROCORE_SYNC_SOURCES")  # the next demo is a new process
+    monkeypatch.setenv("PROCORE_SYNC_SOURCES", "{}")  # the next demo is a new process
     assert prepare(Settings(), SMALL) == drop and not (drop / "resource_people.csv").exists(), "uploaded once"
 
 
