@@ -93,6 +93,10 @@ class RecordState:
     updated_at: datetime
     # The payload Procore refused on the last attempt (migration 0005); None after any other outcome.
     rejected_hash: str | None = None
+    # Migration 0007: a failed record whose cause is outside it (read again by ordinary runs,
+    # tasks/healing.py), and a blocked one whose parent failed or waits under one that did.
+    failed_outside: bool = False
+    parent_failed: bool = False
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,9 @@ class Outcome:
     id, and count one more consecutive attempt. ``rejected_hash`` (``fail`` only) is the payload
     Procore refused; every outcome but ``skip`` stores its own, so anything other than a refusal
     (a landed write, a batch Procore did not confirm, a mapping failure) clears it.
+    ``outside`` (``fail`` only): the cause is outside the record, so ordinary runs read it again;
+    ``parent_failed`` (``blocked`` only): the parent failed or waits under one that did. ``skip``
+    keeps both as stored; every other outcome stores its own.
     """
 
     key: str
@@ -115,6 +122,8 @@ class Outcome:
     message: str | None = None
     source_updated_at: datetime | None = None
     rejected_hash: str | None = None
+    outside: bool = False
+    parent_failed: bool = False
 
     def __post_init__(self) -> None:
         _check_outcome(self)
@@ -141,6 +150,10 @@ def _check_outcome(outcome: Outcome) -> None:
         )
     if outcome.rejected_hash is not None and outcome.action != "fail":
         raise ValueError(f"only a failed outcome has a rejected_hash (record {outcome.key!r})")
+    if outcome.outside and outcome.action != "fail":
+        raise ValueError(f"only a failed outcome fails outside the record (record {outcome.key!r})")
+    if outcome.parent_failed and outcome.action != "blocked":
+        raise ValueError(f"only a blocked outcome waits under a failed parent (record {outcome.key!r})")
     _require_aware(outcome.source_updated_at, f"source_updated_at of record {outcome.key!r}")
 
 
@@ -462,7 +475,9 @@ SELECT unnest(range(?)) AS ord,
        unnest(?::VARCHAR[]) AS payload_hash,
        unnest(?::VARCHAR[]) AS message,
        unnest(?::TIMESTAMPTZ[]) AS source_updated_at,
-       unnest(?::VARCHAR[]) AS rejected_hash
+       unnest(?::VARCHAR[]) AS rejected_hash,
+       unnest(?::BOOLEAN[]) AS failed_outside,
+       unnest(?::BOOLEAN[]) AS parent_failed
 """
 
 # The rules of Outcome's docstring, set-based, against the state before this batch.
@@ -474,6 +489,8 @@ SELECT i.ord, i.erp_key, i.action, i.status, i.message,
             WHEN i.action = 'skip' THEN coalesce(i.payload_hash, s.payload_hash)
             ELSE i.payload_hash END AS payload_hash,
        CASE WHEN i.action = 'skip' THEN s.rejected_hash ELSE i.rejected_hash END AS rejected_hash,
+       CASE WHEN i.action = 'skip' THEN coalesce(s.failed_outside, false) ELSE i.failed_outside END AS failed_outside,
+       CASE WHEN i.action = 'skip' THEN coalesce(s.parent_failed, false) ELSE i.parent_failed END AS parent_failed,
        CASE WHEN i.action IN ('fail', 'blocked') THEN coalesce(s.procore_id, i.procore_id)
             ELSE coalesce(i.procore_id, s.procore_id) END AS procore_id,
        coalesce(i.source_updated_at, s.source_updated_at) AS source_updated_at,
@@ -488,9 +505,9 @@ LEFT JOIN record_state AS s ON s.entity = ? AND s.erp_key = i.erp_key
 _UPSERT_STATE = """
 INSERT INTO record_state
     (entity, erp_key, procore_id, payload_hash, status, last_action, last_message, attempts,
-     last_run_id, source_updated_at, updated_at, rejected_hash)
+     last_run_id, source_updated_at, updated_at, rejected_hash, failed_outside, parent_failed)
 SELECT $1, erp_key, procore_id, payload_hash, status, action, message, attempts,
-       $2, source_updated_at, $3, rejected_hash
+       $2, source_updated_at, $3, rejected_hash, failed_outside, parent_failed
 FROM resolved
 QUALIFY row_number() OVER (PARTITION BY erp_key ORDER BY ord DESC) = 1
 ON CONFLICT (entity, erp_key) DO UPDATE SET
@@ -498,7 +515,8 @@ ON CONFLICT (entity, erp_key) DO UPDATE SET
     status = excluded.status, last_action = excluded.last_action,
     last_message = excluded.last_message, attempts = excluded.attempts,
     last_run_id = excluded.last_run_id, source_updated_at = excluded.source_updated_at,
-    updated_at = excluded.updated_at, rejected_hash = excluded.rejected_hash
+    updated_at = excluded.updated_at, rejected_hash = excluded.rejected_hash,
+    failed_outside = excluded.failed_outside, parent_failed = excluded.parent_failed
 """
 
 # ``attempt`` = which consecutive try this was: a success after two failures is attempt 3.
@@ -524,6 +542,8 @@ def _stage_outcomes(con: duckdb.DuckDBPyConnection, outcomes: Sequence[Outcome])
             [o.message for o in outcomes],
             [o.source_updated_at for o in outcomes],
             [o.rejected_hash for o in outcomes],
+            [o.outside for o in outcomes],
+            [o.parent_failed for o in outcomes],
         ],
     )
 
@@ -568,7 +588,8 @@ def _dicts(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
 # Columns named as the dataclass fields they fill.
 _RECORD_STATE_COLUMNS = (
     "entity, erp_key AS key, procore_id, payload_hash, status, last_action,"
-    " last_message AS message, attempts, last_run_id, source_updated_at, updated_at, rejected_hash"
+    " last_message AS message, attempts, last_run_id, source_updated_at, updated_at, rejected_hash,"
+    " coalesce(failed_outside, false) AS failed_outside, coalesce(parent_failed, false) AS parent_failed"
 )
 _ACTION_COLUMNS = (
     'run_id, entity, erp_key AS key, action, status, procore_id, message, attempt, "at"'

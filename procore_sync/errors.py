@@ -146,6 +146,13 @@ class InvalidRecord(RecordError):
     """The ERP record cannot be mapped to a valid Procore payload."""
 
 
+class MissingParent(InvalidRecord):
+    """A parent the record names is not in the ERP. Not the record's own fault: the parent may
+    be added later, so ordinary runs read the record again (``tasks/healing.py``)."""
+
+    hint = "add the parent to the ERP (the record follows by itself) or fix the reference."
+
+
 class Rejected(RecordError):
     """Procore refused the record (422, or a per-item error of a sync call)."""
 
@@ -159,8 +166,11 @@ class Blocked(RecordError):
 
     hint = "nothing to do for this record; fix or sync its parent and it follows."
 
-    def __init__(self, message: str, *, parent_entity: str, parent_key: str, **context: object) -> None:
-        self.parent_entity, self.parent_key = parent_entity, parent_key
+    def __init__(self, message: str, *, parent_entity: str, parent_key: str, parent_failed: bool = False,
+                 **context: object) -> None:
+        # ``parent_failed``: the parent failed, or waits under one that did; only an operator
+        # fixing it releases the record, so the run says so instead of a plain green.
+        self.parent_entity, self.parent_key, self.parent_failed = parent_entity, parent_key, parent_failed
         super().__init__(message, **context)  # type: ignore[arg-type]
 
 

@@ -33,12 +33,13 @@ from connectors.state import Outcome, StateStore
 from procore_sync.errors import ConfigError, Handling, PermissionDenied, SyncError, TransientError
 from procore_sync.settings import Settings
 from tasks import report
+from tasks.healing import to_read_again
 from tasks.load import blocked_outcome, done_outcome, failed_outcome
 from tasks.refs import Refs
 from tasks.mapping import MappedRecord, map_rows
 from tasks.plan import Action, plan
 from tasks.replace import plan_deactivations
-from tasks.spec import HELD, EntitySpec, SyncOptions
+from tasks.spec import EntitySpec, SyncOptions
 
 
 def utc_now() -> datetime:
@@ -223,6 +224,7 @@ class EntityRun:
         self.upload: UploadSource | None = None  # the upload this run syncs, if it reads one
         self.note: str | None = None  # what the summary says about the run when nothing failed
         self.erp_writes = 0  # records written to the ERP (Procore → ERP entities)
+        self.under_failed = 0  # records left blocked under a failed parent: not a plain green
         self.cursor_before = self.store.get_cursor(spec.name)
         context = FlowRunContext.get()
         self.flow_run_id = str(context.flow_run.id) if context and context.flow_run else None
@@ -322,9 +324,9 @@ class EntityRun:
         return "by key" if self.options.erp_keys else f"since {self.since or 'the beginning'}"
 
     def _unfinished(self) -> list[str]:
-        """Keys to read again whatever the cursor: blocked records and records held back."""
-        states = self.store.record_states(self.spec.name)
-        return [k for k, s in states.items() if s.status == "blocked" or (s.message or "").startswith(HELD)]
+        """Keys to read again whatever the cursor: blocked, held back, and failures outside the
+        record whose backoff is over (``tasks/healing.py``)."""
+        return to_read_again(self.store.record_states(self.spec.name).values(), self.started)
 
     def _load(self, client: ProcoreClient, context: dict[str, Any], writes: list[Action]) -> None:
         progress = report.Progress(self.spec.name, len(writes))
@@ -352,6 +354,7 @@ class EntityRun:
         self.store.record_outcomes(self.run_id, self.spec.name, outcomes)
         for outcome in outcomes:
             self._count(outcome)
+        self.under_failed += sum(o.parent_failed for o in outcomes)
         self.report_rows.extend(
             {"erp_key": o.key, "procore_id": o.procore_id, "action": o.action, "status": o.status, "message": o.message}
             for o in outcomes
@@ -380,6 +383,7 @@ class EntityRun:
         for action in actions:
             self.counts[COUNTER[action.kind]] += 1
             self.counts["warnings"] += bool(action.warnings)
+            self.under_failed += action.parent_failed
         return self._summarize(client, status="dry_run", cursor_after=self.cursor_before, dry_run=True)
 
     def _finish(self, client: ProcoreClient, *, actions: list[Action] | None, error: SyncError | None = None) -> report.RunSummary:
@@ -398,6 +402,14 @@ class EntityRun:
         if error is not None:
             raise error
         return summary
+
+    def _message(self) -> str | None:
+        """The note, and a named warning when records are left blocked under a failed parent:
+        the run did its work (not red), but they wait for an operator (not a plain green)."""
+        n = self.under_failed
+        warning = (f"warning: {n} record{'s' if n != 1 else ''} blocked under a failed parent; the records "
+                   "table names each parent: fix it and they follow") if n else None
+        return "; ".join(part for part in (self.note, warning) if part) or None
 
     def _summarize(self, client: ProcoreClient, *, status: str, cursor_after: datetime | None,
                    dry_run: bool = False, error: SyncError | None = None) -> report.RunSummary:
@@ -421,7 +433,8 @@ class EntityRun:
             duration_s=round(time.monotonic() - self.clock_start, 3),
             cursor_before=_iso(self.cursor_before),
             cursor_after=_iso(cursor_after),
-            message=str(error) if error else self.note,
+            blocked_under_failed_parent=self.under_failed,
+            message=str(error) if error else self._message(),
         )
         self.store.finish_run(
             self.run_id,
@@ -460,7 +473,8 @@ def preflight(client: ProcoreClient, spec: EntitySpec, context: dict[str, Any], 
 def _not_permitted(action: Action) -> Action:
     message = (f"project {action.scope['project_id']} is not among the service account's permitted projects; "
                "add it in Procore (Company Admin → App Management → permitted projects) and resync")
-    return dataclasses.replace(action, kind="fail", message=message)
+    # Outside the record: once the admin adds the project, ordinary runs send it again.
+    return dataclasses.replace(action, kind="fail", message=message, outside=True)
 
 
 def check_company(client: ProcoreClient, settings: Settings) -> None:

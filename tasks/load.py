@@ -3,7 +3,9 @@
 Writers (``tasks/writers.py``) send the requests; these helpers say what became of each record:
 landed (with its Procore id), or failed with Procore's own words. A failure Procore stated about
 the record itself (``rejected_outcome``) keeps the hash of the refused payload, so ordinary runs
-do not send it again unchanged; any other failure is retried by the next run.
+do not send it again unchanged; any other failure of a write is outside the record (a batch
+refused in one answer, unconfirmed, a 5xx after all retries), and ordinary runs read it again
+(``tasks/healing.py``).
 """
 
 from __future__ import annotations
@@ -70,7 +72,10 @@ def done_outcome(action: Action, procore_id: int | None) -> Outcome:
 
 def failed_outcome(action: Action, message: str, *, refused: bool = False) -> Outcome:
     """``refused``: Procore refused the payload (or did before, ``action.refused``), so the state
-    remembers its hash; left out, the state forgets any earlier refusal and the record is retried."""
+    remembers its hash; left out, the state forgets any earlier refusal and the record is retried.
+    A write that failed unrefused failed outside the record, and so did a planned failure the plan
+    says is (``action.outside``); everything else is the record's own content."""
+    refused = refused or action.refused
     return Outcome(
         key=action.key,
         action="fail",
@@ -78,7 +83,8 @@ def failed_outcome(action: Action, message: str, *, refused: bool = False) -> Ou
         procore_id=action.procore_id,
         message=message,
         source_updated_at=action.source_updated_at,
-        rejected_hash=action.payload_hash if refused or action.refused else None,
+        rejected_hash=action.payload_hash if refused else None,
+        outside=not refused and (action.writes or action.outside),
     )
 
 
@@ -90,4 +96,5 @@ def blocked_outcome(action: Action) -> Outcome:
         procore_id=action.procore_id,
         message=action.message,
         source_updated_at=action.source_updated_at,
+        parent_failed=action.parent_failed,
     )

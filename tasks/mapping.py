@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from connectors.erp import SourceRow
-from procore_sync.errors import Blocked, InvalidRecord
+from procore_sync.errors import Blocked, InvalidRecord, MissingParent
 from tasks.refs import Refs
 from tasks.spec import EntitySpec
 
@@ -35,6 +35,10 @@ class MappedRecord:
     scope: dict[str, int] = field(default_factory=dict)
     source_updated_at: datetime | None = None
     line: int | None = None
+    # ``error`` comes from outside the record (a parent missing from the ERP): read again later.
+    outside: bool = False
+    # ``blocked`` under a parent that failed (or waits under one that did).
+    parent_failed: bool = False
 
     @property
     def ok(self) -> bool:
@@ -92,9 +96,9 @@ def _map_one(spec: EntitySpec, key: str, row: SourceRow, refs: Refs | None) -> M
     except ValidationError as exc:
         return MappedRecord(payload=None, error=where + describe_validation_error(exc), **base)
     except Blocked as exc:
-        return MappedRecord(payload=None, blocked=exc.message, **base)
+        return MappedRecord(payload=None, blocked=exc.message, parent_failed=exc.parent_failed, **base)
     except InvalidRecord as exc:
-        return MappedRecord(payload=None, error=where + exc.message, **base)
+        return MappedRecord(payload=None, error=where + exc.message, outside=isinstance(exc, MissingParent), **base)
     payload = mapped.payload.model_dump(mode="json", exclude_none=True)
     if spec.uses_origin_id:
         payload["origin_id"] = spec.origin_id(key)

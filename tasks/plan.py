@@ -44,6 +44,11 @@ class Action:
     source_updated_at: datetime | None = None
     # A ``fail`` for a payload Procore refused before: its outcome keeps the refused hash.
     refused: bool = False
+    # A ``fail`` whose cause is outside the record (a parent missing from the ERP, a project
+    # the account may not write to): ordinary runs read it again (``tasks/healing.py``).
+    outside: bool = False
+    # A ``blocked`` whose parent failed or waits under one that did: the run says so.
+    parent_failed: bool = False
 
     @property
     def writes(self) -> bool:
@@ -78,9 +83,9 @@ def _decide(record: MappedRecord, state: RecordState | None, locked: bool, resen
     }
     known_id = state.procore_id if state else None
     if record.blocked:
-        return Action("blocked", procore_id=known_id, message=record.blocked, **common)
+        return Action("blocked", procore_id=known_id, message=record.blocked, parent_failed=record.parent_failed, **common)
     if not record.ok:
-        return Action("fail", procore_id=known_id, message=record.error, **common)
+        return Action("fail", procore_id=known_id, message=record.error, outside=record.outside, **common)
     if state and not resend_refused and _refused_unchanged(record, state):
         return _refused_again(record, state, common)
     if state and known_id and state.status in ("ok", "warning"):

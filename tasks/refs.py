@@ -6,8 +6,12 @@ Three answers, and each is a message the operator can act on:
 - the parent is in the ERP but not (yet) in Procore, because it failed, is itself blocked or has
   not been synced: ``Blocked``, naming the parent and its own message; the record lands by
   itself in a later run, once the parent does;
-- the parent is not in the ERP at all: ``InvalidRecord`` ("supplier V-778 does not exist in the
-  ERP"); only fixing the ERP helps.
+- the parent is not in the ERP at all: ``MissingParent`` ("supplier V-778 does not exist in the
+  ERP"), a failure outside the record: ordinary runs read it again (``tasks/healing.py``), so
+  it lands once the ERP has the parent.
+
+``Blocked`` also says whether the parent failed (or waits under a parent that did, as the state
+remembers): such a record waits for an operator, and the run says so.
 
 The Procore → ERP direction asks the other way round (``erp_key``): which ERP record is Procore's
 contract 5629…? A Procore record procore-sync never linked to the ERP blocks the record that
@@ -22,7 +26,7 @@ from typing import Any
 
 from connectors.erp import ErpSource
 from connectors.state import RecordState, StateStore
-from procore_sync.errors import Blocked, InvalidRecord
+from procore_sync.errors import Blocked, InvalidRecord, MissingParent
 from tasks.spec import EntitySpec
 
 
@@ -44,9 +48,10 @@ class Refs:
         if state is not None and state.procore_id:
             return state.procore_id
         if key not in self.erp_rows(parent):
-            raise InvalidRecord(f"{label} does not exist in the ERP")
+            raise MissingParent(f"{label} does not exist in the ERP")
         named = label if key in label else f"{label} ({parent.name} {key})"
-        raise Blocked(f"waiting for {named}: {_why_not_in_procore(state)}", parent_entity=parent.name, parent_key=key)
+        raise Blocked(f"waiting for {named}: {_why_not_in_procore(state)}", parent_entity=parent.name, parent_key=key,
+                      parent_failed=_failed_or_under_failed(state))
 
     def erp_key(self, parents: tuple[EntitySpec, ...], procore_id: Any, what: str) -> tuple[EntitySpec, str]:
         """Which of ``parents`` holds Procore's record ``procore_id``, and its ERP key."""
@@ -86,8 +91,14 @@ class Refs:
     def erp_row(self, parent: EntitySpec, key: str | None, what: str | None = None) -> dict[str, Any]:
         row = self.erp_rows(parent).get(str(key or "").strip())
         if row is None:
-            raise InvalidRecord(f"{what or parent.display_name.lower() + ' ' + str(key)} does not exist in the ERP")
+            # A blank reference is the record's own fault; a key the ERP lacks may be added later.
+            error = MissingParent if str(key or "").strip() else InvalidRecord
+            raise error(f"{what or parent.display_name.lower() + ' ' + str(key)} does not exist in the ERP")
         return row
+
+
+def _failed_or_under_failed(state: RecordState | None) -> bool:
+    return state is not None and (state.status == "failed" or (state.status == "blocked" and state.parent_failed))
 
 
 def _why_not_in_procore(state: RecordState | None) -> str:

@@ -58,6 +58,9 @@ class RunSummary(BaseModel):
     duration_s: float = 0.0
     cursor_before: str | None = None
     cursor_after: str | None = None
+    # Blocked records whose parent failed (or waits under one that did): they wait for an
+    # operator, so a completed run that leaves some says so (message, overview, title).
+    blocked_under_failed_parent: int = 0
     message: str | None = None
 
 
@@ -145,10 +148,20 @@ def publish_overview(summaries: Sequence[RunSummary]) -> None:
     """sync-all's one table: every entity with its state and counts."""
     if not _in_flow_run():
         return
-    rows = [{c: getattr(s, c) for c in OVERVIEW_COLUMNS} for s in summaries]
+    rows = [{c: getattr(s, c) for c in OVERVIEW_COLUMNS} | {"status": overview_status(s)} for s in summaries]
     failed = sum(s.status == "failed" for s in summaries)
+    stuck = sum(s.status != "failed" and s.blocked_under_failed_parent > 0 for s in summaries)
+    under = f", {stuck} with records blocked under a failed parent" if stuck else ""
     create_table_artifact(table=rows, key="sync-all-overview",
-                          description=f"sync-all: {len(summaries)} entities, {failed} failed")
+                          description=f"sync-all: {len(summaries)} entities, {failed} failed{under}")
+
+
+def overview_status(s: RunSummary) -> str:
+    """The status an operator reads: a completed run that leaves records blocked under a failed
+    parent is named so, neither a plain "completed" nor "failed"."""
+    if s.status == "completed" and s.blocked_under_failed_parent:
+        return f"completed, {s.blocked_under_failed_parent} blocked under a failed parent"
+    return s.status
 
 
 def publish_summary(summary: RunSummary) -> None:
@@ -162,7 +175,7 @@ def publish_summary(summary: RunSummary) -> None:
 
 
 def render_summary(s: RunSummary) -> str:
-    title = "Dry run (nothing written)" if s.dry_run else f"Sync {s.status}"
+    title = "Dry run (nothing written)" if s.dry_run else f"Sync {overview_status(s)}"
     lines = [
         f"# {s.entity}: {title}",
         "",
