@@ -7,10 +7,16 @@ Described in the settings, per source::
 
 - ``paths`` names each table's list under ``url``; ``token`` (a secret, redacted everywhere) goes
   in ``auth_header`` as ``<auth_scheme> <token>``.
-- ``paging``: ``page`` (``page_param`` from ``first_page``, ``size_param`` = ``page_size``,
-  until a short page), ``offset`` (``offset_param`` and ``size_param``), ``cursor`` (the next
-  cursor at ``next_cursor_path`` in the body, sent back as ``cursor_param``, until none), or
-  ``none`` (one answer).
+- ``paging``: ``page`` (``page_param`` from ``first_page``, ``size_param`` = ``page_size``),
+  ``offset`` (``offset_param`` and ``size_param``), ``cursor`` (the next cursor at
+  ``next_cursor_path`` in the body, sent back as ``cursor_param``, until none), or ``none`` (one
+  answer). Page and offset paging read on until an empty page, or until as many records as the
+  total the server states (``total_path`` in the body, or the ``total_header``): never stop at
+  the first short page, since many APIs cap their pages below the size asked and a short page
+  then says nothing about the end.
+- ``order_params``: query parameters that make the API list in cursor order (e.g.
+  ``{"sort": "updated_at"}``), where it allows it: a record changed while the pages are read
+  moves to the end, where it is still read, instead of shifting the pages under the reader.
 - ``record_path``: where the records are in the body, dotted (``data.items``); empty when the
   body is the list itself.
 - ``cursor_field`` is the records' change stamp, copied to ``updated_at`` where named
@@ -56,6 +62,10 @@ class ApiSourceConfig(BaseModel):
     cursor_param: str = "cursor"
     next_cursor_path: str = "next_cursor"
     record_path: str = ""
+    # Where the server states how many records the list has (page and offset paging), if it does.
+    total_path: str = ""
+    total_header: str | None = None
+    order_params: dict[str, str] = Field(default_factory=dict)
     cursor_field: str = CURSOR_COLUMN
     since_param: str | None = None
     timeout_s: float = Field(default=30.0, gt=0)
@@ -113,6 +123,7 @@ class ApiErpSource:
     def _records(self, url: str, since: datetime | None) -> Iterator[Any]:
         c = self.config
         base = {c.since_param: since.isoformat()} if c.since_param and since is not None else {}
+        base |= c.order_params
         page, offset, cursor = c.first_page, 0, None
         while True:
             params = dict(base)
@@ -122,7 +133,8 @@ class ApiErpSource:
                 params |= {c.offset_param: offset, c.size_param: c.page_size}
             elif c.paging == "cursor" and cursor is not None:
                 params[c.cursor_param] = cursor
-            body = self._get(url, params)
+            response = self._get(url, params)
+            body = _json(response, url)
             records = _at(body, c.record_path, url)
             if not isinstance(records, list):
                 raise ConfigError(f"{url}: the records at {c.record_path or 'the top of the body'!r} are not a list")
@@ -134,9 +146,24 @@ class ApiErpSource:
                 if not cursor:
                     return
                 continue
-            if len(records) < c.page_size:
-                return
             page, offset = page + 1, offset + len(records)
+            total = self._total(response, body, url)
+            if not records or (total is not None and offset >= total):
+                return
+
+    def _total(self, response: requests.Response, body: Any, url: str) -> int | None:
+        """How many records the server says the list has, where the configuration says it does."""
+        stated: Any = None
+        if self.config.total_header:
+            stated = response.headers.get(self.config.total_header)
+        elif self.config.total_path:
+            stated = _at(body, self.config.total_path, url, required=False)
+        if stated is None:
+            return None
+        try:
+            return int(stated)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{url}: the stated total {stated!r} is not a whole number") from exc
 
     def _authorize(self) -> None:
         token = reveal(self.config.token)
@@ -144,7 +171,7 @@ class ApiErpSource:
             self.session.headers[self.config.auth_header] = f"{self.config.auth_scheme} {token}".strip()
         self._authorized = True
 
-    def _get(self, url: str, params: dict[str, Any]) -> Any:
+    def _get(self, url: str, params: dict[str, Any]) -> requests.Response:
         if not self._authorized:
             self._authorize()
         retrying = Retrying(stop=stop_after_attempt(self.config.max_attempts), reraise=True,
@@ -152,7 +179,7 @@ class ApiErpSource:
                             retry=retry_if_exception_type(ApiUnavailable))
         return retrying(self._get_once, url, params)
 
-    def _get_once(self, url: str, params: dict[str, Any]) -> Any:
+    def _get_once(self, url: str, params: dict[str, Any]) -> requests.Response:
         try:
             response = self.session.get(url, params=params, timeout=self.config.timeout_s)
         except (requests.ConnectionError, requests.Timeout) as exc:
@@ -165,10 +192,14 @@ class ApiErpSource:
             raise ApiUnavailable(f"{url} answered HTTP {response.status_code}", status=response.status_code)
         if not response.ok:
             raise ConfigError(f"{url} answered HTTP {response.status_code}: {response.text[:200]}")
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise ConfigError(f"{url} did not answer JSON") from exc
+        return response
+
+
+def _json(response: requests.Response, url: str) -> Any:
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise ConfigError(f"{url} did not answer JSON") from exc
 
 
 def _at(body: Any, dotted: str, url: str, *, required: bool = True) -> Any:

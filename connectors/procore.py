@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
@@ -44,6 +45,7 @@ from connectors.procore_batches import (
     parse_sync_response,
 )
 from connectors.procore_http import (
+    answer_time,
     error_from_exception,
     error_from_response,
     is_plain_create,
@@ -107,6 +109,9 @@ class ProcoreClient:
         # Per attempt: when the server asked us to come back, and whether the request left.
         self._retry_at: float | None = None
         self._delivered = False
+        # Procore's clock at its last answer (its Date header): cursors of what Procore stamps
+        # come from it, never from this machine's clock, which may run ahead (tasks/inbound.py).
+        self.procore_time: datetime | None = None
 
     # --- public API -------------------------------------------------------------------------
 
@@ -222,6 +227,7 @@ class ProcoreClient:
         except requests.RequestException as exc:
             raise self._lost(exc, method, url) from None
         self._pacer.observe(response.headers)
+        self.procore_time = answer_time(response.headers) or self.procore_time
         self._log_response(method, response)
         return response
 

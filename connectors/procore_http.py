@@ -90,6 +90,18 @@ def retry_after_s(headers: Mapping[str, str], now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
+def answer_time(headers: Mapping[str, str]) -> datetime | None:
+    """Procore's clock when it answered (the HTTP ``Date`` header, whole seconds, UTC)."""
+    value = headers.get("Date")
+    if not value:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return when.astimezone(timezone.utc) if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
 def server_retry_at(response: requests.Response, now: float) -> float | None:
     """When the server said we may try again (unix seconds), if it said so.
 

@@ -93,6 +93,13 @@ class Settings(BaseSettings):
         "resource_projects": "30 6-18/3 * * *",
     })
 
+    # ERP → Procore: how far each differential read reaches back before the cursor. A row can be
+    # committed after a run read its table yet stamped before the cursor that run left (a long
+    # posting transaction, an export written out of order, ERP servers whose clocks differ); an
+    # hour covers those by a wide margin, and what it reads again costs no call (the content
+    # hash skips it), only its mapping. Later stragglers wait for the weekly full resync.
+    erp_lookback_s: float = Field(default=3600.0, ge=0)
+
     # Procore → ERP (change orders, modified budget): how far each differential read reaches back
     # before the cursor (clock skew, records saved while the last read was answered), and which
     # budget tool the company uses: Budget Changes (Procore's default) or the legacy Budget

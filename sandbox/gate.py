@@ -10,6 +10,9 @@ For ``/rest/...`` calls, in this order, as Procore's edge does:
 4. faults: added latency, a 500/503 instead of the route, or a lost response;
 5. the route, with ``X-Rate-Limit-*`` headers added to whatever it answers.
 
+Every answer, whatever its path, carries ``Date`` from the sandbox's clock, as Procore's carry
+Procore's time: procore-sync takes the Procore → ERP cursor from it.
+
 ``/oauth/...`` calls get the contract check and the rate-limit headers (of the configured
 company, peeked, not counted): token requests are outside the API quota. Everything else (the
 ``/_sandbox/`` control routes) passes straight through.
@@ -24,6 +27,7 @@ sees when a network drops an answer.
 from __future__ import annotations
 
 import json
+from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -121,6 +125,10 @@ class Gate:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path:
+            # Every answer carries Procore's time (HTTP Date), here the sandbox's clock, which
+            # stamps the records too; the server's own Date header is switched off (server.py).
+            send = _with_headers(send, {"Date": formatdate(self.state.clock(), usegmt=True)})
         if path.startswith("/rest/"):
             await self._rest(scope, receive, send)
         elif path.startswith("/oauth/"):

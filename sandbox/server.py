@@ -44,7 +44,8 @@ def _quiet_dropped_responses() -> None:
 def _uvicorn_config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
     _quiet_dropped_responses()
     return uvicorn.Config(
-        app, host=host, port=port, http="h11", lifespan="off", log_level="warning", access_log=False
+        app, host=host, port=port, http="h11", lifespan="off", log_level="warning", access_log=False,
+        date_header=False,  # the gate sends the sandbox clock's Date, not the machine's
     )
 
 

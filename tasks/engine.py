@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -237,7 +237,12 @@ class EntityRun:
 
     @property
     def since(self) -> datetime | None:
-        return None if self.options.ignores_cursor else self.cursor_before
+        """The cursor minus the look-back: a row committed late but stamped before the cursor
+        (a long ERP transaction, another server's clock) is read by the next run, not skipped
+        until the weekly full resync; the content hash keeps what is read again free of calls."""
+        if self.options.ignores_cursor or self.cursor_before is None:
+            return None
+        return self.cursor_before - timedelta(seconds=self.runtime.settings.erp_lookback_s)
 
     def execute(self) -> report.RunSummary:
         log = _log()
@@ -369,7 +374,8 @@ class EntityRun:
         # A one-time upload says nothing about what the table's usual source has read.
         if self.options.targeted or self.options.upload_file or rows_max is None:
             return self.cursor_before
-        return min(rows_max, self.started)
+        # The look-back reads rows older than the cursor: they never move it back.
+        return max(min(rows_max, self.started), self.cursor_before or rows_max)
 
     def deferred(self, deferred: QuotaDeferred) -> None:
         """The run stops for the quota: what landed is recorded, the cursor stays for the resume."""

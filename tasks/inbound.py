@@ -7,9 +7,11 @@ does the rest, with the same state store, plan and report as the ERP → Procore
 
 1. **Window.** From the entity's cursor minus ``settings.inbound_overlap_s`` (inclusive, cut to
    the second: Procore stamps whole seconds, so a change saved in the very second of the cursor
-   is read again, not missed) up to the run's start. The cursor moves to the run's start only
-   when the run completes, so it never passes a change the run did not see. ``full_resync``
-   reads everything again.
+   is read again, not missed) up to the run's start **on Procore's clock**: the ``Date`` of
+   Procore's answer to the run's first call, which precedes every read. The cursor moves to
+   that time only when the run completes, so it never passes a change the run did not see,
+   however far this machine's clock runs ahead of Procore's. ``full_resync`` reads everything
+   again.
 2. **Read** every project both sides know (the ``projects`` state), plus, by id, the records
    that are blocked or failed in the state (whatever the window), and the records a targeted
    resync names. A record seen twice (overlapping windows, shifting pages) counts once: the
@@ -220,8 +222,9 @@ def map_and_plan_inbound(spec: InboundSpec, seen: list[Seen], store: StateStore,
     """Plan every record read; echoes are skipped here with their reason.
 
     A record's ``updated_at`` is kept (for ``Known.unchanged``) only when it lies in a second
-    before the run started: Procore stamps whole seconds, so a record stamped in the run's own
-    second could change again in that second, after this read, without its stamp moving.
+    before the run started on Procore's clock: Procore stamps whole seconds, so a record stamped
+    in the run's own second could change again in that second, after this read, without its
+    stamp moving.
     """
     settled = started.replace(microsecond=0)
     records: list[MappedRecord] = []
@@ -281,25 +284,34 @@ class InboundRun(EntityRun):
         self.inbound = spec
         assert runtime.sink is not None, "an inbound run needs the runtime's ERP sink"
         self.sink: ErpSink = runtime.sink
+        # When the run started on Procore's clock (set by the first answer); None when Procore's
+        # answers carry no Date (a proxy dropped it): then see ``_new_cursor``.
+        self.procore_started: datetime | None = None
+
+    @property
+    def until(self) -> datetime:
+        """The end of the window: Procore's time at the run's start, else this machine's."""
+        return self.procore_started or self.started
 
     @property
     def window(self) -> Window:
         if self.options.full_resync or self.options.projects or self.cursor_before is None:
-            return Window(None, self.started)
+            return Window(None, self.until)
         overlap = timedelta(seconds=self.runtime.settings.inbound_overlap_s)
-        return Window(self.cursor_before - overlap, self.started)
+        return Window(self.cursor_before - overlap, self.until)
 
     def execute(self) -> report.RunSummary:
         with self.runtime.make_client(quota_waits(self.runtime.settings)) as client:
             try:
                 check_company(client, self.runtime.settings)
+                self.procore_started = client.procore_time
                 context: dict[str, Any] = {"company_id": self.runtime.settings.company_id,
                                            "settings": self.runtime.settings}
                 projects = [p for p in known_projects(self.store)
                             if not self.options.projects or p.number in self.options.projects]
                 seen, deleted = self._extract(client, context, projects)
                 refs = Refs(self.store, self.runtime.source, context)
-                actions, documents, echoes = map_and_plan_inbound(self.inbound, seen, self.store, refs, self.started)
+                actions, documents, echoes = map_and_plan_inbound(self.inbound, seen, self.store, refs, self.until)
                 _log().info("%s: %d records read from Procore in %d projects since %s; %d deleted",
                             self.spec.name, len(seen), len(projects), self.window.since or "the beginning",
                             len(deleted))
@@ -364,8 +376,19 @@ class InboundRun(EntityRun):
                                 message="deleted in Procore before it reached the ERP") for k, i in never.items()])
 
     def _new_cursor(self, rows_max: datetime | None) -> datetime | None:
-        """The run's start: everything up to it was read (Procore's clock is the window's)."""
-        return self.cursor_before if self.options.targeted else self.started
+        """The run's start on Procore's clock: everything Procore stamped before it was read.
+
+        Never this machine's clock: one running ahead of Procore's would put the cursor past
+        changes saved after the read. Without Procore's time, the newest ``updated_at`` read
+        (Procore's stamp too; the overlap covers changes saved in other projects meanwhile).
+        """
+        if self.options.targeted:
+            return self.cursor_before
+        if self.procore_started is not None:
+            return self.procore_started
+        if rows_max is None or self.cursor_before is None:
+            return rows_max or self.cursor_before
+        return max(rows_max, self.cursor_before)
 
 
 def known_projects(store: StateStore) -> list[Project]:

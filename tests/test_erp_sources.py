@@ -115,3 +115,27 @@ def test_the_api_token_may_come_from_the_environment(api: SampleApi, monkeypatch
         list(source.read("projects"))
     monkeypatch.setenv("ERP_API_TOKEN", TOKEN)
     assert len(list(api_source(api, "page", token={"env": "ERP_API_TOKEN"}).read("projects"))) > 0
+
+
+def test_api_source_pages_to_an_empty_page_or_the_stated_total(api: SampleApi, erp: Path) -> None:
+    """A page shorter than asked is not the end (the server may cap its pages): the source reads
+    on to an empty page, or stops at the total the server states; and asks for cursor order."""
+    reference = keys_and_stamps(DuckDbErpSource(erp / "erp.duckdb"), "suppliers")
+    pages = -(-len(reference) // 5)
+    api.cap_pages(5)  # fewer than the 7 every style asks for
+    try:
+        for style in PAGING:
+            api.requests.clear()
+            assert keys_and_stamps(api_source(api, style), "suppliers") == reference, style
+        assert len(api.requests) == pages  # cursor paging: until no next cursor
+        api.requests.clear()
+        list(api_source(api, "page").read("suppliers"))
+        assert len(api.requests) == pages + 1  # no stated total: on to the empty page
+        for style, total in (("page", {"total_path": "total"}), ("offset", {"total_header": "X-Total-Count"})):
+            api.requests.clear()
+            source = api_source(api, style, order_params={"sort": "updated_at"}, **total)
+            assert keys_and_stamps(source, "suppliers") == reference, style
+            assert len(api.requests) == pages, style  # stopped at the stated total
+            assert all(query["sort"] == "updated_at" for query in api.requests)
+    finally:
+        api.cap_pages(None)

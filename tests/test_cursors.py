@@ -1,0 +1,161 @@
+"""Differential cursors that skip nothing: late ERP commits and a worker clock that is not Procore's.
+
+Real parts: the sandbox over HTTP (with a manual clock where Procore's time matters), DuckDB files
+for the ERP and the state, and the engine inside real Prefect flows.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prefect import flow
+
+from connectors.erp import DuckDbErpSource
+from connectors.erp_sink import ErpSink
+from connectors.procore import ProcoreClient
+from connectors.state import Outcome, StateStore
+from flows.change_orders import COMMITMENT_CHANGE_ORDERS
+from flows.commitments import SUBCONTRACTS
+from flows.projects import PROJECTS
+from flows.vendors import sync_vendors
+from procore_sync import sample_erp
+from procore_sync.settings import Settings
+from sandbox.clock import ManualClock
+from sandbox.config import SandboxConfig
+from sandbox.server import SandboxServer, start_in_thread
+from tasks.engine import Runtime
+from tasks.inbound import run_inbound
+from tasks.report import RunSummary
+from tasks.spec import SyncOptions
+from tests.conftest import SampleErp, settings_env
+from tests.support import engine_runtime
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+
+# --- point 1: ERP → Procore -------------------------------------------------------------------
+
+
+def test_late_commits_are_never_skipped(sandbox: SandboxServer, small_erp: SampleErp, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Suppliers committed after a run read the table, but stamped before the cursor it left (a
+    long ERP transaction, another server's clock), are read by the next run; every other row the
+    look-back reads again costs no call."""
+    erp = SampleErp(tmp_path / "erp", small_erp.expected)
+    shutil.copytree(small_erp.folder, erp.folder)
+    settings = settings_env(monkeypatch, sandbox.url, erp.path, tmp_path)
+    first = sync_vendors(options=SyncOptions())
+    cursor = StateStore(settings.state_path).get_cursor("vendors")
+    assert first.status == "completed" and cursor is not None
+
+    late = sample_erp.mutate(erp.folder, changes=3, seed=1, now=cursor - timedelta(minutes=10))
+    second = sync_vendors(options=SyncOptions())
+
+    assert (second.updated, second.created, second.write_calls) == (len(late), 0, 1)
+    phones = {v["origin_id"]: v["business_phone"] for v in sandbox.store.vendors(1)}
+    rows = {r.data["supplier_code"]: r.data for r in DuckDbErpSource(erp.path).read("suppliers")}
+    assert {key: phones[key] for key in late} == {key: rows[key]["business_phone"] for key in late}
+    assert StateStore(settings.state_path).get_cursor("vendors") == cursor  # never moved back
+
+
+# --- point 8: Procore → ERP -------------------------------------------------------------------
+
+FAST = SandboxConfig(spike_limit=1_000_000, hourly_limit=1_000_000)
+WORKER_AHEAD = timedelta(minutes=5)
+
+
+@dataclass
+class Field:
+    """A sandbox on a manual clock with one project and one subcontract that procore-sync synced
+    (the state knows both), and a client to work in it as the field does."""
+
+    sandbox: SandboxServer
+    clock: ManualClock
+    settings: Settings
+    client: ProcoreClient
+    project_id: int
+    contract_id: int
+
+    def procore_now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    def change_order(self, title: str) -> int:
+        body = {"change_order": {"contract_id": self.contract_id, "title": title, "status": "draft"}}
+        answer = self.client.request("POST", self.path(), json=body).json()
+        return int(answer["id"])
+
+    def edit(self, change_order_id: int, title: str) -> None:
+        self.client.request("PATCH", self.path(change_order_id), json={"change_order": {"title": title}})
+
+    def path(self, change_order_id: int | None = None) -> str:
+        base = f"/rest/v1.0/projects/{self.project_id}/commitment_change_orders"
+        return base if change_order_id is None else f"{base}/{change_order_id}"
+
+
+def _procore_company(client: ProcoreClient) -> tuple[int, int]:
+    vendor = client.request("POST", "/rest/v1.0/vendors", json={"company_id": 1, "vendor": {"name": "Sub"}}).json()
+    project = client.request("POST", "/rest/v1.0/projects",
+                             json={"company_id": 1, "project": {"name": "Tower", "origin_id": "P-1"}}).json()
+    header = {"number": "SC-1", "title": "Steel", "vendor_id": vendor["id"], "origin_id": "SC-1"}
+    answer = client.sync("/rest/v1.0/work_order_contracts/sync", scope={"project_id": project["id"]}, items=[header])
+    [contract] = answer.entities
+    return int(project["id"]), int(contract["id"])
+
+
+def _as_synced(store: StateStore, entity: str, key: str, procore_id: int) -> None:
+    """What the ERP → Procore run left in the state: the ERP key linked to Procore's id."""
+    run = store.start_run(entity)
+    store.record_outcomes(run, entity, [Outcome(key=key, action="create", status="ok", procore_id=procore_id,
+                                                payload_hash="synced")])
+
+
+@pytest.fixture
+def field(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Field]:
+    clock = ManualClock()
+    with start_in_thread(FAST, clock) as sandbox:
+        settings = settings_env(monkeypatch, sandbox.url, tmp_path / "erp.duckdb", tmp_path)
+        with ProcoreClient(settings, clock=clock, sleep=clock.advance) as client:
+            project_id, contract_id = _procore_company(client)
+            store = StateStore(settings.state_path)
+            _as_synced(store, PROJECTS.name, "P-1", project_id)
+            _as_synced(store, SUBCONTRACTS.name, "SC-1", contract_id)
+            yield Field(sandbox, clock, settings, client, project_id, contract_id)
+
+
+def _import_change_orders(runtime: Runtime) -> RunSummary:
+    @flow(name="commitment-change-orders-under-test")
+    def under_test() -> RunSummary:
+        return run_inbound(COMMITMENT_CHANGE_ORDERS, SyncOptions(), runtime)
+
+    return under_test()
+
+
+def _titles(settings: Settings) -> dict[int, Any]:
+    assert settings.erp_path is not None and settings.export_dir is not None
+    rows = ErpSink(settings.erp_path, settings.export_dir).rows(COMMITMENT_CHANGE_ORDERS.header)
+    return {row["procore_id"]: row["title"] for row in rows}
+
+
+def test_procore_clock_not_the_workers(field: Field) -> None:
+    """The worker's clock runs five minutes ahead of Procore's: a change the field saves after a
+    run, stamped by Procore before the worker's time of that run, is still imported by the next."""
+    runtime = engine_runtime(field.settings, run_clock=lambda: field.procore_now() + WORKER_AHEAD,
+                             clock=field.clock, sleep=field.clock.advance)
+    change_order = field.change_order("Extra steel")
+    first = _import_change_orders(runtime)
+    assert (first.status, first.created, _titles(field.settings)) == ("completed", 1, {change_order: "Extra steel"})
+    cursor = StateStore(field.settings.state_path).get_cursor(COMMITMENT_CHANGE_ORDERS.name)
+    assert cursor is not None and cursor <= field.procore_now()
+
+    field.clock.advance(60)  # Procore's time now lies between the last run's start on both clocks
+    field.edit(change_order, "Extra steel, revised")
+    second = _import_change_orders(runtime)
+
+    assert (second.status, second.updated) == ("completed", 1)
+    assert _titles(field.settings) == {change_order: "Extra steel, revised"}
