@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from procore_sync.errors import InvalidRecord
 from tasks import fields
 from tasks.engine import run_entity
-from tasks.models import ErpRow, ProcoreModel, number
+from tasks.models import ErpRow, ProcoreModel
 from tasks.refs import Refs
 from tasks.report import RunSummary
 from tasks.spec import EntitySpec, Mapped, SyncOptions, Target
@@ -96,7 +96,7 @@ class PlanningPerson(ProcoreModel):
     employee_number: str
     email: str | None = None
     phone: str | None = None
-    hourly_wage: float | None = None
+    hourly_wage: Decimal | None = None
     hired_date: date | None = None
 
 
@@ -112,7 +112,7 @@ def map_person(person: ErpPlanningPerson, refs: Refs) -> Mapped:
         employee_number=person.employee_number.strip(),
         email=fields.email(text(person.email), "email", warnings),
         phone=text(person.phone),
-        hourly_wage=number(person.hourly_wage),
+        hourly_wage=person.hourly_wage,
         hired_date=person.hired_date,
     )
     return Mapped(payload=payload, warnings=warnings)

@@ -14,12 +14,14 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
 
 from connectors.erp import SourceRow
 from procore_sync.errors import Blocked, InvalidRecord
+from tasks.models import payload_of
 from tasks.refs import Refs
 from tasks.spec import EntitySpec
 
@@ -42,8 +44,19 @@ class MappedRecord:
 
 
 def payload_hash(payload: dict[str, Any]) -> str:
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                           default=_hashed_number)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _hashed_number(value: object) -> object:
+    """A ``Decimal`` is hashed as the float it used to be sent as, when that float is exact, so
+    the records pushed before money became exact keep their hash and cost no call; the amounts
+    a float could not carry hash differently and are sent once more, exactly."""
+    if not isinstance(value, Decimal):
+        raise TypeError(f"{type(value).__name__} is not JSON serializable")
+    as_float = float(value)
+    return as_float if Decimal(repr(as_float)) == value else str(value)
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -95,7 +108,7 @@ def _map_one(spec: EntitySpec, key: str, row: SourceRow, refs: Refs | None) -> M
         return MappedRecord(payload=None, blocked=exc.message, **base)
     except InvalidRecord as exc:
         return MappedRecord(payload=None, error=where + exc.message, **base)
-    payload = mapped.payload.model_dump(mode="json", exclude_none=True)
+    payload = payload_of(mapped.payload)
     if spec.uses_origin_id:
         payload["origin_id"] = spec.origin_id(key)
     # The scope is part of what was pushed: a record moved to another project is an update.
