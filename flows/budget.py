@@ -24,7 +24,7 @@ from tasks.load import field_of
 from tasks.models import ErpRow, ProcoreModel
 from tasks.refs import Refs
 from tasks.report import RunSummary
-from tasks.spec import EntitySpec, Mapped, SyncOptions, Target
+from tasks.spec import EntitySpec, Mapped, NaturalKey, SyncOptions, Target
 from tasks.writers import KeyedBatchWriter
 
 
@@ -96,6 +96,8 @@ BUDGET_LINES = EntitySpec(
     uses_origin_id=False,
     money_field="original_budget_amount",
     lister=budget_detail_rows,
+    natural_key=NaturalKey("WBS code", lambda line, scope: (scope.get("project_id"), line.get("wbs_code_id")),
+                           "Procore keeps one budget line per WBS code"),
 )
 
 

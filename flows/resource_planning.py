@@ -25,7 +25,7 @@ from tasks.engine import run_entity
 from tasks.models import ErpRow, ProcoreModel
 from tasks.refs import Refs
 from tasks.report import RunSummary
-from tasks.spec import EntitySpec, Mapped, SyncOptions, Target
+from tasks.spec import EntitySpec, Mapped, NaturalKey, SyncOptions, Target
 from tasks.writers import PlanningWriter, planning_pages
 
 PLANNING = "/rest/v1.0/workforce-planning/v2/companies/{company_id}"
@@ -135,6 +135,8 @@ RESOURCE_PEOPLE = EntitySpec(
     prepare=planning_groups,
     lister=planning_lister("people"),
     deactivate=INACTIVE,
+    natural_key=NaturalKey("employee number", lambda person, scope: person.get("employee_number"),
+                           "Resource Planning keeps one person per employee number"),
 )
 
 
@@ -208,6 +210,8 @@ RESOURCE_PROJECTS = EntitySpec(
     prepare=planning_groups,
     lister=planning_lister("projects"),
     deactivate=INACTIVE,
+    natural_key=NaturalKey("project number", lambda project, scope: project.get("project_number"),
+                           "Resource Planning keeps one project per project number"),
 )
 
 

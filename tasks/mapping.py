@@ -3,7 +3,8 @@
 Each row is validated against the entity's tolerant ERP model, handed to its pure mapping
 function, and turned into a ``MappedRecord``: either a payload (with its content hash and any
 warnings) or an error message that names the record, the field and the problem. Duplicate ERP
-keys are an error for every row that shares the key: we cannot know which one is right.
+keys are an error for every row that shares the key: we cannot know which one is right; so are
+shared natural keys, where Procore matches records by one (``tasks.keys``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pydantic import ValidationError
 
 from connectors.erp import SourceRow
 from procore_sync.errors import Blocked, InvalidRecord
+from tasks.keys import natural_duplicates
 from tasks.models import payload_of
 from tasks.refs import Refs
 from tasks.spec import EntitySpec
@@ -74,10 +76,10 @@ def map_rows(spec: EntitySpec, rows: Iterable[SourceRow], refs: Refs | None = No
     by_key: dict[str, list[SourceRow]] = defaultdict(list)
     for index, row in enumerate(rows, start=1):
         by_key[_key_of(spec, row, index)].append(row)
-    return [
+    return natural_duplicates(spec, [
         _map_one(spec, key, group[0], refs) if len(group) == 1 else _duplicate(spec, key, group)
         for key, group in by_key.items()
-    ]
+    ])
 
 
 def _key_of(spec: EntitySpec, row: SourceRow, index: int) -> str:

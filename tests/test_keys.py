@@ -119,22 +119,26 @@ def test_two_erp_rows_never_collapse_into_one_procore_record(
     assert "L-1" in (found["L-2"].message or "")
     assert budget_amounts(sandbox, project_id) == []
 
-    # Fixed in the ERP: one line lands.
+    # Fixed in the ERP: one line lands (and a later, unrelated one without amount moves the cursor).
     con.execute("DELETE FROM budget_lines WHERE budget_line_key = 'L-2'")
     put_line(con, "L-1", "100.00", 3)
+    con.execute("INSERT INTO budget_lines VALUES ('L-9', 'P-1', NULL, '02-300', 'L', NULL, NULL, NULL, NULL, ?)",
+                [stamp(4)])
     one = run("budget_lines")
-    assert (one.created, one.failed) == (1, 0)
+    assert (one.created, one.failed) == (1, 1)
     line_id = states("budget_lines")["L-1"].procore_id
 
-    # A new line on the same WBS code, read alone by the cursor: Procore answers with L-1's line.
-    put_line(con, "L-3", "300.00", 4)
+    # A new line on the same WBS code, read without L-1 (the cursor is past it): Procore answers
+    # with L-1's line. Both fail, naming each other.
+    put_line(con, "L-3", "300.00", 5)
     third = run("budget_lines")
-    assert third.created == 0
+    assert (third.created, third.failed, third.write_calls) == (0, 3, 1)
     found = states("budget_lines")
     holders = [key for key, state in found.items() if state.procore_id == line_id and state.status in ("ok", "warning")]
     assert holders == [], {key: (s.status, s.message) for key, s in found.items()}
-    assert found["L-3"].status == "failed" and "L-1" in (found["L-3"].message or "")
-    assert found["L-1"].status == "failed" and "L-3" in (found["L-1"].message or "")
+    assert found["L-3"].status == "failed" and f"record {line_id}, which budget_line_key L-1 holds" in (found["L-3"].message or "")
+    assert found["L-1"].status == "failed" and "overwritten by budget_line_key L-3" in (found["L-1"].message or "")
+    assert found["L-3"].procore_id is None and found["L-1"].procore_id == line_id
 
     # The operator removes the newcomer and resyncs L-1: its amount is back in Procore.
     con.execute("DELETE FROM budget_lines WHERE budget_line_key = 'L-3'")
