@@ -7,7 +7,8 @@ naming the groups it has. Resource Planning keeps no origin_id, so the writer ma
 their number (``PlanningWriter``); its ids are UUIDs.
 
 Procore's update of a Resource Planning project takes only name, status, groups, start date and
-time zone: the other project fields are set when the project is created.
+time zone: the other project fields are set when the project is created. A later change to one
+of them lands as a warning naming it (``PlanningWriter``), never as pushed.
 """
 
 from __future__ import annotations

@@ -131,6 +131,14 @@ HELD = "held back: "
 DEACTIVATED_HASH = "deactivated"
 
 
+def partly_sent(payload_hash: str) -> str:
+    """The hash stored for a payload Procore's update could carry only in part (Resource
+    Planning's project update takes fewer fields than its create): not the hash of what was
+    pushed, so never taken for it, yet the plan knows the payload and sends it again only once
+    it changes (the warning naming the fields stays meanwhile)."""
+    return f"partly sent:{payload_hash}"
+
+
 class SyncOptions(BaseModel):
     """Parameters of every entity flow; Prefect renders this as the run form in the UI."""
 
