@@ -20,7 +20,6 @@ import pytest
 
 from connectors.procore import ProcoreClient
 from connectors.state import Outcome, RecordState, StateStore
-from flows.budget import BUDGET_LINES
 from flows.cost_structure import WBS_CODES
 from flows.projects import PROJECTS
 from procore_sync.runner import reconcile_entities, run_entities
