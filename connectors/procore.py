@@ -50,6 +50,7 @@ from connectors.procore_http import (
     error_from_response,
     is_plain_create,
     is_write,
+    json_request_body,
     sanitise_path,
     sanitise_url,
     server_retry_at,
@@ -218,11 +219,15 @@ class ProcoreClient:
         url = self._url(path)
         self._pace()
         headers = self._headers()  # may fetch a token: before we count the API call
+        # Our own encoding, not requests' json=: money goes as exact decimals.
+        body = None if json is None else json_request_body(json)
+        if body is not None:
+            headers["Content-Type"] = "application/json"
         self.stats.api_calls += 1
         self.stats.write_calls += is_write(method, url)
         self._delivered = True
         try:
-            response = self._session.request(method, url, params=params, json=json,
+            response = self._session.request(method, url, params=params, data=body,
                                              headers=headers, timeout=self._settings.timeout_s)
         except requests.RequestException as exc:
             raise self._lost(exc, method, url) from None

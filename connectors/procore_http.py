@@ -10,8 +10,11 @@ client: their text may hold URLs, and callers should only ever need to handle ou
 from __future__ import annotations
 
 import email.utils
+import json
 from collections.abc import Mapping
 from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
@@ -148,3 +151,25 @@ def error_from_exception(
     else:
         message = f"{method} lost its connection ({detail}); it is safe to send again"
     return ConnectionLost(message, url=sanitise_url(url))
+
+
+def json_request_body(value: Any) -> bytes:
+    """A request body as JSON, every ``Decimal`` written as the exact JSON number it is.
+
+    Procore's schemas type amounts as numbers, and JSON numbers may carry any number of digits;
+    ``requests``' ``json=`` goes through the stdlib encoder, which knows only ``float`` (about
+    16 digits), so money is written here instead, the rest as ``requests`` would write it.
+    """
+    return _json_text(value).encode("utf-8")
+
+
+def _json_text(value: Any) -> str:
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(f"{value} is not a JSON number")
+        return format(value, "f")
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(str(k))}:{_json_text(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_json_text(item) for item in value) + "]"
+    return json.dumps(value, allow_nan=False)

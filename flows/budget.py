@@ -21,10 +21,10 @@ from procore_sync.errors import InvalidRecord
 from tasks import fields
 from tasks.engine import run_entity
 from tasks.load import field_of
-from tasks.models import ErpRow, ProcoreModel, number
+from tasks.models import ErpRow, ProcoreModel
 from tasks.refs import Refs
 from tasks.report import RunSummary
-from tasks.spec import EntitySpec, Mapped, SyncOptions, Target
+from tasks.spec import EntitySpec, Mapped, NaturalKey, SyncOptions, Target
 from tasks.writers import KeyedBatchWriter
 
 
@@ -43,9 +43,9 @@ class ErpBudgetLine(ErpRow):
 
 class ProcoreBudgetLine(ProcoreModel):
     wbs_code_id: int
-    original_budget_amount: float
-    quantity: float | None = None
-    unit_cost: float | None = None
+    original_budget_amount: Decimal
+    quantity: Decimal | None = None
+    unit_cost: Decimal | None = None
     uom: str | None = None
 
 
@@ -62,9 +62,9 @@ def map_budget_line(line: ErpBudgetLine, refs: Refs) -> Mapped:
     project_id = refs.id(PROJECTS, line.project_number, f"project {line.project_number}")
     payload = ProcoreBudgetLine(
         wbs_code_id=wbs_of(refs, line.project_number, line.sub_job_code, line.cost_code, line.cost_type),
-        original_budget_amount=float(line.amount),
-        quantity=number(line.quantity),
-        unit_cost=number(line.unit_cost),
+        original_budget_amount=line.amount,
+        quantity=line.quantity,
+        unit_cost=line.unit_cost,
         uom=fields.clean_text(line.uom),
     )
     return Mapped(payload=payload, scope={"project_id": project_id})
@@ -96,6 +96,8 @@ BUDGET_LINES = EntitySpec(
     uses_origin_id=False,
     money_field="original_budget_amount",
     lister=budget_detail_rows,
+    natural_key=NaturalKey("WBS code", lambda line, scope: (scope.get("project_id"), line.get("wbs_code_id")),
+                           "Procore keeps one budget line per WBS code"),
 )
 
 

@@ -23,7 +23,7 @@ from tasks.engine import run_entity
 from tasks.models import ErpRow, ProcoreModel
 from tasks.refs import Refs
 from tasks.report import RunSummary
-from tasks.spec import EntitySpec, Mapped, SyncOptions, Target
+from tasks.spec import EntitySpec, Mapped, NaturalKey, SyncOptions, Target
 from tasks.writers import KeyedBatchWriter, SyncWriter
 
 BASE_TYPES = ("equipment", "materials", "commitment", "owner_cost", "professional_services", "other")
@@ -259,6 +259,8 @@ WBS_CODES = EntitySpec(
     list_scope=(),
     parents=(PROJECTS, SUB_JOBS, PROJECT_COST_CODES, COST_TYPES),
     uses_origin_id=False,
+    natural_key=NaturalKey("segment combination", lambda code, scope: (scope.get("project_id"), segments_of(code)),
+                           "Procore keeps one WBS code per sub job, cost code and cost type of a project"),
 )
 
 

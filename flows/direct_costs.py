@@ -110,7 +110,7 @@ class ErpDirectCostLine(ErpRow):
 class ProcoreDirectCostLine(ProcoreModel):
     direct_cost_id: int
     wbs_code_id: int
-    amount: float
+    amount: Decimal
     description: str | None = None
 
 
@@ -123,7 +123,7 @@ def map_direct_cost_line(line: ErpDirectCostLine, refs: Refs) -> Mapped:
     payload = ProcoreDirectCostLine(
         direct_cost_id=refs.id(DIRECT_COSTS, line.direct_cost_key, label),
         wbs_code_id=wbs_of(refs, project, line.sub_job_code, line.cost_code, line.cost_type),
-        amount=float(line.amount),
+        amount=line.amount,
         description=fields.truncated(fields.clean_text(line.description), "description", fields.DESCRIPTION_MAX, warnings),
     )
     project_id = refs.id(PROJECTS, project, f"project {project}")

@@ -15,7 +15,7 @@ from prefect import flow
 from procore_sync.errors import InvalidRecord
 from tasks import fields
 from tasks.engine import run_entity
-from tasks.models import ErpRow, ProcoreModel, number
+from tasks.models import ErpRow, ProcoreModel
 from tasks.refs import Refs
 from tasks.report import RunSummary
 from tasks.spec import EntitySpec, Mapped, SyncOptions, Target
@@ -47,7 +47,7 @@ class ProcoreProject(ProcoreModel):
     zip: str | None = None
     start_date: date | None = None
     completion_date: date | None = None
-    total_value: float | None = None
+    total_value: Decimal | None = None
     active: bool = True
 
 
@@ -67,7 +67,7 @@ def map_project(project: ErpProject, refs: Refs | None = None) -> Mapped:
         zip=fields.truncated(text(project.zip), "zip", 20, warnings),
         start_date=project.start_date,
         completion_date=project.completion_date,
-        total_value=number(project.total_value),
+        total_value=project.total_value,
         active=project.active is not False,
     )
     return Mapped(payload=payload, warnings=warnings)

@@ -7,7 +7,8 @@ naming the groups it has. Resource Planning keeps no origin_id, so the writer ma
 their number (``PlanningWriter``); its ids are UUIDs.
 
 Procore's update of a Resource Planning project takes only name, status, groups, start date and
-time zone: the other project fields are set when the project is created.
+time zone: the other project fields are set when the project is created. A later change to one
+of them lands as a warning naming it (``PlanningWriter``), never as pushed.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from pydantic import BaseModel
 from procore_sync.errors import InvalidRecord
 from tasks import fields
 from tasks.engine import run_entity
-from tasks.models import ErpRow, ProcoreModel, number
+from tasks.models import ErpRow, ProcoreModel
 from tasks.refs import Refs
 from tasks.report import RunSummary
-from tasks.spec import EntitySpec, Mapped, SyncOptions, Target
+from tasks.spec import EntitySpec, Mapped, NaturalKey, SyncOptions, Target
 from tasks.writers import PlanningWriter, planning_pages
 
 PLANNING = "/rest/v1.0/workforce-planning/v2/companies/{company_id}"
@@ -96,7 +97,7 @@ class PlanningPerson(ProcoreModel):
     employee_number: str
     email: str | None = None
     phone: str | None = None
-    hourly_wage: float | None = None
+    hourly_wage: Decimal | None = None
     hired_date: date | None = None
 
 
@@ -112,7 +113,7 @@ def map_person(person: ErpPlanningPerson, refs: Refs) -> Mapped:
         employee_number=person.employee_number.strip(),
         email=fields.email(text(person.email), "email", warnings),
         phone=text(person.phone),
-        hourly_wage=number(person.hourly_wage),
+        hourly_wage=person.hourly_wage,
         hired_date=person.hired_date,
     )
     return Mapped(payload=payload, warnings=warnings)
@@ -135,6 +136,8 @@ RESOURCE_PEOPLE = EntitySpec(
     prepare=planning_groups,
     lister=planning_lister("people"),
     deactivate=INACTIVE,
+    natural_key=NaturalKey("employee number", lambda person, scope: person.get("employee_number"),
+                           "Resource Planning keeps one person per employee number"),
 )
 
 
@@ -208,6 +211,8 @@ RESOURCE_PROJECTS = EntitySpec(
     prepare=planning_groups,
     lister=planning_lister("projects"),
     deactivate=INACTIVE,
+    natural_key=NaturalKey("project number", lambda project, scope: project.get("project_number"),
+                           "Resource Planning keeps one project per project number"),
 )
 
 

@@ -16,6 +16,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
+from sandbox.fields import JsonNumber
+
 
 NOT_INSTALLED = "App is not connected to this company"
 
@@ -39,7 +41,7 @@ async def read_json(request: Request) -> dict[str, Any]:
     """The JSON object body of ``request``, or a 400 saying what is wrong with it."""
     raw = await request.body()
     try:
-        body = json.loads(raw) if raw else {}
+        body = json.loads(raw, parse_float=JsonNumber) if raw else {}
     except ValueError:
         raise ApiError(400, "The request body is not valid JSON") from None
     if not isinstance(body, dict):

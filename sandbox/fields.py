@@ -92,6 +92,18 @@ def origin_fields() -> tuple[Field, ...]:
 # --- casting ---------------------------------------------------------------------------------
 
 
+class JsonNumber(float):
+    """A JSON number as a request wrote it: the float every route reads, plus its digits, so
+    money is stored with all of them (Procore's amounts are decimals; a float keeps ~16 digits)."""
+
+    text: str
+
+    def __new__(cls, text: str) -> JsonNumber:
+        number = super().__new__(cls, text)
+        number.text = text
+        return number
+
+
 def money_text(value: Decimal) -> str:
     """The canonical form: no exponent, no trailing zeros, at least one decimal ("10.0")."""
     text_ = format(value.normalize(), "f")
@@ -106,7 +118,7 @@ def cast_money(value: Any) -> tuple[str | None, bool]:
     if isinstance(value, (int, float)):
         if isinstance(value, float) and not math.isfinite(value):
             return None, False
-        return money_text(Decimal(str(value))), True
+        return money_text(Decimal(getattr(value, "text", None) or str(value))), True
     if isinstance(value, str):
         try:
             number = Decimal(value.strip())

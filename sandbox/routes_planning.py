@@ -5,7 +5,9 @@
   ``first_name``, ``last_name``, projects on ``project_number`` and ``name`` (exact values).
 - Creates answer ``{"id": ...}`` (people, groups) or ``[{"id": ...}]`` (projects), with 200 as
   the operations document. **Updates are POST to the item** and change only the fields sent;
-  updating a project requires ``name``, ``status`` and ``group_ids``, as Procore's schema says.
+  updating a project requires ``name``, ``status`` and ``group_ids``, as Procore's schema says,
+  and takes only the fields that operation declares: any other (``est_end_date``, the address,
+  ``project_number``) is ignored, as Procore ignores fields it does not know.
   Delete answers ``{}``.
 - A person's ``employee_number`` and ``email``, and a project's ``project_number``, are unique
   in the company: taking one that another record holds answers **409 Conflict**.
@@ -20,12 +22,14 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from functools import cache
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
 from sandbox.api_errors import ApiError, not_found, read_json
+from sandbox.contract import operations
 from sandbox.scopes import company_context
 from sandbox.state import state_of
 from sandbox.store import Record, Store
@@ -38,6 +42,7 @@ PROJECT_STATUSES = ("active", "pending", "inactive")
 PEOPLE_FILTERS = ("employee_number", "email", "first_name", "last_name")
 PROJECT_FILTERS = ("project_number", "name")
 UNIQUE = {"rp_people": ("employee_number", "email"), "rp_projects": ("project_number",)}
+PROJECT_UPDATE = "RestV10Workforce-planningV2CompaniesCompanyIdProjectsProjectIdPost"
 
 
 def _company(request: Request, company_id: str) -> tuple[Store, int]:
@@ -230,11 +235,19 @@ async def show_planning_project(request: Request, company_id: str, project_id: s
     return JSONResponse(_project_view(_found(store, "rp_projects", company, project_id, "Project")))
 
 
+@cache
+def _project_update_takes() -> frozenset[str]:
+    """The fields Procore's project update operation declares (or requires), from its OpenAPI file."""
+    [operation] = [op for op in operations() if op.operation_id == PROJECT_UPDATE]
+    schema = operation.spec["requestBody"]["schema"]
+    return frozenset(schema.get("properties", {})) | frozenset(schema.get("required", []))
+
+
 @router.post(BASE + "/projects/{project_id}")
 async def update_planning_project(request: Request, company_id: str, project_id: str) -> Response:
     store, company = _company(request, company_id)
     _found(store, "rp_projects", company, project_id, "Project")
-    body = await read_json(request)
+    body = {name: value for name, value in (await read_json(request)).items() if name in _project_update_takes()}
     _check_project(store, company, body)
     record = store.update("rp_projects", company, project_id, body)
     store.commit()

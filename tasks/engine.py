@@ -34,6 +34,7 @@ from procore_sync.errors import ConfigError, Handling, PermissionDenied, SyncErr
 from procore_sync.settings import Settings
 from tasks import report
 from tasks.healing import to_read_again
+from tasks.keys import collisions
 from tasks.load import blocked_outcome, done_outcome, failed_outcome
 from tasks.refs import Refs
 from tasks.mapping import MappedRecord, map_rows
@@ -351,7 +352,7 @@ class EntityRun:
             # attempt), keep the cursor where it is, and stop; the next run sends it again.
             self._record([failed_outcome(a, f"not confirmed by Procore: {exc.message}") for a in batch])
             raise
-        self._record(outcomes)
+        self._record(collisions(self.spec, outcomes, self.store, self.runtime.source))
 
     def _record(self, outcomes: list[Outcome]) -> None:
         if not outcomes:

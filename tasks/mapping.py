@@ -3,7 +3,8 @@
 Each row is validated against the entity's tolerant ERP model, handed to its pure mapping
 function, and turned into a ``MappedRecord``: either a payload (with its content hash and any
 warnings) or an error message that names the record, the field and the problem. Duplicate ERP
-keys are an error for every row that shares the key: we cannot know which one is right.
+keys are an error for every row that shares the key: we cannot know which one is right; so are
+shared natural keys, where Procore matches records by one (``tasks.keys``).
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
 
 from connectors.erp import SourceRow
 from procore_sync.errors import Blocked, InvalidRecord, MissingParent
+from tasks.keys import natural_duplicates
+from tasks.models import payload_of
 from tasks.refs import Refs
 from tasks.spec import EntitySpec
 
@@ -46,8 +50,19 @@ class MappedRecord:
 
 
 def payload_hash(payload: dict[str, Any]) -> str:
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                           default=_hashed_number)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _hashed_number(value: object) -> object:
+    """A ``Decimal`` is hashed as the float it used to be sent as, when that float is exact, so
+    the records pushed before money became exact keep their hash and cost no call; the amounts
+    a float could not carry hash differently and are sent once more, exactly."""
+    if not isinstance(value, Decimal):
+        raise TypeError(f"{type(value).__name__} is not JSON serializable")
+    as_float = float(value)
+    return as_float if Decimal(repr(as_float)) == value else str(value)
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -65,10 +80,10 @@ def map_rows(spec: EntitySpec, rows: Iterable[SourceRow], refs: Refs | None = No
     by_key: dict[str, list[SourceRow]] = defaultdict(list)
     for index, row in enumerate(rows, start=1):
         by_key[_key_of(spec, row, index)].append(row)
-    return [
+    return natural_duplicates(spec, [
         _map_one(spec, key, group[0], refs) if len(group) == 1 else _duplicate(spec, key, group)
         for key, group in by_key.items()
-    ]
+    ])
 
 
 def _key_of(spec: EntitySpec, row: SourceRow, index: int) -> str:
@@ -99,7 +114,7 @@ def _map_one(spec: EntitySpec, key: str, row: SourceRow, refs: Refs | None) -> M
         return MappedRecord(payload=None, blocked=exc.message, parent_failed=exc.parent_failed, **base)
     except InvalidRecord as exc:
         return MappedRecord(payload=None, error=where + exc.message, outside=isinstance(exc, MissingParent), **base)
-    payload = mapped.payload.model_dump(mode="json", exclude_none=True)
+    payload = payload_of(mapped.payload)
     if spec.uses_origin_id:
         payload["origin_id"] = spec.origin_id(key)
     # The scope is part of what was pushed: a record moved to another project is an update.
@@ -116,4 +131,5 @@ def _duplicate(spec: EntitySpec, key: str, group: list[SourceRow]) -> MappedReco
         f"duplicate {spec.key_field} {key}: the ERP has it {where}; "
         "make the key unique in the ERP, then resync"
     )
-    return MappedRecord(key=key, payload=None, error=message, line=group[0].line)
+    # Outside each row: removing or re-keying the other one releases it, without this row changing.
+    return MappedRecord(key=key, payload=None, error=message, line=group[0].line, outside=True)

@@ -3,11 +3,17 @@
 ``ErpRow`` reads what an ERP exports: unknown columns are ignored, blank strings are missing
 values, numbers where text is expected are text. ``ProcoreModel`` is what we send: a field
 Procore does not know is an error here, before any call.
+
+Money is ``Decimal`` from the ERP to the request body, never ``float``: a binary float carries
+about 16 digits, so an amount like 1234567890123456.78 would reach Procore as ...56.8.
+``payload_of`` keeps the ``Decimal``s in the payload (pydantic's JSON mode would make them
+strings, where Procore's schema says number), and the client writes them as exact JSON numbers.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
@@ -30,5 +36,18 @@ def money(value: Decimal | None) -> str | None:
     return None if value is None else format(value.quantize(Decimal("0.01")), "f")
 
 
-def number(value: Decimal | None) -> float | None:
-    return None if value is None else float(value)
+def payload_of(model: BaseModel) -> dict[str, Any]:
+    """What is sent: the model as JSON values (dates as text...), its ``Decimal``s kept exact."""
+    as_json = model.model_dump(mode="json", exclude_none=True)
+    return _decimals_back(as_json, model.model_dump(mode="python", exclude_none=True))
+
+
+def _decimals_back(as_json: Any, as_python: Any) -> Any:
+    """Both dumps have one shape; where the Python one holds a ``Decimal``, take it."""
+    if isinstance(as_python, Decimal):
+        return as_python
+    if isinstance(as_json, dict):
+        return {name: _decimals_back(value, as_python[name]) for name, value in as_json.items()}
+    if isinstance(as_json, list):
+        return [_decimals_back(j, p) for j, p in zip(as_json, as_python, strict=True)]
+    return as_json

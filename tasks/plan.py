@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from connectors.state import RecordState
 from tasks.mapping import MappedRecord
+from tasks.spec import partly_sent
 
 ActionKind = Literal["create", "update", "skip", "fail", "blocked"]
 
@@ -91,6 +92,11 @@ def _decide(record: MappedRecord, state: RecordState | None, locked: bool, resen
     if state and known_id and state.status in ("ok", "warning"):
         if state.payload_hash == record.payload_hash:
             return Action("skip", procore_id=known_id, payload_hash=record.payload_hash, **common)
+        if record.payload_hash and state.payload_hash == partly_sent(record.payload_hash):
+            # Sent before as far as Procore's update could take it: again would change nothing,
+            # and the warning naming what it could not take still holds.
+            return Action("skip", procore_id=known_id, payload_hash=state.payload_hash,
+                          **(common | {"warnings": (state.message or "",)}))
     if locked and known_id:
         message = (
             f"{record.key} changed in the ERP, but Procore locks it since procore-sync created it "

@@ -7,7 +7,7 @@ its parents and where it goes in Procore (a ``Target`` and a writer). The engine
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +46,17 @@ class Target:
     def request(self, scope: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
         path = self.path.format(**scope)
         return path, {k: scope[k] for k in self.body_scope}, {k: scope[k] for k in self.query_scope}
+
+
+@dataclass(frozen=True)
+class NaturalKey:
+    """What Procore matches an entity's records on where they carry no origin_id, as a function
+    of the mapped payload and scope (``tasks.keys``); ``name`` and ``rule`` tell the operator
+    ("WBS code", "Procore keeps one budget line per WBS code")."""
+
+    name: str
+    of: Callable[[dict[str, Any], dict[str, int]], Hashable]
+    rule: str
 
 
 @dataclass(frozen=True)
@@ -92,6 +103,9 @@ class EntitySpec:
     # The partial payload that deactivates a record (replace-mode uploads); None where Procore
     # has no such thing, and a record missing from an upload is only reported.
     deactivate: dict[str, Any] | None = None
+    # What the writer matches Procore's records on, where there is no origin_id: two records
+    # sharing it would become one Procore record, so they fail instead (``tasks.keys``).
+    natural_key: NaturalKey | None = None
 
     @property
     def display_name(self) -> str:
@@ -115,6 +129,14 @@ HELD = "held back: "
 # The payload hash stored for a record deactivated because an upload no longer had it: any
 # later upload that has it again differs, so it is updated (and so reactivated).
 DEACTIVATED_HASH = "deactivated"
+
+
+def partly_sent(payload_hash: str) -> str:
+    """The hash stored for a payload Procore's update could carry only in part (Resource
+    Planning's project update takes fewer fields than its create): not the hash of what was
+    pushed, so never taken for it, yet the plan knows the payload and sends it again only once
+    it changes (the warning naming the fields stays meanwhile)."""
+    return f"partly sent:{payload_hash}"
 
 
 class SyncOptions(BaseModel):

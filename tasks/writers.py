@@ -26,7 +26,8 @@ from connectors.state import Outcome
 from procore_sync.errors import Conflict, ConnectionLost, Rejected, SyncError
 from tasks.load import outcome_of, outcomes_by_origin, rejected_outcome
 from tasks.plan import Action
-from tasks.spec import EntitySpec
+from tasks.reconcile import same
+from tasks.spec import EntitySpec, partly_sent
 
 
 class Writer(Protocol):
@@ -181,7 +182,11 @@ class PlanningWriter:
     matched by a natural key (``match``: employee_number, project_number): before creating, the
     collection is listed once and a record already there is updated, never created twice.
     ``update_fields`` is what the update operation takes; ``update_needs`` are fields it requires,
-    filled from Procore's record when the payload lacks them (a deactivation sends only status)."""
+    filled from Procore's record when the payload lacks them (a deactivation sends only status).
+
+    A field the update cannot carry (a project's end date) is compared with Resource Planning's
+    record, read in the same listing; where they differ the record lands with a warning naming
+    the field and a payload hash marked ``partly_sent``, never as if all of it were pushed."""
 
     collection: str
     match: str
@@ -193,11 +198,18 @@ class PlanningWriter:
 
     def write(self, client: ProcoreClient, spec: EntitySpec, scope: dict[str, Any], actions: Sequence[Action]) -> list[Outcome]:
         base = f"/rest/v1.0/workforce-planning/v2/companies/{scope['company_id']}/{self.collection}"
-        known = planning_index(client, base, self.match) if any(not a.procore_id for a in actions) else {}
-        return [self._one(client, spec, base, action, known) for action in actions]
+        listed = any(not a.procore_id or self._not_carried(a.payload) for a in actions)
+        current = self._records(client, spec, scope, base) if listed else {}
+        known = {str(record[self.match]): record_id for record_id, record in current.items() if record.get(self.match)}
+        return [self._one(client, spec, base, action, known, current) for action in actions]
+
+    def _records(self, client: ProcoreClient, spec: EntitySpec, scope: dict[str, Any], base: str) -> dict[str, dict]:
+        """Every record of the collection by id, as sent (the spec's lister shows dates as sent)."""
+        records = spec.lister(client, scope) if spec.lister else planning_pages(client, base)
+        return {str(record["id"]): record for record in records}
 
     def _one(self, client: ProcoreClient, spec: EntitySpec, base: str, action: Action,
-             known: dict[str, str]) -> Outcome:
+             known: dict[str, str], current: dict[str, dict]) -> Outcome:
         payload = dict(action.payload or {})
         target = action.procore_id or known.get(str(payload.get(self.match) or ""))
         try:
@@ -211,7 +223,27 @@ class PlanningWriter:
         # A create answers {"id": ...} for people and [{"id": ...}] for projects.
         created = (answer[0] if isinstance(answer, list) and answer else answer) or {}
         procore_id = target or created.get("id")
+        if target:
+            action = self._partly_sent(action, current.get(str(target)))
         return outcome_of(spec, action, {"id": procore_id} if procore_id else None, None)
+
+    def _not_carried(self, payload: dict[str, Any] | None) -> list[str]:
+        return [name for name in payload or {} if name not in self.update_fields]
+
+    def _partly_sent(self, action: Action, record: dict[str, Any] | None) -> Action:
+        """The update as it landed: fields it could not carry that Resource Planning holds
+        otherwise are named in a warning, and the hash says the payload was only partly sent."""
+        payload = action.payload or {}
+        unsent = [name for name in self._not_carried(payload)
+                  if record is None or not same(payload[name], record.get(name))]
+        if not unsent or action.payload_hash is None:
+            return action
+        held = "" if record is None else " (Resource Planning has " + ", ".join(
+            f"{name} {record.get(name)}" for name in unsent) + ")"
+        warning = (f"not sent: {', '.join(f'{name} {payload[name]}' for name in unsent)}{held}; "
+                   f"Resource Planning's update takes only {', '.join(self.update_fields)}: change it there by hand")
+        return dataclasses.replace(action, warnings=(*action.warnings, warning),
+                                   payload_hash=partly_sent(action.payload_hash))
 
     def _update(self, client: ProcoreClient, path: str, payload: dict[str, Any]) -> dict:
         body = {k: v for k, v in payload.items() if k in self.update_fields}
@@ -220,11 +252,6 @@ class PlanningWriter:
             current = client.get(path)
             body |= {name: current.get(name) for name in missing}
         return client.request("POST", path, json=body).json()
-
-
-def planning_index(client: ProcoreClient, path: str, field: str) -> dict[str, str]:
-    """Every record of a Resource Planning collection by ``field``: its id."""
-    return {str(item[field]): str(item["id"]) for item in planning_pages(client, path) if item.get(field)}
 
 
 def planning_pages(client: ProcoreClient, path: str) -> Iterator[dict[str, Any]]:
