@@ -1,0 +1,109 @@
+"""What the writers do when one record's write goes wrong (issue 12, points 5, 6, 11 and 12).
+
+A fault on one record never fails its batch or its run: a create whose answer was lost is
+finished through Procore's own update operation, a 5xx on one create is retried for that record
+after a look-up by its key, a record deleted in Procore fails alone, and a batch refused without
+naming the culprit is halved until the bad lines stand alone. Real Prefect, the real sandbox over
+HTTP (with faults aimed at one operation), real DuckDB files; sleeps go to a list.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+import requests
+from prefect import flow
+
+from connectors.procore import ProcoreClient
+from connectors.state import StateStore
+from flows.projects import PROJECTS
+from procore_sync.errors import ConnectionLost, Handling, error_for_status
+from procore_sync.settings import Settings
+from sandbox.config import SandboxConfig
+from sandbox.server import SandboxServer, start_in_thread
+from tasks.engine import Runtime, run_entity
+from tasks.report import RunSummary
+from tasks.spec import EntitySpec, SyncOptions
+from tests.conftest import settings_env
+from tests.support import engine_runtime
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+FAST = SandboxConfig(spike_limit=100_000, hourly_limit=100_000)
+SAVED = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def sandbox() -> Any:
+    with start_in_thread(FAST) as running:
+        yield running
+
+
+def erp_with_projects(path: Path, numbers: list[str]) -> Path:
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE projects (project_number VARCHAR, name VARCHAR, city VARCHAR, "
+                    "updated_at TIMESTAMPTZ)")
+        for number in numbers:
+            con.execute("INSERT INTO projects VALUES (?, ?, ?, ?)", [number, f"Tower {number}", "Austin", SAVED])
+    return path
+
+
+def run(runtime: Runtime, spec: EntitySpec, options: SyncOptions | None = None) -> Any:
+    @flow(name=f"{spec.name}-under-test")
+    def under_test() -> RunSummary:
+        return run_entity(spec, options or SyncOptions(), runtime)
+
+    return under_test(return_state=True)
+
+
+def faults(sandbox: SandboxServer, **changes: Any) -> None:
+    requests.put(f"{sandbox.url}/_sandbox/faults", json=changes, timeout=10).raise_for_status()
+
+
+def states(settings: Settings, entity: str) -> dict[str, Any]:
+    return StateStore(settings.state_path).record_states(entity)
+
+
+# --- point 12 -------------------------------------------------------------------------------
+
+
+def test_a_create_whose_answer_was_lost_is_finished_not_refused(
+    sandbox: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    erp = erp_with_projects(tmp_path / "erp.duckdb", ["P-1", "P-2", "P-3"])
+    settings = settings_env(monkeypatch, sandbox.url, erp, tmp_path / "home")
+    # A run created P-2, Procore's answer was lost and the worker died before it looked again:
+    # the project is in Procore with our origin_id, and the state does not know it.
+    with ProcoreClient(settings) as client:
+        faults(sandbox, lost_response_rate=1.0)
+        with pytest.raises(ConnectionLost):
+            client.request("POST", "/rest/v1.0/projects", json={
+                "company_id": 1, "project": {"name": "Tower P-2", "project_number": "P-2", "origin_id": "P-2"}})
+        faults(sandbox, lost_response_rate=0.0)
+    [landed] = sandbox.store.projects(1)
+
+    state = run(engine_runtime(settings, sleep=lambda _: None), PROJECTS)
+
+    assert state.is_completed(), state.message
+    summary = state.result()
+    assert (summary.created, summary.failed) == (3, 0), summary.message
+    projects = {p["origin_id"]: p for p in sandbox.store.projects(1)}
+    assert sorted(projects) == ["P-1", "P-2", "P-3"]  # found again and finished, not created twice
+    assert projects["P-2"]["id"] == landed["id"] and projects["P-2"]["city"] == "Austin"
+    assert {key: s.status for key, s in states(settings, "projects").items()} == dict.fromkeys(projects, "ok")
+    assert states(settings, "projects")["P-2"].procore_id == landed["id"]
+    again = run(engine_runtime(settings, sleep=lambda _: None), PROJECTS).result()
+    assert (again.write_calls, again.failed) == (0, 0)
+    assert sandbox.app.state.contract_violations == []
+
+
+def test_a_405_is_a_defect_of_ours_that_stops_the_run_never_a_refusal_of_the_record() -> None:
+    from procore_sync.errors import Defect
+
+    error = error_for_status(405)("Procore answered 405 Method Not Allowed to PATCH", status=405)
+    assert error_for_status(405) is Defect and error.handling is Handling.STOP
+    assert "procore-sync defect" in str(error)
