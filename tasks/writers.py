@@ -5,8 +5,9 @@
   same value and no origin_id (a project's template cost codes) instead of creating twins.
 - ``CreateEachWriter``: one POST per record where Procore has no sync for creation (projects,
   prime contracts). Before creating, it lists the scope's records once to find ones already
-  carrying our origin_id, and after an ambiguous failure it looks again: never a blind second
-  create.
+  carrying our origin_id, and after a 5xx or a lost answer it looks again before each retry
+  (``ProcoreClient.create``): never a blind second create. A record whose retries are spent
+  fails alone, not refused; the others land.
 - ``KeyedBatchWriter``: batch endpoints without origin_id (budget lines, WBS codes) that upsert
   by a natural key; the answer is matched back by that key.
 - ``SplitWriter``: one writer for creates and another for updates.
@@ -23,8 +24,8 @@ from typing import Any, Protocol
 
 from connectors.procore import ProcoreClient
 from connectors.state import Outcome
-from procore_sync.errors import Conflict, ConnectionLost, Rejected, SyncError
-from tasks.load import outcome_of, outcomes_by_origin, rejected_outcome
+from procore_sync.errors import Conflict, ConnectionLost, Rejected, ServerError, SyncError
+from tasks.load import failed_outcome, outcome_of, outcomes_by_origin, rejected_outcome
 from tasks.plan import Action
 from tasks.spec import EntitySpec
 
@@ -48,6 +49,17 @@ def _rejected(spec: EntitySpec, action: Action, exc: SyncError, *, alone: bool =
     record caused it is unknown, so none keeps the refused hash: the next run sends them again."""
     detail = f"{exc.message}: {exc.body}" if exc.body else exc.message
     return rejected_outcome(spec, action, detail, alone=alone)
+
+
+# A write to one record that Procore did not take for reasons outside it, retries spent.
+NOT_TAKEN = (ServerError, ConnectionLost)
+
+
+def _not_taken(spec: EntitySpec, action: Action, exc: SyncError) -> Outcome:
+    """The record fails alone and is not refused: nothing in it was at fault."""
+    message = (f"Procore did not take {spec.display_name.lower()} {action.key}: {exc.message}; "
+               "not a refusal of the record: a later run sends it again")
+    return failed_outcome(action, message)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,6 +120,8 @@ class CreateEachWriter:
             entity = self._upsert(client, spec, scope, action, known.get(spec.origin_id(action.key)))
         except Rejected as exc:
             return _rejected(spec, action, exc)
+        except NOT_TAKEN as exc:
+            return _not_taken(spec, action, exc)
         return outcome_of(spec, action, entity, None)
 
     def _upsert(self, client: ProcoreClient, spec: EntitySpec, scope: dict[str, Any], action: Action,
@@ -115,14 +129,13 @@ class CreateEachWriter:
         target_id = action.procore_id or found
         if target_id:
             return self._send(client, spec, "PATCH", self.update_path.format(id=target_id, **scope), scope, action)
-        try:
-            return self._send(client, spec, "POST", self.create_path.format(**scope), scope, action)
-        except ConnectionLost:
-            # The create may have landed before the answer was lost: look, never create twice.
-            landed = self._known(client, spec, scope).get(spec.origin_id(action.key))
-            if landed is None:
-                raise
-            return {"id": landed}
+
+        def landed() -> dict | None:
+            # A create that failed unclearly may have landed: look, never create twice.
+            found_id = self._known(client, spec, scope).get(spec.origin_id(action.key))
+            return None if found_id is None else {"id": found_id}
+
+        return client.create(self.create_path.format(**scope), json=self._body(spec, scope, action), look_up=landed)
 
     def _known(self, client: ProcoreClient, spec: EntitySpec, scope: dict[str, Any]) -> dict[str, int]:
         params = {k: scope[k] for k in spec.list_scope}
@@ -131,8 +144,11 @@ class CreateEachWriter:
 
     def _send(self, client: ProcoreClient, spec: EntitySpec, method: str, path: str,
               scope: dict[str, Any], action: Action) -> dict:
+        return client.request(method, path, json=self._body(spec, scope, action)).json()
+
+    def _body(self, spec: EntitySpec, scope: dict[str, Any], action: Action) -> dict[str, Any]:
         body = {k: scope[k] for k in spec.target.body_scope}
-        return client.request(method, path, json={**body, self.wrapper: dict(action.payload or {})}).json()
+        return {**body, self.wrapper: dict(action.payload or {})}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,16 +218,28 @@ class PlanningWriter:
         target = action.procore_id or known.get(str(payload.get(self.match) or ""))
         try:
             answer = self._update(client, f"{base}/{target}", payload) if target else \
-                client.request("POST", base, json=payload).json()
+                self._create(client, base, payload)
         except (Rejected, Conflict) as exc:
             # 409 here means another record holds this one's employee number, e-mail or project
             # number: a refusal of this record, not a passing state (the client does not resend
             # a delivered POST), so it fails alone and the others go on.
             return _rejected(spec, action, exc)
+        except NOT_TAKEN as exc:
+            return _not_taken(spec, action, exc)
         # A create answers {"id": ...} for people and [{"id": ...}] for projects.
         created = (answer[0] if isinstance(answer, list) and answer else answer) or {}
         procore_id = target or created.get("id")
         return outcome_of(spec, action, {"id": procore_id} if procore_id else None, None)
+
+    def _create(self, client: ProcoreClient, base: str, payload: dict[str, Any]) -> Any:
+        """A POST retried after a 5xx or a lost answer, once the collection shows it did not land."""
+        number = str(payload.get(self.match) or "")
+
+        def landed() -> dict | None:
+            found_id = planning_index(client, base, self.match).get(number) if number else None
+            return None if found_id is None else {"id": found_id}
+
+        return client.create(base, json=payload, look_up=landed)
 
     def _update(self, client: ProcoreClient, path: str, payload: dict[str, Any]) -> dict:
         body = {k: v for k, v in payload.items() if k in self.update_fields}

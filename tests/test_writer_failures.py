@@ -21,12 +21,14 @@ from prefect import flow
 from connectors.procore import ProcoreClient
 from connectors.state import StateStore
 from flows.projects import PROJECTS
+from flows.resource_planning import RESOURCE_PEOPLE
 from procore_sync.errors import ConnectionLost, Handling, error_for_status
 from procore_sync.settings import Settings
 from sandbox.config import SandboxConfig
 from sandbox.server import SandboxServer, start_in_thread
 from tasks.engine import Runtime, run_entity
 from tasks.report import RunSummary
+from tasks.plan import Action
 from tasks.spec import EntitySpec, SyncOptions
 from tests.conftest import settings_env
 from tests.support import engine_runtime
@@ -107,3 +109,59 @@ def test_a_405_is_a_defect_of_ours_that_stops_the_run_never_a_refusal_of_the_rec
     error = error_for_status(405)("Procore answered 405 Method Not Allowed to PATCH", status=405)
     assert error_for_status(405) is Defect and error.handling is Handling.STOP
     assert "procore-sync defect" in str(error)
+
+
+# --- point 11 -------------------------------------------------------------------------------
+
+PROJECT_POST = {"method": "POST", "path": "/rest/v1.0/projects"}
+
+
+def test_one_5xx_on_one_create_never_fails_the_run(
+    sandbox: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    erp = erp_with_projects(tmp_path / "erp.duckdb", ["P-1", "P-2", "P-3"])
+    settings = settings_env(monkeypatch, sandbox.url, erp, tmp_path / "home", PROCORE_SYNC_MAX_ATTEMPTS="3")
+    waits: list[float] = []
+    runtime = engine_runtime(settings, sleep=waits.append)
+    # P-1's create: a 503, then an answer lost after the project landed; retried after a look-up.
+    faults(sandbox, aimed=[{**PROJECT_POST, "fault": "unavailable"}, {**PROJECT_POST, "fault": "lost_response"}])
+
+    first = run(runtime, PROJECTS)
+
+    assert first.is_completed(), first.message
+    assert (first.result().created, first.result().failed) == (3, 0), first.result().message
+    assert sorted(p["origin_id"] for p in sandbox.store.projects(1)) == ["P-1", "P-2", "P-3"]
+    assert waits, "a retried create waits (backoff) before it is sent again"
+
+    # A bad hour: P-4's create meets a 5xx on every attempt; it fails alone, P-5 lands.
+    with duckdb.connect(str(erp)) as con:
+        con.execute("INSERT INTO projects VALUES ('P-4', 'Tower P-4', 'Austin', ?), ('P-5', 'Tower P-5', 'Austin', ?)",
+                    [SAVED, SAVED])
+    faults(sandbox, aimed=[{**PROJECT_POST, "fault": "server_error", "times": 3}])
+    bad_hour = run(runtime, PROJECTS)
+
+    assert bad_hour.is_completed(), bad_hour.message
+    assert (bad_hour.result().created, bad_hour.result().failed) == (1, 1)
+    p4 = states(settings, "projects")["P-4"]
+    assert (p4.status, p4.rejected_hash) == ("failed", None)  # not a refusal: sent again later
+    assert "3 attempts" in (p4.message or "") and "500" in (p4.message or "")
+    assert sorted(p["origin_id"] for p in sandbox.store.projects(1)) == ["P-1", "P-2", "P-3", "P-5"]
+
+    after = run(runtime, PROJECTS, SyncOptions(erp_keys=["P-4"])).result()  # what resync-failed runs
+    assert (after.created, after.failed) == (1, 0)
+    assert len(sandbox.store.projects(1)) == 5
+
+    # A Resource Planning person's create the same way: found again by its employee number.
+    people_path = "/rest/v1.0/workforce-planning/v2/companies/1/people"
+    faults(sandbox, aimed=[{"method": "POST", "path": people_path, "fault": "unavailable"},
+                           {"method": "POST", "path": people_path, "fault": "lost_response"}])
+    with ProcoreClient(settings, sleep=waits.append) as client:
+        group = client.request("POST", people_path.replace("people", "groups"),
+                               json={"name": "Writers test", "timezone": "America/Chicago"}).json()["id"]
+        person = {"first_name": "Ana", "is_assignable": True, "is_user": False, "status": "active", "group_ids": [group]}
+        people = [Action("create", key, payload={**person, "last_name": key, "employee_number": key}, payload_hash=key)
+                  for key in ("E-1", "E-2")]
+        outcomes = RESOURCE_PEOPLE.writer.write(client, RESOURCE_PEOPLE, {"company_id": 1}, people)
+    assert [(o.key, o.status) for o in outcomes] == [("E-1", "ok"), ("E-2", "ok")], [o.message for o in outcomes]
+    assert sorted(p["employee_number"] for p in sandbox.store.records("rp_people")) == ["E-1", "E-2"]
+    assert sandbox.app.state.contract_violations == []
