@@ -162,6 +162,13 @@ class Rejected(RecordError):
     """Procore refused the record (422, or a per-item error of a sync call)."""
 
 
+class DeletedInProcore(RecordError):
+    """410 (or a 404 on a request addressed to one record's own id): the record was deleted in
+    Procore. That record fails; the run goes on."""
+
+    hint = "create it again with resync-failed and recreate_deleted ticked, or remove it from the ERP."
+
+
 class Blocked(RecordError):
     """The record is fine but a parent (project, vendor, cost code, contract) is not in Procore.
 
@@ -190,6 +197,7 @@ STATUS_ERRORS: dict[int, type[SyncError]] = {
     404: NotFound,
     405: Defect,
     409: Conflict,
+    410: DeletedInProcore,
     413: PayloadTooLarge,
     422: Rejected,
     429: RateLimited,

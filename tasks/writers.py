@@ -24,10 +24,11 @@ from typing import Any, Protocol
 
 from connectors.procore import ProcoreClient
 from connectors.state import Outcome
-from procore_sync.errors import Conflict, ConnectionLost, Rejected, ServerError, SyncError
+from procore_sync.errors import (Conflict, ConnectionLost, DeletedInProcore, NotFound, Rejected, ServerError,
+                                 SyncError)
 from tasks.load import failed_outcome, outcome_of, outcomes_by_origin, rejected_outcome
 from tasks.plan import Action
-from tasks.spec import EntitySpec
+from tasks.spec import DELETED, EntitySpec
 
 
 class Writer(Protocol):
@@ -60,6 +61,18 @@ def _not_taken(spec: EntitySpec, action: Action, exc: SyncError) -> Outcome:
     message = (f"Procore did not take {spec.display_name.lower()} {action.key}: {exc.message}; "
                "not a refusal of the record: a later run sends it again")
     return failed_outcome(action, message)
+
+
+# A 404 or 410 on a request addressed to one record's own id: it was deleted in Procore.
+GONE = (NotFound, DeletedInProcore)
+
+
+def _deleted(spec: EntitySpec, action: Action, procore_id: Any, exc: SyncError) -> Outcome:
+    """That record fails (kept as refused: an unchanged payload is not sent again) and the run
+    goes on; only the configuration check's 401/403/404 stop a run."""
+    message = (f"{DELETED}{spec.display_name.lower()} {action.key} (Procore id {procore_id}) is no longer there "
+               f"({exc.message}); to create it again, run resync-failed for it with recreate_deleted ticked")
+    return failed_outcome(action, message, refused=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,12 +129,17 @@ class CreateEachWriter:
 
     def _one(self, client: ProcoreClient, spec: EntitySpec, scope: dict[str, Any], action: Action,
              known: dict[str, int]) -> Outcome:
+        found = known.get(spec.origin_id(action.key))
         try:
-            entity = self._upsert(client, spec, scope, action, known.get(spec.origin_id(action.key)))
+            entity = self._upsert(client, spec, scope, action, found)
         except Rejected as exc:
             return _rejected(spec, action, exc)
         except NOT_TAKEN as exc:
             return _not_taken(spec, action, exc)
+        except GONE as exc:
+            if not (action.procore_id or found):
+                raise  # not an update of one record: a wrong scope or company stops the run
+            return _deleted(spec, action, action.procore_id or found, exc)
         return outcome_of(spec, action, entity, None)
 
     def _upsert(self, client: ProcoreClient, spec: EntitySpec, scope: dict[str, Any], action: Action,
@@ -226,6 +244,10 @@ class PlanningWriter:
             return _rejected(spec, action, exc)
         except NOT_TAKEN as exc:
             return _not_taken(spec, action, exc)
+        except GONE as exc:
+            if not target:
+                raise  # not an update of one record: a wrong company stops the run
+            return _deleted(spec, action, target, exc)
         # A create answers {"id": ...} for people and [{"id": ...}] for projects.
         created = (answer[0] if isinstance(answer, list) and answer else answer) or {}
         procore_id = target or created.get("id")

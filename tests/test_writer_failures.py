@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import json
+
 import duckdb
 import pytest
 import requests
@@ -21,8 +23,10 @@ from prefect import flow
 from connectors.procore import ProcoreClient
 from connectors.state import StateStore
 from flows.projects import PROJECTS
+from flows.maintenance import ResyncFailedOptions, resync_failed
 from flows.resource_planning import RESOURCE_PEOPLE
 from procore_sync.errors import ConnectionLost, Handling, error_for_status
+from procore_sync.runner import run_entities
 from procore_sync.settings import Settings
 from sandbox.config import SandboxConfig
 from sandbox.server import SandboxServer, start_in_thread
@@ -164,4 +168,53 @@ def test_one_5xx_on_one_create_never_fails_the_run(
         outcomes = RESOURCE_PEOPLE.writer.write(client, RESOURCE_PEOPLE, {"company_id": 1}, people)
     assert [(o.key, o.status) for o in outcomes] == [("E-1", "ok"), ("E-2", "ok")], [o.message for o in outcomes]
     assert sorted(p["employee_number"] for p in sandbox.store.records("rp_people")) == ["E-1", "E-2"]
+    assert sandbox.app.state.contract_violations == []
+
+
+# --- point 6 --------------------------------------------------------------------------------
+
+PEOPLE_HEADER = "employee_number,first_name,last_name,email,status,groups,phone,updated_at"
+
+
+def upload_people(drop: Path, phone: str) -> None:
+    """The HR system's export of E-1..E-3, dropped as a complete upload (file, then marker)."""
+    rows = [f"E-{n},Ana,Diaz {n},e-{n}@example.com,active,Civil,{phone},2026-03-02T08:00:00Z" for n in (1, 2, 3)]
+    (drop / "resource_people.csv").write_text("\n".join([PEOPLE_HEADER, *rows]) + "\n", encoding="utf-8")
+    (drop / "resource_people.csv.done").write_text("", encoding="utf-8")
+
+
+def test_a_record_deleted_in_procore_never_stops_an_entity(
+    sandbox: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drop = tmp_path / "hr"
+    drop.mkdir()
+    sources = {"resource_people": {"kind": "folder", "folder": str(drop)}}
+    settings = settings_env(monkeypatch, sandbox.url, tmp_path / "no-erp.duckdb", tmp_path / "home",
+                            PROCORE_SYNC_SOURCES=json.dumps(sources))
+    people_path = "/rest/v1.0/workforce-planning/v2/companies/1/people"
+    upload_people(drop, "555-0100")
+    [first] = run_entities(Settings(), ["resource_people"], SyncOptions())
+    assert (first.status, first.created) == ("completed", 3)
+    gone = states(settings, "resource_people")["E-2"].procore_id
+    with ProcoreClient(settings) as client:  # someone deletes E-2 in Procore
+        client.request("DELETE", f"{people_path}/{gone}")
+
+    upload_people(drop, "555-0199")  # every phone changes: three updates, one to a deleted person
+    [changed] = run_entities(Settings(), ["resource_people"], SyncOptions())
+
+    assert (changed.status, changed.updated, changed.failed) == ("completed", 2, 1), changed.message
+    e2 = states(settings, "resource_people")["E-2"]
+    assert e2.status == "failed" and e2.rejected_hash is not None
+    assert (e2.message or "").startswith("deleted in Procore:") and "recreate_deleted" in (e2.message or "")
+    assert {p["employee_number"]: p["phone"] for p in sandbox.store.records("rp_people")} == {
+        "E-1": "555-0199", "E-3": "555-0199"}
+
+    [again] = resync_failed(ResyncFailedOptions(entities=["resource_people"], dry_run=False))
+    assert (again.failed, again.created) == (1, 0)  # off by default: still deleted, not recreated
+    [recreated] = resync_failed(ResyncFailedOptions(entities=["resource_people"], dry_run=False,
+                                                    recreate_deleted=True))
+    assert (recreated.created, recreated.failed) == (1, 0)
+    e2 = states(settings, "resource_people")["E-2"]
+    assert e2.status == "ok" and e2.procore_id not in (None, gone)
+    assert sorted(p["employee_number"] for p in sandbox.store.records("rp_people")) == ["E-1", "E-2", "E-3"]
     assert sandbox.app.state.contract_violations == []
