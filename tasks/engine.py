@@ -425,6 +425,7 @@ class EntityRun:
             min_write_calls=self.min_write_calls,
             token_calls=stats.token_calls,
             retries=stats.retries,
+            split_calls=stats.split_calls,
             waited_s=round(stats.waited_s, 3),
             quota_remaining=stats.quota.remaining,
             duration_s=round(time.monotonic() - self.clock_start, 3),

@@ -9,7 +9,8 @@
   (``ProcoreClient.create``): never a blind second create. A record whose retries are spent
   fails alone, not refused; the others land.
 - ``KeyedBatchWriter``: batch endpoints without origin_id (budget lines, WBS codes) that upsert
-  by a natural key; the answer is matched back by that key.
+  by a natural key; the answer (entities and per-entry errors) is matched back by that key. A
+  batch refused as a whole, naming no line, is halved until the bad lines stand alone.
 - ``SplitWriter``: one writer for creates and another for updates.
 
 Every writer returns one ``Outcome`` per action; a record Procore refuses is a failed outcome,
@@ -19,16 +20,20 @@ never an exception, and keeps the refused payload's hash (``tasks/load.py``).
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import Any, Protocol
 
 from connectors.procore import ProcoreClient
+from connectors.procore_batches import parse_sync_response
 from connectors.state import Outcome
 from procore_sync.errors import (Conflict, ConnectionLost, DeletedInProcore, NotFound, Rejected, ServerError,
                                  SyncError)
 from tasks.load import failed_outcome, outcome_of, outcomes_by_origin, rejected_outcome
 from tasks.plan import Action
 from tasks.spec import DELETED, EntitySpec
+
+log = logging.getLogger("tasks.writers")
 
 
 class Writer(Protocol):
@@ -45,11 +50,10 @@ def _batched(count: int) -> int:
     return -(-count // 1000)
 
 
-def _rejected(spec: EntitySpec, action: Action, exc: SyncError, *, alone: bool = True) -> Outcome:
-    """``alone``: the refused request held this record only. When a whole batch is refused, which
-    record caused it is unknown, so none keeps the refused hash: the next run sends them again."""
+def _rejected(spec: EntitySpec, action: Action, exc: SyncError) -> Outcome:
+    """Procore refused a request that held this record alone: the refused hash is kept."""
     detail = f"{exc.message}: {exc.body}" if exc.body else exc.message
-    return rejected_outcome(spec, action, detail, alone=alone)
+    return rejected_outcome(spec, action, detail)
 
 
 # A write to one record that Procore did not take for reasons outside it, retries spent.
@@ -177,16 +181,50 @@ class KeyedBatchWriter:
         return _batched(creates + updates)
 
     def write(self, client: ProcoreClient, spec: EntitySpec, scope: dict[str, Any], actions: Sequence[Action]) -> list[Outcome]:
+        try:
+            return self._send(client, spec, scope, actions)
+        except Rejected as exc:
+            if len(actions) < 2:
+                return [_rejected(spec, action, exc) for action in actions]
+            calls = client.stats.api_calls
+            outcomes = self._isolate(client, spec, scope, actions, exc)
+            client.stats.split_calls += client.stats.api_calls - calls
+            return outcomes
+
+    def _isolate(self, client: ProcoreClient, spec: EntitySpec, scope: dict[str, Any], actions: Sequence[Action],
+                 exc: Rejected) -> list[Outcome]:
+        """Procore refused the whole batch without naming a line (budget_line_items/sync answers
+        one 400/422 for the call): each half is sent on its own, and a refused half halved again,
+        until the bad lines stand alone (refused) and the good ones land, in this run. One bad
+        line in 1,000 costs about 20 calls."""
+        if len(actions) == 1:
+            return [_rejected(spec, actions[0], exc)]
+        log.info("%s: Procore refused a batch of %d without naming a line (%s); sending it in halves",
+                 spec.name, len(actions), exc.message)
+        half = len(actions) // 2
+        return [outcome for part in (actions[:half], actions[half:])
+                for outcome in self._half(client, spec, scope, part)]
+
+    def _half(self, client: ProcoreClient, spec: EntitySpec, scope: dict[str, Any],
+              actions: Sequence[Action]) -> list[Outcome]:
+        try:
+            return self._send(client, spec, scope, actions)
+        except Rejected as exc:
+            return self._isolate(client, spec, scope, actions, exc)
+
+    def _send(self, client: ProcoreClient, spec: EntitySpec, scope: dict[str, Any],
+              actions: Sequence[Action]) -> list[Outcome]:
         path, body, params = spec.target.request(scope)
         items = [a.item(spec.sends_id) for a in actions]
-        try:
-            answer = client.request(spec.target.method, path, params=params or None,
-                                    json={**body, spec.target.items_key: items}).json()
-        except Rejected as exc:
-            return [_rejected(spec, action, exc, alone=len(actions) == 1) for action in actions]
-        entities = answer if isinstance(answer, list) else answer.get("entities", [])
-        landed = {self.match(entity): entity for entity in entities}
-        return [outcome_of(spec, a, landed.get(self.match(a.payload or {})), None) for a in actions]
+        answer = client.request(spec.target.method, path, params=params or None,
+                                json={**body, spec.target.items_key: items}).json()
+        # A plain list (budget lines) or {"entities", "errors"} (WBS bulk_create echoes each
+        # refused entry with its errors): both matched back by the natural key.
+        result = parse_sync_response(answer)
+        landed = {self.match(entity): entity for entity in result.entities}
+        refused = {self.match(error.item): error.text for error in result.errors}
+        keys = [self.match(a.payload or {}) for a in actions]
+        return [outcome_of(spec, a, landed.get(key), refused.get(key)) for a, key in zip(actions, keys)]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,6 +22,8 @@ from prefect import flow
 
 from connectors.procore import ProcoreClient
 from connectors.state import StateStore
+from flows.budget import BUDGET_LINES
+from flows.cost_structure import WBS_CODES
 from flows.projects import PROJECTS
 from flows.maintenance import ResyncFailedOptions, resync_failed
 from flows.resource_planning import RESOURCE_PEOPLE
@@ -31,7 +33,7 @@ from procore_sync.settings import Settings
 from sandbox.config import SandboxConfig
 from sandbox.server import SandboxServer, start_in_thread
 from tasks.engine import Runtime, run_entity
-from tasks.report import RunSummary
+from tasks.report import RunSummary, render_summary
 from tasks.plan import Action
 from tasks.spec import EntitySpec, SyncOptions
 from tests.conftest import settings_env
@@ -217,4 +219,56 @@ def test_a_record_deleted_in_procore_never_stops_an_entity(
     e2 = states(settings, "resource_people")["E-2"]
     assert e2.status == "ok" and e2.procore_id not in (None, gone)
     assert sorted(p["employee_number"] for p in sandbox.store.records("rp_people")) == ["E-1", "E-2", "E-3"]
+    assert sandbox.app.state.contract_violations == []
+
+
+# --- point 5 --------------------------------------------------------------------------------
+
+
+def project_with_wbs_codes(client: ProcoreClient, count: int) -> tuple[int, list[list[dict[str, int]]]]:
+    """A sandbox project with ``count`` cost codes, each with cost type L: the project id and each
+    code's WBS segment items (the WBS codes themselves are not made)."""
+    project_id = client.request("POST", "/rest/v1.0/projects", json={"company_id": 1, "project": {"name": "Tower"}}).json()["id"]
+    codes = client.request("PATCH", "/rest/v1.0/cost_codes/sync", params={"project_id": project_id}, json={
+        "updates": [{"code": f"02-{n:03}", "name": f"Code {n}"} for n in range(count)]}).json()["entities"]
+    labor = client.request("PATCH", "/rest/v1.0/line_item_types/sync", json={
+        "company_id": 1, "updates": [{"name": "Labor", "csv_import_code": "L", "base_type": "other"}]})
+    labor_id = labor.json()["entities"][0]["id"]
+    return project_id, [[{"segment_id": 2, "segment_item_id": code["id"]}, {"segment_id": 3, "segment_item_id": labor_id}]
+                        for code in codes]
+
+
+def test_one_bad_line_never_fails_a_thousand(
+    sandbox: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = settings_env(monkeypatch, sandbox.url, tmp_path / "no-erp.duckdb", tmp_path / "home")
+    with ProcoreClient(settings) as client:
+        project_id, segments = project_with_wbs_codes(client, 12)
+        scope = {"company_id": 1, "project_id": project_id}
+
+        # WBS bulk_create answers per entry: the one with an unknown cost code fails alone.
+        wbs = [Action("create", f"W-{n}", payload={"segment_items": items}, payload_hash=f"w{n}", scope=scope)
+               for n, items in enumerate(segments)]
+        unknown = [{"segment_id": 2, "segment_item_id": 999_999}, segments[0][1]]
+        wbs.insert(5, Action("create", "W-bad", payload={"segment_items": unknown}, payload_hash="wbad", scope=scope))
+        outcomes = {o.key: o for o in WBS_CODES.writer.write(client, WBS_CODES, scope, wbs)}
+        assert [k for k, o in outcomes.items() if o.status != "ok"] == ["W-bad"]
+        assert outcomes["W-bad"].rejected_hash == "wbad"  # Procore named it: a refusal of that entry
+        wbs_ids = [outcomes[f"W-{n}"].procore_id for n in range(12)]
+
+        # budget_line_items/sync refuses the whole call for one line and names none.
+        lines = [Action("create", f"L-{n}", payload={"wbs_code_id": wbs_id, "original_budget_amount": 100.0 + n},
+                        payload_hash=f"l{n}", scope=scope) for n, wbs_id in enumerate(wbs_ids)]
+        lines.insert(7, Action("create", "L-bad", payload={"wbs_code_id": 424242, "original_budget_amount": 1.0},
+                               payload_hash="lbad", scope=scope))
+        calls = client.stats.api_calls
+        budget = {o.key: o for o in BUDGET_LINES.writer.write(client, BUDGET_LINES, scope, lines)}
+        spent = client.stats.api_calls - calls
+
+    assert [k for k, o in budget.items() if o.status != "ok"] == ["L-bad"]
+    assert budget["L-bad"].rejected_hash == "lbad" and "424242" in (budget["L-bad"].message or "")
+    assert len(sandbox.store.budget_line_items(project_id)) == 12  # the good ones landed, in this run
+    assert client.stats.split_calls == spent - 1 > 0  # every call after the refused one
+    summary = RunSummary(entity="budget_lines", run_id="r", status="completed", split_calls=client.stats.split_calls)
+    assert f"{spent - 1} calls isolating" in render_summary(summary)
     assert sandbox.app.state.contract_violations == []
