@@ -11,9 +11,10 @@ against the reported quota, and is the tool's one HTTP retry layer (STYLE point 
   ``Retry-After``. Every wait goes through the injected ``sleep``.
 - Resending a write is safe because our writes are sync calls (upserts keyed by ``origin_id``)
   or idempotent PATCH/PUT/DELETE. A plain POST create is not: after a lost connection or a 5xx
-  it may have been applied, so it is retried only when Procore certainly did not apply it
-  (429, or the request never left). Otherwise the error is raised so that the caller looks the
-  record up by its key before creating it again.
+  it may have been applied, so ``request`` retries it only when Procore certainly did not apply
+  it (429, or the request never left). ``create`` is the retry for that case: before each new
+  attempt it looks the record up by its key (the caller's ``look_up``), and a record found is
+  the answer, never a second create.
 - A 401 fetches a new token and repeats the request once; a second 401 is
   ``AuthenticationFailed``. Everything else maps through ``error_for_status`` to the one error
   tree, with the sanitised URL, status, body excerpt and ``x-request-id``.
@@ -179,6 +180,35 @@ class ProcoreClient:
             result.extend(self._sync_batch(path, scope, batch, method, params, 0))
         return result
 
+    def create(self, path: str, *, json: Any, look_up: Callable[[], Any]) -> Any:
+        """POST one new record, retried for it alone after a 5xx or a lost answer.
+
+        Such a failure may hide a create that landed, so before each new attempt ``look_up``
+        (the record by its key: origin_id, an employee number...) says whether it did; found,
+        its answer is returned. Attempts and backoff are ``request``'s (``settings.max_attempts``
+        in all, the injected sleep); a failure of the look-up itself is not retried here, its
+        GET was retried already. Spent, the last error is raised with the attempts it took.
+        """
+        sent, posting = False, False
+
+        def attempt() -> Any:
+            nonlocal sent, posting
+            posting = False
+            if sent and (found := look_up()) is not None:
+                return found
+            sent = posting = True
+            return json_body(self.request("POST", path, json=json))
+
+        retrying = Retrying(
+            retry=retry_if_exception(lambda exc: posting and isinstance(exc, (ServerError, ConnectionLost))),
+            stop=stop_after_attempt(self._settings.max_attempts),
+            wait=self._retry_wait,
+            sleep=self._sleep,
+            before_sleep=self._before_retry_sleep,
+            retry_error_callback=self._create_spent,
+        )
+        return retrying(attempt)
+
     def companies(self) -> list[dict[str, Any]]:
         """The companies where this service account's app is installed."""
         return list(self.paginate("/rest/v1.0/companies"))
@@ -302,6 +332,14 @@ class ProcoreClient:
         exc = state.outcome.exception() if state.outcome else None
         log.warning(redact(f"giving up after {state.attempt_number} attempts: {exc}"))
         return state.outcome.result()  # type: ignore[union-attr]  # re-raises the last error
+
+    def _create_spent(self, state: RetryCallState) -> Any:
+        exc = state.outcome.exception() if state.outcome else None
+        assert isinstance(exc, (ServerError, ConnectionLost))
+        log.warning(redact(f"giving up a create after {state.attempt_number} attempts: {exc}"))
+        raise type(exc)(f"{exc.message} ({state.attempt_number} attempts, the record looked up by its key "
+                        "before each new one and not found)", url=exc.url, status=exc.status,
+                        body=exc.body) from exc
 
     def _sync_batch(
         self,

@@ -54,6 +54,7 @@ class CallStats:
     token_calls: int = 0
     retries: int = 0
     waited_s: float = 0.0  # waiting for quota: pacing and 429 waits (not 5xx backoff)
+    split_calls: int = 0  # calls spent halving batches refused as a whole (tasks/writers.py)
     quota: QuotaStatus = field(default_factory=QuotaStatus)
 
 

@@ -49,6 +49,9 @@ class ResyncFailedOptions(BaseModel):
     erp_keys: list[str] = Field(default_factory=list, description="Only these record keys.")
     since: datetime | None = Field(default=None, description="Only records whose last attempt was at or after this.")
     dry_run: bool = Field(default=True, description="Show the selection only; resync nothing. Untick to resync.")
+    recreate_deleted: bool = Field(
+        default=False, description="Create again the selected records that were deleted in Procore "
+        "(message 'deleted in Procore'); without it they fail again.")
 
 
 class Selected(BaseModel):
@@ -123,7 +126,8 @@ def resync_failed(options: ResyncFailedOptions = ResyncFailedOptions()) -> list[
     for row in chosen:
         keys.setdefault(row.entity, []).append(row.erp_key)
     summaries = [
-        summary_of(ENTITY_FLOWS[name][1](options=SyncOptions(erp_keys=entity_keys), return_state=True), name, settings)
+        summary_of(ENTITY_FLOWS[name][1](options=SyncOptions(erp_keys=entity_keys, recreate_deleted=options.recreate_deleted),
+                                         return_state=True), name, settings)
         for name, entity_keys in keys.items()  # in dependency order: ENTITY_FLOWS is
     ]
     publish_overview(summaries)

@@ -3,8 +3,9 @@
 Every error belongs to exactly one handling class, and the handling class decides what the
 engine does with it:
 
-- ``Handling.STOP``: configuration is wrong (credentials, company, permissions). Nothing else in
-  the run can succeed, so the run stops with a message that says what to fix.
+- ``Handling.STOP``: configuration is wrong (credentials, company, permissions), or procore-sync
+  called an operation Procore does not serve (``Defect``). Nothing else in the run can succeed,
+  so the run stops with a message that says what to fix.
 - ``Handling.RETRY``: transient (429, 5xx, timeouts, lost connections). Retried, bounded, in the
   HTTP client only; a task-level retry may re-run a whole task after the client gave up.
 - ``Handling.REPORT``: one record is bad. It is recorded as failed with the message; the rest sync.
@@ -104,6 +105,17 @@ class UploadRefused(ConfigError):
             "of record, run again with force_deactivation (the upload waits until then).")
 
 
+class Defect(SyncError):
+    """Procore does not serve what procore-sync called (405): a mistake of ours, never a verdict
+    on the record (which would then be kept as refused for good) nor on the settings. It stops the
+    run: every record on that path would meet it."""
+
+    handling = Handling.STOP
+    hint = ("this is a procore-sync defect, not a problem of the record or the settings: report it "
+            "to the procore-sync maintainers with this message; the records stay unsynced, not "
+            "refused, and a fixed version sends them.")
+
+
 # --- transient: retry, bounded, in the client -----------------------------------------------
 
 
@@ -157,6 +169,13 @@ class Rejected(RecordError):
     """Procore refused the record (422, or a per-item error of a sync call)."""
 
 
+class DeletedInProcore(RecordError):
+    """410 (or a 404 on a request addressed to one record's own id): the record was deleted in
+    Procore. That record fails; the run goes on."""
+
+    hint = "create it again with resync-failed and recreate_deleted ticked, or remove it from the ERP."
+
+
 class Blocked(RecordError):
     """The record is fine but a parent (project, vendor, cost code, contract) is not in Procore.
 
@@ -186,7 +205,9 @@ STATUS_ERRORS: dict[int, type[SyncError]] = {
     401: AuthenticationFailed,
     403: PermissionDenied,
     404: NotFound,
+    405: Defect,
     409: Conflict,
+    410: DeletedInProcore,
     413: PayloadTooLarge,
     422: Rejected,
     429: RateLimited,

@@ -15,15 +15,28 @@ Four knobs, set in the config and changed at run time through ``PUT /_sandbox/fa
 
 Every /rest/ call that reaches the fault stage draws the same three numbers whatever the
 settings, so with a given seed the n-th call always meets the same fate.
+
+``aimed`` faults are for tests that need one operation to fail for certain: the next ``times``
+calls of ``method`` ``path`` (exactly) meet ``fault`` instead of their draw; a rule is gone once
+spent, and the first rule of the list with calls left wins.
 """
 
 from __future__ import annotations
 
 import random
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+
+class AimedFault(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    method: str
+    path: str
+    fault: Literal["unavailable", "server_error", "lost_response"]
+    times: int = Field(default=1, ge=1)
 
 
 class FaultSettings(BaseModel):
@@ -33,6 +46,7 @@ class FaultSettings(BaseModel):
     latency_ms: int = Field(default=0, ge=0)
     lost_response_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     sync_hold_ms: int = Field(default=0, ge=0)
+    aimed: list[AimedFault] = Field(default_factory=list)
 
 
 class Fault(Enum):
@@ -53,13 +67,25 @@ class FaultInjector:
         self.settings = FaultSettings.model_validate({**self.settings.model_dump(), **changes})
         return self.settings
 
-    def draw(self) -> Fault:
+    def draw(self, method: str = "", path: str = "") -> Fault:
         error, lost, kind = self._rng.random(), self._rng.random(), self._rng.random()
+        if aimed := self._aimed(method, path):
+            return Fault(aimed)
         if error < self.settings.error_rate:
             return Fault.UNAVAILABLE if kind < 0.5 else Fault.SERVER_ERROR
         if lost < self.settings.lost_response_rate:
             return Fault.LOST_RESPONSE
         return Fault.NONE
+
+    def _aimed(self, method: str, path: str) -> str | None:
+        """The fault of the first aimed rule for this call with calls left (and one call less)."""
+        for rule in self.settings.aimed:
+            if rule.method.upper() == method.upper() and rule.path == path:
+                rule.times -= 1
+                if rule.times == 0:
+                    self.settings.aimed.remove(rule)
+                return rule.fault
+        return None
 
     def reseed(self) -> None:
         self._rng = random.Random(self._seed)

@@ -156,7 +156,7 @@ class Gate:
         await self._with_faults(scope, receive, send)
 
     async def _with_faults(self, scope: Scope, receive: Receive, send: Send) -> None:
-        fault = self.state.faults.draw()
+        fault = self.state.faults.draw(scope["method"], scope["path"])
         latency_ms = self.state.faults.settings.latency_ms
         if latency_ms:
             await self.state.sleep(latency_ms / 1000)

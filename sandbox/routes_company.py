@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from sandbox import records, views
 from sandbox.api_errors import missing_param, not_found, read_json
 from sandbox.resources import LINE_ITEM_TYPES, PROJECTS, STANDARD_COST_CODES, USERS
-from sandbox.scopes import as_int, company_context, listed, project_context, saved, synced, within
+from sandbox.scopes import as_int, company_context, found, listed, project_context, saved, synced, within
 from sandbox.state import state_of
 
 router = APIRouter()
@@ -67,6 +67,20 @@ async def show_project(request: Request, project_id: int = Path(alias="id")) -> 
     if record is None:
         raise not_found("Project", project_id)
     return JSONResponse(views.project(context, record))
+
+
+@router.patch("/rest/v1.0/projects/{id}")
+async def update_project(request: Request, project_id: int = Path(alias="id")) -> Response:
+    """Procore's "Update project": the company in the body, the changes under ``project``,
+    checked like a create (422 with Rails-style errors); 404 for a project not in the company."""
+    body = await read_json(request)
+    context = company_context(state_of(request), body.get("company_id"))
+    attrs = body.get("project")
+    if not isinstance(attrs, dict) or not attrs:
+        raise missing_param("project")
+    found(PROJECTS, context, project_id)
+    record, errors = records.update(PROJECTS, context, project_id, attrs)
+    return saved(record, errors, context, views.project, 200)
 
 
 @router.get("/rest/v1.0/standard_cost_code_lists")

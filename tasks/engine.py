@@ -29,7 +29,7 @@ from connectors.erp_sink import ErpSink
 from connectors.procore import ProcoreClient
 from connectors.quota import quota_gate
 from connectors.sources import UploadSource, build_sources, close_sources, source_of
-from connectors.state import Outcome, StateStore
+from connectors.state import Outcome, RecordState, StateStore
 from procore_sync.errors import ConfigError, Handling, PermissionDenied, SyncError, TransientError
 from procore_sync.settings import Settings
 from tasks import report
@@ -40,7 +40,7 @@ from tasks.refs import Refs
 from tasks.mapping import MappedRecord, map_rows
 from tasks.plan import Action, plan
 from tasks.replace import plan_deactivations
-from tasks.spec import EntitySpec, SyncOptions
+from tasks.spec import DELETED, EntitySpec, SyncOptions
 
 
 def utc_now() -> datetime:
@@ -126,7 +126,16 @@ def map_and_plan(spec: EntitySpec, rows: list[SourceRow], store: StateStore, ref
                  options: SyncOptions) -> list[Action]:
     records: list[MappedRecord] = map_rows(spec, rows, refs)
     states = store.record_states(spec.name, keys=[record.key for record in records])
+    if options.recreate_deleted:
+        states = without_deleted_ids(states)
     return plan(records, states, locked=spec.locked_once_synced, resend_refused=options.ignores_cursor)
+
+
+def without_deleted_ids(states: dict[str, RecordState]) -> dict[str, RecordState]:
+    """The states as the plan should see them when records deleted in Procore are to be created
+    again: their old Procore id forgotten (the new one is stored once the create lands)."""
+    return {key: dataclasses.replace(s, procore_id=None) if (s.message or "").startswith(DELETED) else s
+            for key, s in states.items()}
 
 
 @task(name="write-batch", cache_policy=NO_CACHE)
@@ -435,6 +444,7 @@ class EntityRun:
             min_write_calls=self.min_write_calls,
             token_calls=stats.token_calls,
             retries=stats.retries,
+            split_calls=stats.split_calls,
             waited_s=round(stats.waited_s, 3),
             quota_remaining=stats.quota.remaining,
             duration_s=round(time.monotonic() - self.clock_start, 3),

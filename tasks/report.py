@@ -53,6 +53,8 @@ class RunSummary(BaseModel):
     min_write_calls: int = 0
     token_calls: int = 0
     retries: int = 0
+    # Calls spent halving batches Procore refused as a whole until the bad lines stood alone.
+    split_calls: int = 0
     waited_s: float = 0.0
     quota_remaining: int | None = None
     duration_s: float = 0.0
@@ -185,6 +187,8 @@ def render_summary(s: RunSummary) -> str:
         "",
         f"- **API calls**: {s.api_calls} ({s.write_calls} writes, {s.retries} retries, "
         f"{s.token_calls} token requests)",
+        *([f"- **Refused batches split**: {s.split_calls} calls isolating the lines Procore refused "
+           "without naming them"] if s.split_calls else []),
         f"- **Quota left** in Procore's window: {_or_unknown(s.quota_remaining)}; "
         f"waited for quota {s.waited_s:.1f} s",
         f"- **Duration**: {s.duration_s:.1f} s",

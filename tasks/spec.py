@@ -126,6 +126,10 @@ class EntitySpec:
 # Draft until its lines land): every run reads it again until it is sent as the ERP has it.
 HELD = "held back: "
 
+# The message of a record whose update found it deleted in Procore (404/410 on its own id). It
+# is not sent again unchanged; a run with ``recreate_deleted`` forgets its Procore id and creates it.
+DELETED = "deleted in Procore: "
+
 # The payload hash stored for a record deactivated because an upload no longer had it: any
 # later upload that has it again differs, so it is updated (and so reactivated).
 DEACTIVATED_HASH = "deactivated"
@@ -175,6 +179,12 @@ class SyncOptions(BaseModel):
         description="A one-time upload: read this entity's table from this CSV template (a path on "
         "the machine that runs the flow) instead of its usual source. Every row is read; the cursor "
         "stays and nothing is deactivated.",
+    )
+    recreate_deleted: bool = Field(
+        default=False,
+        description="Create again the records that were deleted in Procore (their last update "
+        "answered 404 or 410): their old Procore id is forgotten. Takes effect in runs that ignore "
+        "the cursor (resync-failed, a targeted run, a full resync).",
     )
     batch_size: int | None = Field(
         default=None,

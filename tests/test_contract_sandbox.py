@@ -34,6 +34,7 @@ SERVED = (
     # projects
     "RestV11ProjectsGet",
     "RestV10ProjectsIdGet",
+    "RestV10ProjectsIdPatch",
     "RestV10ProjectsPost",
     "RestV10ProjectsSyncPatch",
     # standard cost codes and cost types

@@ -43,7 +43,8 @@ def test_maintenance_deployments_are_started_by_hand_from_a_form_that_defaults_t
     assert declared["resync-failed"]["schedules"] == declared["health-check"]["schedules"] == []
     schema = parameter_schema(load_flow_from_entrypoint(str(ROOT / declared["resync-failed"]["entrypoint"])))
     form = schema.model_dump()["definitions"]["ResyncFailedOptions"]["properties"]
-    assert set(form) == {"entities", "project", "message_contains", "erp_keys", "since", "dry_run"}
+    assert set(form) == {"entities", "project", "message_contains", "erp_keys", "since", "dry_run", "recreate_deleted"}
+    assert form["recreate_deleted"]["default"] is False
     assert form["dry_run"]["default"] is True
 
 
@@ -104,7 +105,7 @@ def test_the_run_form_is_generated_from_the_options_model() -> None:
     schema = parameter_schema(ENTITY_FLOWS["vendors"][1]).model_dump()
     options = schema["definitions"]["SyncOptions"]["properties"]
     assert set(options) == {"full_resync", "dry_run", "erp_keys", "projects", "force_deactivation", "upload_file",
-                            "batch_size"}
+                            "recreate_deleted", "batch_size"}
     assert options["full_resync"]["description"].startswith("Ignore the last synchronisation date")
 
 

@@ -330,6 +330,40 @@ def test_retries_are_bounded_and_the_last_error_keeps_its_context(
     assert len(api_calls(rsps)) == 3 and len(fake.sleeps) == 2
 
 
+def test_a_create_after_a_5xx_is_looked_up_then_sent_again_with_backoff(
+    rsps: responses.RequestsMock, client: ProcoreClient, fake: FakeTime
+) -> None:
+    add_tokens(rsps, new_token())
+    rsps.add(responses.POST, f"{API}/rest/v1.0/projects", status=503)
+    rsps.add(responses.POST, f"{API}/rest/v1.0/projects", json={"id": 7}, status=201)
+    looked: list[int] = []
+    answer = client.create("/rest/v1.0/projects", json={"project": {}}, look_up=lambda: looked.append(1))
+    assert answer == {"id": 7} and looked == [1] and len(fake.sleeps) == 1
+
+
+def test_a_create_found_by_its_key_after_a_lost_answer_is_not_sent_again(
+    rsps: responses.RequestsMock, client: ProcoreClient
+) -> None:
+    add_tokens(rsps, new_token())
+    rsps.add(responses.POST, f"{API}/rest/v1.0/projects", body=requests.exceptions.ReadTimeout("read timed out"))
+    answer = client.create("/rest/v1.0/projects", json={"project": {}}, look_up=lambda: {"id": 7})
+    assert answer == {"id": 7} and len(api_calls(rsps)) == 1
+
+
+def test_a_create_whose_attempts_are_spent_raises_with_their_count_and_a_refusal_is_not_retried(
+    rsps: responses.RequestsMock, client: ProcoreClient
+) -> None:
+    add_tokens(rsps, new_token())
+    rsps.add(responses.POST, f"{API}/rest/v1.0/projects", status=500)
+    with pytest.raises(ServerError, match="4 attempts"):
+        client.create("/rest/v1.0/projects", json={"project": {}}, look_up=lambda: None)
+    assert len(api_calls(rsps)) == 4
+    rsps.replace(responses.POST, f"{API}/rest/v1.0/projects", status=422, json={"errors": {"name": ["blank"]}})
+    with pytest.raises(Rejected):
+        client.create("/rest/v1.0/projects", json={"project": {}}, look_up=lambda: None)
+    assert len(api_calls(rsps)) == 5
+
+
 @pytest.mark.parametrize(
     "failure",
     [requests.exceptions.ReadTimeout("read timed out"),

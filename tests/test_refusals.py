@@ -1,7 +1,7 @@
 """Records Procore refuses, end to end: Resource Planning's 409 on a taken e-mail fails that one
 person and the others land; the same upload again makes no call for the refused person, while
 a targeted resync sends it, and a fix in the HR system lands it. A budget line sync refused as a
-whole keeps no refused hash, since which line caused it is unknown. Real Prefect, real sandbox
+whole is halved until the refused line stands alone: it keeps the refused hash, the other lands. Real Prefect, real sandbox
 over HTTP, a real folder drop and real DuckDB."""
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def budget_wbs_code(client: ProcoreClient) -> tuple[int, int]:
     return project_id, wbs.json()["entities"][0]["id"]
 
 
-def test_a_batch_refused_as_a_whole_keeps_no_refused_hash_but_a_lone_record_does(
+def test_a_batch_refused_as_a_whole_is_halved_until_the_refused_line_stands_alone(
     sandbox: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = settings_env(monkeypatch, sandbox.url, tmp_path / "no-erp.duckdb", tmp_path / "home")
@@ -116,7 +116,7 @@ def test_a_batch_refused_as_a_whole_keeps_no_refused_hash_but_a_lone_record_does
         good, bad = line("L-1", wbs_code_id), line("L-2", 424242)  # no such WBS code: 422 for the call
         both = BUDGET_LINES.writer.write(client, BUDGET_LINES, scope, [good, bad])
         [alone] = BUDGET_LINES.writer.write(client, BUDGET_LINES, scope, [bad])
-    assert [(o.key, o.status, o.rejected_hash) for o in both] == [("L-1", "failed", None), ("L-2", "failed", None)]
+    assert [(o.key, o.status, o.rejected_hash) for o in both] == [("L-1", "ok", None), ("L-2", "failed", "hash-L-2")]
     assert "424242" in (both[1].message or "")
     assert (alone.status, alone.rejected_hash) == ("failed", "hash-L-2")
     assert sandbox.app.state.contract_violations == []

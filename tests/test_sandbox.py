@@ -538,7 +538,7 @@ def test_faults_are_reproducible_from_the_seed() -> None:
 
 
 def test_fault_switches_change_at_run_time(api: Api) -> None:
-    off = {"error_rate": 0.0, "latency_ms": 0, "lost_response_rate": 0.0, "sync_hold_ms": 0}
+    off = {"error_rate": 0.0, "latency_ms": 0, "lost_response_rate": 0.0, "sync_hold_ms": 0, "aimed": []}
     assert api.client.get("/_sandbox/faults").json() == off
     assert api.client.put("/_sandbox/faults", json={"error_rate": 1.0}).json()["error_rate"] == 1.0
     assert api.vendors().status_code in (500, 503)

@@ -69,3 +69,20 @@ def test_server_serves_the_sandbox_on_its_url_until_stopped() -> None:
         assert server.app.state.contract_violations == []
     with pytest.raises(requests.exceptions.ConnectionError):
         requests.get(f"{server.url}/rest/v1.0/companies", timeout=5)
+
+
+def test_an_aimed_fault_hits_only_its_operation_and_only_as_often_as_asked() -> None:
+    with start_in_thread(SandboxConfig(), clock=ManualClock()) as server:
+        session = requests.Session()
+        headers = auth_headers(session, server.url)
+        aimed = [{"method": "POST", "path": "/rest/v1.0/vendors", "fault": "unavailable", "times": 2}]
+        session.put(f"{server.url}/_sandbox/faults", json={"aimed": aimed}, timeout=5).raise_for_status()
+        create = {"company_id": 1, "vendor": {"name": "Acme"}}
+
+        def post() -> int:
+            return session.post(f"{server.url}/rest/v1.0/vendors", json=create, headers=headers, timeout=5).status_code
+
+        assert sync(session, server.url, headers, [{"origin_id": "ERP-1", "name": "Beta"}]).status_code == 200
+        assert [post(), post(), post()] == [503, 503, 201]
+        assert session.get(f"{server.url}/_sandbox/faults", timeout=5).json()["aimed"] == []
+        assert [vendor["name"] for vendor in server.store.vendors(1)] == ["Beta", "Acme"]
