@@ -32,7 +32,7 @@ from connectors.sources import UploadSource, build_sources, close_sources, sourc
 from connectors.state import Outcome, StateStore
 from procore_sync.errors import ConfigError, Handling, PermissionDenied, SyncError, TransientError
 from procore_sync.settings import Settings
-from tasks import report
+from tasks import liveness, report
 from tasks.load import blocked_outcome, done_outcome, failed_outcome
 from tasks.refs import Refs
 from tasks.mapping import MappedRecord, map_rows
@@ -226,12 +226,16 @@ class EntityRun:
         self.cursor_before = self.store.get_cursor(spec.name)
         context = FlowRunContext.get()
         self.flow_run_id = str(context.flow_run.id) if context and context.flow_run else None
+        # Runs of this entity killed mid-way still say "running": say "crashed" (tasks/liveness.py).
+        liveness.mark_dead_runs(self.store, spec.name, self.flow_run_id, _log().warning)
         self.run_id = self.store.start_run(
             spec.name,
             flow_run_id=self.flow_run_id,
             parameters=options.model_dump(mode="json"),
             cursor_before=self.cursor_before,
+            process=liveness.this_process().to_json(),
         )
+        liveness.started(self.run_id)
 
     @property
     def since(self) -> datetime | None:
@@ -493,6 +497,7 @@ def until_deferred(run: EntityRun) -> report.RunSummary:
         defer_flow_run(deferred.until, str(deferred))
         raise  # not reached: defer_flow_run raises Pause
     finally:
+        liveness.ended(run.run_id)
         close_sources(run.runtime.source)  # an SFTP connection, an HTTP session
 
 
