@@ -290,6 +290,8 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     if as_json:
         print(json.dumps(rows))
         return
+    pairing = store.pairing()
+    console.print(f"paired with {pairing.pairing.describe()} ({pairing.how})" if pairing else "not paired yet")
     table = Table(title="procore-sync status")
     for column in ("entity", "last_run", "last_status", "last_crashed", "cursor", "records"):
         table.add_column(column)
@@ -335,6 +337,32 @@ def history(
     for row in rows:
         table.add_row(row["at"].isoformat(timespec="seconds"), *(str(row[c] or "") for c in columns[1:]))
     out.print(table)
+
+
+state_app = typer.Typer(help="The state store: which Procore and which ERP it belongs to.", no_args_is_help=True)
+app.add_typer(state_app, name="state")
+
+
+@state_app.command("pair")
+def state_pair() -> None:
+    """Pair the state with these settings' Procore environment, company and ERP.
+
+    Runs against any other pairing stop before they write; run this only when the state really
+    is to serve these from now on (a new ERP, a move to production). Recorded in the history."""
+    from connectors.sources import build_sources, close_sources
+    from connectors.state import StateStore
+    from tasks.pairing import pair
+
+    settings = Settings()
+    assert settings.state_path is not None
+    sources = build_sources(settings)
+    try:
+        before, now = pair(StateStore(settings.state_path), settings, sources)
+    finally:
+        close_sources(sources)
+    if before is not None and before.pairing != now.pairing:
+        console.print(f"was paired with {before.pairing.describe()} ({before.how})")
+    console.print(f"paired with {now.pairing.describe()}")
 
 
 def main() -> None:  # pragma: no cover - console entry point

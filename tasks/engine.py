@@ -33,6 +33,7 @@ from connectors.state import Outcome, StateStore
 from procore_sync.errors import ConfigError, Handling, PermissionDenied, SyncError, TransientError
 from procore_sync.settings import Settings
 from tasks import liveness, report
+from tasks.pairing import check_pairing
 from tasks.load import blocked_outcome, done_outcome, failed_outcome
 from tasks.refs import Refs
 from tasks.mapping import MappedRecord, map_rows
@@ -246,6 +247,7 @@ class EntityRun:
         with self.runtime.make_client(quota_waits(self.runtime.settings)) as client:
             try:
                 check_company(client, self.runtime.settings)
+                check_pairing(self.store, self.runtime.settings, self.runtime.source)
                 context: dict[str, Any] = {"company_id": self.runtime.settings.company_id,
                                            "settings": self.runtime.settings}
                 context |= self.spec.prepare(client, context) if self.spec.prepare else {}
