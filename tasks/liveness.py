@@ -141,9 +141,11 @@ def mark_dead_runs(store: StateStore, entity: str, current_flow_run_id: str | No
     marked: list[str] = []
     for run in store.runs(entity, limit=1000, status="running"):
         why = why_dead(run, current_flow_run_id)
+        if why is None:
+            continue
         message = (f"crashed: {why}. It stopped without recording its end; its cursor did not move, "
                    "so later runs read its records again")
-        if why is not None and store.mark_crashed(run.run_id, message):
+        if store.mark_crashed(run.run_id, message):
             warn(f"{entity}: run {run.run_id} started {run.started_at:%Y-%m-%d %H:%M:%S} UTC {message}")
             marked.append(run.run_id)
     return marked

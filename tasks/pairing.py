@@ -54,7 +54,11 @@ def check_pairing(store: StateStore, settings: Settings, source: ErpSource) -> N
     """Before a run reads the ERP or writes: the state's pairing is this run's (the first run
     records it)."""
     current = pairing_of(settings, source)
-    recorded = store.pair(current, how=FIRST_RUN, only_if_unpaired=True)
+    require(store, store.pair(current, how=FIRST_RUN, only_if_unpaired=True), current)
+
+
+def require(store: StateStore, recorded: PairingRow, current: Pairing) -> None:
+    """``WrongPairing`` unless ``current`` is the pairing the state records."""
     if recorded.pairing != current:
         raise WrongPairing(
             f"the state {store.path} is paired with {recorded.pairing.describe()} "

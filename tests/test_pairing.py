@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from connectors.state import StateStore
+from flows.health import erp_checks
 from procore_sync.cli import app
 from procore_sync.settings import Settings
 from sandbox.config import SandboxConfig
@@ -55,6 +56,8 @@ def test_the_wrong_procore_is_refused(small_erp: SampleErp, sandbox: SandboxServ
     message = refused(settings_env(monkeypatch, sandbox.url, other_erp, home))
     assert str(small_erp.path) in message and str(other_erp) in message, message
     assert "procore-sync state pair" in message
+    [check] = [c for c in erp_checks(Settings()) if c.check == "pairing"]
+    assert check.status == "Failed" and str(other_erp) in check.detail
 
     # Another Procore (a sandbox on another host) with the paired ERP.
     with start_in_thread(SandboxConfig(), host="127.0.0.2") as elsewhere:
