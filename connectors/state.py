@@ -38,7 +38,7 @@ from procore_sync.errors import ConfigError, TransientError
 
 Status = Literal["ok", "warning", "failed", "blocked"]
 ActionKind = Literal["create", "update", "skip", "fail", "blocked"]
-RunStatus = Literal["running", "completed", "failed", "dry_run", "deferred"]
+RunStatus = Literal["running", "completed", "failed", "dry_run", "deferred", "crashed"]
 
 COUNT_NAMES: tuple[str, ...] = ("created", "updated", "unchanged", "failed", "blocked", "warnings")
 # Callers often count outcomes by action kind (Counter(o.action)); accept those names too.
@@ -172,6 +172,8 @@ class RunRow:
     message: str | None
     cursor_before: datetime | None
     cursor_after: datetime | None
+    # Who ran it (migration 0006; tasks/liveness.py): None for runs recorded before.
+    process: str | None = None
 
 
 @dataclass(frozen=True)
@@ -185,6 +187,37 @@ class ActionRow:
     message: str | None
     attempt: int
     at: datetime
+
+
+@dataclass(frozen=True)
+class Pairing:
+    """The Procore environment, company and ERP a state belongs to (migration 0006)."""
+
+    environment: str
+    company_id: int
+    erp: str
+
+    def describe(self) -> str:
+        return f"Procore {self.environment}, company {self.company_id}, ERP {self.erp}"
+
+
+@dataclass(frozen=True)
+class PairingRow:
+    pairing: Pairing
+    at: datetime
+    how: str
+
+
+@dataclass(frozen=True)
+class StateEvent:
+    """Something the operator should see in the history besides record actions: a run found
+    crashed, a pairing made."""
+
+    at: datetime
+    entity: str | None
+    what: str
+    status: str
+    message: str
 
 
 class StateStoreBusy(TransientError):
@@ -305,6 +338,7 @@ class StateStore:
         flow_run_id: str | None = None,
         parameters: Mapping[str, Any] | None = None,
         cursor_before: datetime | None = None,
+        process: str | None = None,
     ) -> str:
         run_id = str(uuid.uuid4())
         values = [
@@ -314,11 +348,12 @@ class StateStore:
             json.dumps(dict(parameters or {}), default=str, sort_keys=True),
             self._clock(),
             _require_aware(cursor_before, "cursor_before"),
+            process,
         ]
         with self._write() as con:
             con.execute(
                 "INSERT INTO runs (run_id, entity, flow_run_id, parameters, status, started_at,"
-                " cursor_before) VALUES (?, ?, ?, ?, 'running', ?, ?)",
+                " cursor_before, process) VALUES (?, ?, ?, ?, 'running', ?, ?, ?)",
                 values,
             )
         return run_id
@@ -357,9 +392,9 @@ class StateStore:
                 values,
             )
 
-    def runs(self, entity: str | None = None, limit: int = 20) -> list[RunRow]:
+    def runs(self, entity: str | None = None, limit: int = 20, *, status: str | None = None) -> list[RunRow]:
         """Newest first."""
-        where, params = _where({"entity = ?": entity})
+        where, params = _where({"entity = ?": entity, "status = ?": status})
         with self._connect(write=False) as con:
             cursor = con.execute(
                 f"SELECT {_RUN_COLUMNS} FROM runs {where}"
@@ -367,6 +402,50 @@ class StateStore:
                 [*params, limit],
             )
             return [_run_row(row) for row in _dicts(cursor)]
+
+    def mark_crashed(self, run_id: str, message: str) -> bool:
+        """A ``running`` run found dead becomes ``crashed``, with the counts of what it recorded;
+        False when it is no longer running (it finished meanwhile, or another run marked it)."""
+        with self._write() as con:
+            found = con.execute(_MARK_CRASHED, [self._clock(), message, run_id]).fetchall()
+        return bool(found)
+
+    # pairing
+
+    def pairing(self) -> PairingRow | None:
+        """The pairing in force: the newest one recorded; None before the first run."""
+        with self._connect(write=False) as con:
+            row = con.execute(
+                'SELECT environment, company_id, erp, "at", how FROM pairings ORDER BY seq DESC LIMIT 1'
+            ).fetchone()
+        return None if row is None else _pairing_row(row)
+
+    def pair(self, pairing: Pairing, *, how: str, only_if_unpaired: bool = False) -> PairingRow:
+        """Record ``pairing`` as the one in force; with ``only_if_unpaired``, only when the state
+        has none yet (atomic: sync-all's first runs start together). Returns the one in force."""
+        condition = " WHERE NOT EXISTS (SELECT 1 FROM pairings)" if only_if_unpaired else ""
+        with self._write() as con:
+            con.execute(
+                'INSERT INTO pairings ("at", environment, company_id, erp, how)'
+                f" SELECT ?, ?, ?, ?, ?{condition}",
+                [self._clock(), pairing.environment, pairing.company_id, pairing.erp, how],
+            )
+            row = con.execute(
+                'SELECT environment, company_id, erp, "at", how FROM pairings ORDER BY seq DESC LIMIT 1'
+            ).fetchone()
+        assert row is not None
+        return _pairing_row(row)
+
+    def events(
+        self, *, entity: str | None = None, since: datetime | None = None, limit: int = 100
+    ) -> list[StateEvent]:
+        """Runs found crashed and pairings made, newest first (pairings belong to no entity and
+        show whatever ``entity`` is asked for)."""
+        where, params = _where({"(entity = ? OR entity IS NULL)": entity, '"at" >= ?': _require_aware(since, "since")})
+        with self._connect(write=False) as con:
+            rows = _dicts(con.execute(f'SELECT * FROM ({_EVENTS}) {where} ORDER BY "at" DESC LIMIT ?',
+                                      [*params, limit]))
+        return [StateEvent(**row) for row in rows]
 
     @staticmethod
     def _require_run(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
@@ -460,6 +539,39 @@ class StateStore:
                 " SET value = excluded.value, updated_at = excluded.updated_at",
                 [entity, aware, self._clock()],
             )
+
+
+# What a crashed run recorded before it died, counted as finish_run would have.
+_MARK_CRASHED = """
+UPDATE runs SET status = 'crashed', finished_at = $1, message = $2,
+    created = n.created, updated = n.updated, unchanged = n.unchanged, failed = n.failed,
+    blocked = n.blocked, warnings = n.warnings
+FROM (SELECT count(*) FILTER (WHERE action = 'create') AS created,
+             count(*) FILTER (WHERE action = 'update') AS updated,
+             count(*) FILTER (WHERE action = 'skip') AS unchanged,
+             count(*) FILTER (WHERE action = 'fail') AS failed,
+             count(*) FILTER (WHERE action = 'blocked') AS blocked,
+             count(*) FILTER (WHERE status = 'warning') AS warnings
+      FROM record_actions WHERE run_id = $3) AS n
+WHERE run_id = $3 AND status = 'running'
+RETURNING run_id
+"""
+
+_EVENTS = """
+SELECT finished_at AS "at", entity, 'run crashed' AS what, 'crashed' AS status,
+       'run ' || run_id || ' started ' || strftime(started_at AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%SZ')
+       || ': ' || coalesce(message, '') AS message
+FROM runs WHERE status = 'crashed'
+UNION ALL
+SELECT "at", NULL AS entity, 'paired' AS what, how AS status,
+       'Procore ' || environment || ', company ' || company_id || ', ERP ' || erp AS message
+FROM pairings
+"""
+
+
+def _pairing_row(row: tuple[Any, ...]) -> PairingRow:
+    environment, company_id, erp, at, how = row
+    return PairingRow(Pairing(environment, int(company_id), erp), _as_utc(at), how)
 
 
 # --- bulk outcome merge -----------------------------------------------------------------------
@@ -597,7 +709,7 @@ _ACTION_COLUMNS = (
 _RUN_COLUMNS = (
     "run_id, entity, flow_run_id, parameters, status, started_at, finished_at, "
     + ", ".join(COUNT_NAMES)
-    + ", api_calls, write_calls, message, cursor_before, cursor_after"
+    + ", api_calls, write_calls, message, cursor_before, cursor_after, process"
 )
 
 

@@ -6,7 +6,8 @@ missing ERP table), each with what was seen. Any row that is not OK fails the ru
 health check shows as a failed run in the UI and in ``retry``-style monitoring.
 
 The checks, cheapest first: the ERP database and each entity's table are readable; the export
-folder of the ERP sink is writable; a Procore token is issued; the company is visible; the
+folder of the ERP sink is writable; the state belongs to these settings' Procore, company and
+ERP (its pairing, ``tasks/pairing.py``); a Procore token is issued; the company is visible; the
 service account has permitted projects; each entity's Procore endpoint answers a one-item read
 (project-level ones in the first permitted project; lines through their contract's tool, which
 is the one permission Procore checks); the quota left in Procore's window.
@@ -29,8 +30,10 @@ from connectors.sources import SourceSet, UploadSource, build_sources, close_sou
 from connectors.procore import ProcoreClient
 from flows import ENTITY_FLOWS, enabled
 from procore_sync.errors import AuthenticationFailed, PermissionDenied, SyncError, TransientError
+from connectors.state import StateStore
 from procore_sync.settings import Settings
 from tasks.engine import check_company
+from tasks.pairing import pairing_of, require
 from tasks.inbound import InboundSpec
 from tasks.spec import EntitySpec
 
@@ -40,7 +43,7 @@ ATTEMPTS = 2
 
 
 class Check(BaseModel):
-    connector: str  # erp | erp sink | procore
+    connector: str  # erp | erp sink | state | procore
     check: str
     status: Verdict
     detail: str
@@ -72,7 +75,7 @@ def erp_checks(settings: Settings) -> list[Check]:
     assert settings.erp_path is not None and settings.export_dir is not None
     sources = build_sources(settings)
     try:
-        return source_checks(sources, settings) + [export_check(settings)]
+        return source_checks(sources, settings) + [export_check(settings), pairing_check(settings, sources)]
     finally:
         close_sources(sources)  # an SFTP connection, an HTTP session
 
@@ -102,6 +105,24 @@ def export_check(settings: Settings) -> Check:
             return f"{export_dir} is writable"
 
     return run_check("erp sink", "export folder", writable)
+
+
+def pairing_check(settings: Settings, sources: SourceSet) -> Check:
+    """Whether the state belongs to these settings' Procore, company and ERP (tasks/pairing.py);
+    read only: a health check never pairs a state."""
+    state_path = settings.state_path
+    assert state_path is not None
+    current = pairing_of(settings, sources)
+
+    def paired() -> str:
+        store = StateStore(state_path) if state_path.exists() else None
+        recorded = store.pairing() if store is not None else None
+        if store is None or recorded is None:
+            return f"not paired yet; the first run pairs the state with {current.describe()}"
+        require(store, recorded, current)
+        return f"paired with {current.describe()} ({recorded.how})"
+
+    return run_check("state", "pairing", paired)
 
 
 def upload_status(source: UploadSource, table: str) -> str:

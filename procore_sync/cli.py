@@ -264,7 +264,7 @@ def deployments(
 
 @app.command()
 def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Each entity's last run and its records by status, from the state store."""
+    """Each entity's last run, its newest crashed run and its records by status, from the state store."""
     from connectors.state import StateStore
     from flows import ENTITY_FLOWS
 
@@ -277,22 +277,28 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     rows = []
     for name in ENTITY_FLOWS:
         last = store.runs(name, limit=1)
+        crashed = store.runs(name, limit=1, status="crashed")
         rows.append({
             "entity": name,
             "last_run": last[0].started_at.isoformat() if last else None,
             "last_status": last[0].status if last else "never run",
+            "last_crashed": {"run_id": crashed[0].run_id, "started_at": crashed[0].started_at.isoformat(),
+                             "message": crashed[0].message} if crashed else None,
             "cursor": (c.isoformat() if (c := store.get_cursor(name)) else None),
             "records": store.counts_by_status(name),
         })
     if as_json:
         print(json.dumps(rows))
         return
+    pairing = store.pairing()
+    console.print(f"paired with {pairing.pairing.describe()} ({pairing.how})" if pairing else "not paired yet")
     table = Table(title="procore-sync status")
-    for column in ("entity", "last_run", "last_status", "cursor", "records"):
+    for column in ("entity", "last_run", "last_status", "last_crashed", "cursor", "records"):
         table.add_column(column)
     for row in rows:
         records = ", ".join(f"{k} {v}" for k, v in sorted(row["records"].items())) or "none"
-        table.add_row(row["entity"], str(row["last_run"]), row["last_status"], str(row["cursor"]), records)
+        crashed = row["last_crashed"]["started_at"] if row["last_crashed"] else ""
+        table.add_row(row["entity"], str(row["last_run"]), row["last_status"], crashed, str(row["cursor"]), records)
     out.print(table)
 
 
@@ -303,8 +309,10 @@ def history(
     status: Annotated[Optional[str], typer.Option("--status")] = None,
     since: Annotated[Optional[datetime], typer.Option(help="ISO date or time.")] = None,
     limit: int = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line on stdout.")] = False,
 ) -> None:
-    """Every action on every record, newest first, from the state store."""
+    """Every action on every record, and every run found crashed and pairing made, newest first,
+    from the state store."""
     from connectors.state import StateStore
 
     settings = Settings()
@@ -312,13 +320,49 @@ def history(
     store = StateStore(settings.state_path)
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
+    columns = ("at", "entity", "key", "action", "status", "procore_id", "attempt", "message")
+    rows = [dict(zip(columns, (r.at, r.entity, r.key, r.action, r.status, r.procore_id, r.attempt, r.message)))
+            for r in store.history(entity=entity, key=key, status=status, since=since, limit=limit)]
+    if key is None:  # runs and pairings concern no one record
+        rows += [dict(zip(columns, (e.at, e.entity, None, e.what, e.status, None, None, e.message)))
+                 for e in store.events(entity=entity, since=since, limit=limit) if status in (None, e.status)]
+    rows = sorted(rows, key=lambda row: row["at"], reverse=True)[:limit]
+    if as_json:
+        for row in rows:
+            print(json.dumps(row | {"at": row["at"].isoformat()}), flush=True)
+        return
     table = Table(title="procore-sync history")
-    for column in ("at", "entity", "key", "action", "status", "procore_id", "attempt", "message"):
+    for column in columns:
         table.add_column(column)
-    for row in store.history(entity=entity, key=key, status=status, since=since, limit=limit):
-        table.add_row(row.at.isoformat(timespec="seconds"), row.entity, row.key, row.action, row.status,
-                      str(row.procore_id or ""), str(row.attempt), row.message or "")
+    for row in rows:
+        table.add_row(row["at"].isoformat(timespec="seconds"), *(str(row[c] or "") for c in columns[1:]))
     out.print(table)
+
+
+state_app = typer.Typer(help="The state store: which Procore and which ERP it belongs to.", no_args_is_help=True)
+app.add_typer(state_app, name="state")
+
+
+@state_app.command("pair")
+def state_pair() -> None:
+    """Pair the state with these settings' Procore environment, company and ERP.
+
+    Runs against any other pairing stop before they write; run this only when the state really
+    is to serve these from now on (a new ERP, a move to production). Recorded in the history."""
+    from connectors.sources import build_sources, close_sources
+    from connectors.state import StateStore
+    from tasks.pairing import pair
+
+    settings = Settings()
+    assert settings.state_path is not None
+    sources = build_sources(settings)
+    try:
+        before, now = pair(StateStore(settings.state_path), settings, sources)
+    finally:
+        close_sources(sources)
+    if before is not None and before.pairing != now.pairing:
+        console.print(f"was paired with {before.pairing.describe()} ({before.how})")
+    console.print(f"paired with {now.pairing.describe()}")
 
 
 def main() -> None:  # pragma: no cover - console entry point

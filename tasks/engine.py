@@ -32,9 +32,10 @@ from connectors.sources import UploadSource, build_sources, close_sources, sourc
 from connectors.state import Outcome, RecordState, StateStore
 from procore_sync.errors import ConfigError, Handling, PermissionDenied, SyncError, TransientError
 from procore_sync.settings import Settings
-from tasks import report
+from tasks import liveness, report
 from tasks.healing import to_read_again
 from tasks.keys import collisions
+from tasks.pairing import check_pairing
 from tasks.load import blocked_outcome, done_outcome, failed_outcome
 from tasks.refs import Refs
 from tasks.mapping import MappedRecord, map_rows
@@ -238,12 +239,16 @@ class EntityRun:
         self.cursor_before = self.store.get_cursor(spec.name)
         context = FlowRunContext.get()
         self.flow_run_id = str(context.flow_run.id) if context and context.flow_run else None
+        # Runs of this entity killed mid-way still say "running": say "crashed" (tasks/liveness.py).
+        liveness.mark_dead_runs(self.store, spec.name, self.flow_run_id, _log().warning)
         self.run_id = self.store.start_run(
             spec.name,
             flow_run_id=self.flow_run_id,
             parameters=options.model_dump(mode="json"),
             cursor_before=self.cursor_before,
+            process=liveness.this_process().to_json(),
         )
+        liveness.started(self.run_id)
 
     @property
     def since(self) -> datetime | None:
@@ -259,6 +264,7 @@ class EntityRun:
         with self.runtime.make_client(quota_waits(self.runtime.settings)) as client:
             try:
                 check_company(client, self.runtime.settings)
+                check_pairing(self.store, self.runtime.settings, self.runtime.source)
                 context: dict[str, Any] = {"company_id": self.runtime.settings.company_id,
                                            "settings": self.runtime.settings}
                 context |= self.spec.prepare(client, context) if self.spec.prepare else {}
@@ -524,6 +530,7 @@ def until_deferred(run: EntityRun) -> report.RunSummary:
         defer_flow_run(deferred.until, str(deferred))
         raise  # not reached: defer_flow_run raises Pause
     finally:
+        liveness.ended(run.run_id)
         close_sources(run.runtime.source)  # an SFTP connection, an HTTP session
 
 

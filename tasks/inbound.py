@@ -54,6 +54,7 @@ from tasks.engine import (
 )
 from tasks.load import done_outcome, failed_outcome
 from tasks.mapping import MappedRecord, payload_hash
+from tasks.pairing import check_pairing
 from tasks.plan import Action, plan
 from tasks.refs import Refs
 from tasks.spec import EntitySpec, SyncOptions
@@ -304,6 +305,7 @@ class InboundRun(EntityRun):
         with self.runtime.make_client(quota_waits(self.runtime.settings)) as client:
             try:
                 check_company(client, self.runtime.settings)
+                check_pairing(self.store, self.runtime.settings, self.runtime.source)
                 self.procore_started = client.procore_time
                 context: dict[str, Any] = {"company_id": self.runtime.settings.company_id,
                                            "settings": self.runtime.settings}

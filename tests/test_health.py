@@ -38,7 +38,8 @@ def test_a_ready_company_is_all_ok(sandbox: SandboxServer, small_erp: SampleErp,
     endpoints = {f"endpoint {name}" for name in ENTITY_FLOWS if enabled(name, Settings())}
     assert endpoints <= set(checks)
     assert checks["endpoint subcontract_lines"].detail == "same tool as subcontracts"
-    assert {"token", "company", "permitted projects", "quota headroom", "export folder"} <= set(checks)
+    assert {"token", "company", "permitted projects", "quota headroom", "export folder", "pairing"} <= set(checks)
+    assert checks["pairing"].detail.startswith("paired with Procore http://127.0.0.1 (local sandbox, any port)")
     assert sandbox.app.state.contract_violations == []
 
 
