@@ -1,15 +1,18 @@
 """Base models for entity modules: tolerant reading, strict writing (STYLE point 7).
 
 ``ErpRow`` reads what an ERP exports: unknown columns are ignored, blank strings are missing
-values, numbers where text is expected are text. ``ProcoreModel`` is what we send: a field
-Procore does not know is an error here, before any call.
+values, numbers where text is expected are text, and numbers, dates and timestamps are read
+strictly (``tasks/erp_values.py``): exactly, or the row fails saying how to write them.
+``ProcoreModel`` is what we send: a field Procore does not know is an error here, before any call.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+
+from tasks.erp_values import erp_value
 
 
 class ErpRow(BaseModel):
@@ -17,8 +20,10 @@ class ErpRow(BaseModel):
 
     @field_validator("*", mode="before")
     @classmethod
-    def _blank_is_missing(cls, value: object) -> object:
-        return None if isinstance(value, str) and not value.strip() else value
+    def _blank_is_missing(cls, value: object, info: ValidationInfo) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return erp_value(value, cls.model_fields[info.field_name].annotation)  # type: ignore[index]
 
 
 class ProcoreModel(BaseModel):
