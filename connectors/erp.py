@@ -159,7 +159,10 @@ def python_row(names: list[str], values: tuple[Any, ...]) -> dict[str, Any]:
 
 
 class CsvErpSource:
-    """CSV templates in a folder: ``<folder>/<table>.csv``, UTF-8 (BOM or not), with a header."""
+    """CSV templates in a folder: ``<folder>/<table>.csv``, UTF-8 (BOM or not) or UTF-16 (with
+    its BOM), with a header. A row whose cells cannot be trusted (a wrong cell count, bytes that
+    are not UTF-8, a NUL byte, a cell over 128 KiB, a quote left open, a duplicated column with
+    two values) carries its ``problem``, naming the column: it fails alone, the file is read."""
 
     def __init__(self, folder: Path | str, tables: Mapping[str, str] | None = None) -> None:
         self.folder = Path(folder)
@@ -180,15 +183,27 @@ class CsvErpSource:
     def _rows(self, path: Path) -> list[SourceRow]:
         if not path.is_file():
             raise ConfigError(f"the ERP template {path} does not exist (folder {self.folder})")
+        # The csv module refuses a cell over 128 KiB with an exception that would fail the whole
+        # file; a cell may be as large as the file, and the row that has one fails alone (_too_long).
+        csv.field_size_limit(max(csv.field_size_limit(), min(path.stat().st_size + 1, 2**31 - 1)))
         # Bytes that are not UTF-8 (a file saved as Windows-1252) fail their own rows, not the file.
-        with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
+        with path.open(encoding=_encoding(path), errors="surrogateescape", newline="") as handle:
             return list(_parse(handle, path))
+
+
+def _encoding(path: Path) -> str:
+    """UTF-16 when the file starts with its byte order mark (Excel's "Unicode text"), else UTF-8
+    with or without a BOM."""
+    with path.open("rb") as handle:
+        start = handle.read(2)
+    return "utf-16" if start in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
 
 
 def _parse(handle: TextIO, path: Path) -> Iterator[SourceRow]:
     """Rows as dicts of strings; ``line`` is where the row starts (quoted fields span lines)."""
     reader = csv.reader(handle)
-    header = [name.strip() for name in next(reader, [])]
+    # A BOM written twice (a file re-saved by a tool that adds one) stays on the first name.
+    header = [name.strip().strip("\ufeff") for name in next(reader, [])]
     if not header:
         raise ConfigError(f"the ERP template {path} is empty; it needs a header line")
     start = reader.line_num + 1
@@ -197,7 +212,8 @@ def _parse(handle: TextIO, path: Path) -> Iterator[SourceRow]:
             encoding = _not_utf8(header, values)
             if encoding:  # the row fails; its key and cells must still be text the state can hold
                 values = [value.encode("utf-8", "surrogateescape").decode("utf-8", "replace") for value in values]
-            problem = _cell_count(header, values, start, reader.line_num) or encoding
+            problem = (_cell_count(header, values, start, reader.line_num) or encoding
+                       or _cell_problem(header, values, start, reader.line_num))
             yield SourceRow(_csv_row(header, values), line=start, problem=problem)
         start = reader.line_num + 1
 
@@ -211,6 +227,43 @@ def _cell_count(header: list[str], values: list[str], start: int, end: int) -> s
     if end > start:  # a quote left open swallows the lines after it into one cell
         problem += f"; the row runs on to line {end}: a quote left open?"
     return problem
+
+
+# A cell longer than this is no ERP value: most likely a quote left open swallowed the file.
+CELL_MAX = 128 * 1024
+
+
+def _cell_problem(header: list[str], values: list[str], start: int, end: int) -> str | None:
+    """What is wrong in the row's cells, naming the column; None when nothing is."""
+    for name, value in zip(header, values):
+        if end > start and _holds_rows(value, len(header)):
+            return (f"{name} runs on to line {end} and holds what look like rows of their own: "
+                    "a quote left open? close it and upload again")
+        if len(value) > CELL_MAX:
+            return f"{name} is {len(value):,} characters long, more than a cell may hold ({CELL_MAX:,})"
+        if "\x00" in value:
+            return (f"{name} has a NUL byte: the file is not plain text (half written, or saved as "
+                    "UTF-16 without a byte order mark?); save it as CSV UTF-8")
+    return _duplicate_columns(header, values)
+
+
+def _holds_rows(value: str, columns: int) -> bool:
+    """A quoted cell over several lines is fine (a note); one whose lines each have as many
+    commas as a row is a quote left open that swallowed the rows after it."""
+    lines = value.splitlines()[1:]
+    return columns > 1 and bool(lines) and all(line.count(",") >= columns - 1 for line in lines[:3])
+
+
+def _duplicate_columns(header: list[str], values: list[str]) -> str | None:
+    """A column twice in the header is harmless while both cells agree; when they differ, which
+    one the ERP means cannot be told, so the row fails."""
+    for name in {name for name in header if header.count(name) > 1}:
+        at = [n for n, column in enumerate(header) if column == name]
+        if len({values[n] for n in at if n < len(values)}) > 1:
+            columns = ", ".join(str(n + 1) for n in at)
+            return (f"{name} is in the header {len(at)} times (columns {columns}) and this row has different "
+                    "values in them; remove the extra column")
+    return None
 
 
 # What ``errors="surrogateescape"`` turns a byte that is not UTF-8 into.

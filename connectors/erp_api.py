@@ -24,12 +24,16 @@ Described in the settings, per source::
   rows are filtered here too, inclusively, as every source does.
 
 Rows keep the JSON values; each row's ``line`` is its position in the whole answer (1-based),
-so messages can point at it. 5xx, 429, timeouts and dropped connections are retried a few times
+so messages can point at it. A page that repeats an earlier one (a server that ignores the paging
+asked for) and an answer that is not JSON (an HTML login or maintenance page) stop the read with
+a message saying what came back. 5xx, 429, timeouts and dropped connections are retried a few times
 (tenacity); 401/403 is an authentication error that never shows the token.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, Literal
@@ -125,6 +129,7 @@ class ApiErpSource:
         base = {c.since_param: since.isoformat()} if c.since_param and since is not None else {}
         base |= c.order_params
         page, offset, cursor = c.first_page, 0, None
+        seen: dict[str, int] = {}  # each page's records → its number, to catch a server that repeats
         while True:
             params = dict(base)
             if c.paging == "page":
@@ -138,6 +143,7 @@ class ApiErpSource:
             records = _at(body, c.record_path, url)
             if not isinstance(records, list):
                 raise ConfigError(f"{url}: the records at {c.record_path or 'the top of the body'!r} are not a list")
+            _not_repeated(records, seen, url, c.paging)
             yield from records
             if c.paging == "none":
                 return
@@ -195,11 +201,37 @@ class ApiErpSource:
         return response
 
 
+def _not_repeated(records: list[Any], seen: dict[str, int], url: str, paging: str) -> None:
+    """A page with the very records of an earlier one: the server ignores the paging asked for
+    (reading on would never end, or read the same records again), so the read stops, loudly."""
+    if not records:
+        return
+    number = len(seen) + 1
+    fingerprint = json.dumps(records, sort_keys=True, default=str)
+    if fingerprint in seen:
+        raise ConfigError(f"{url}: page {number} repeats page {seen[fingerprint]}, so the API does not page as "
+                          f"configured (paging {paging!r}); set the source's paging, page or cursor parameters "
+                          "to what the API takes in PROCORE_SYNC_SOURCES")
+    seen[fingerprint] = number
+
+
 def _json(response: requests.Response, url: str) -> Any:
     try:
         return response.json()
     except ValueError as exc:
-        raise ConfigError(f"{url} did not answer JSON") from exc
+        kind = response.headers.get("Content-Type", "no content type")
+        excerpt = _excerpt(response.text)
+        what = "HTML, not JSON" if "html" in kind.lower() or excerpt.startswith("<") else f"{kind}, not JSON"
+        raise ConfigError(f"{url} answered {what} (HTTP {response.status_code}): {excerpt!r}; a login or maintenance "
+                          "page? check the API source's url and paths, or try again once the API is back",
+                          status=response.status_code) from exc
+
+
+def _excerpt(text: str) -> str:
+    """An HTML page's title, else its first words: enough to recognise a login or error page."""
+    title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+    shown = title.group(1) if title else re.sub(r"<[^>]+>", " ", text)
+    return " ".join(shown.split())[:120]
 
 
 def _at(body: Any, dotted: str, url: str, *, required: bool = True) -> Any:

@@ -388,10 +388,8 @@ class EntityRun:
 
     def _new_cursor(self, rows_max: datetime | None) -> datetime | None:
         # A one-time upload says nothing about what the table's usual source has read.
-        if self.options.targeted or self.options.upload_file or rows_max is None:
-            return self.cursor_before
-        # The look-back reads rows older than the cursor: they never move it back.
-        return max(min(rows_max, self.started), self.cursor_before or rows_max)
+        keep = bool(self.options.targeted or self.options.upload_file)
+        return next_cursor(self.cursor_before, rows_max, self.started, keep=keep)
 
     def deferred(self, deferred: QuotaDeferred) -> None:
         """The run stops for the quota: what landed is recorded, the cursor stays for the resume."""
@@ -470,6 +468,18 @@ class EntityRun:
         )
         report.publish_summary(summary)
         return summary
+
+
+def next_cursor(before: datetime | None, rows_max: datetime | None, started: datetime, *,
+                keep: bool) -> datetime | None:
+    """The cursor after a run that read rows up to ``rows_max``: never past the run's start,
+    never back (the look-back reads rows older than the cursor), unchanged when told to ``keep``
+    it (targeted runs, one-time uploads) or when nothing was read."""
+    if keep or rows_max is None:
+        return before
+    # A row stamped after the start (an ERP clock ahead) must not carry the first cursor past it.
+    read_to = min(rows_max, started)
+    return read_to if before is None else max(read_to, before)
 
 
 def preflight(client: ProcoreClient, spec: EntitySpec, context: dict[str, Any], actions: list[Action]) -> list[Action]:

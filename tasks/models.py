@@ -1,13 +1,14 @@
 """Base models for entity modules: tolerant reading, strict writing (STYLE point 7).
 
 ``ErpRow`` reads what an ERP exports: unknown columns are ignored, blank strings are missing
-values, numbers where text is expected are text. ``ProcoreModel`` is what we send: a field
-Procore does not know is an error here, before any call.
+values, numbers where text is expected are text, and numbers, dates and timestamps are read
+strictly (``tasks/erp_values.py``): exactly, or the row fails saying how to write them (an amount
+with more digits than Procore's JSON numbers hold fails its record). ``ProcoreModel`` is what we
+send: a field Procore does not know is an error here, before any call.
 
-Money is ``Decimal`` from the ERP to the request body, never ``float``: a binary float carries
-about 16 digits, so an amount like 1234567890123456.78 would reach Procore as ...56.8.
-``payload_of`` keeps the ``Decimal``s in the payload (pydantic's JSON mode would make them
-strings, where Procore's schema says number), and the client writes them as exact JSON numbers.
+Money is ``Decimal`` from the ERP to the request body, never ``float``. ``payload_of`` keeps the
+``Decimal``s in the payload (pydantic's JSON mode would make them strings, where Procore's schema
+says number), and the client writes them as exact JSON numbers, digit for digit as the ERP has them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+
+from tasks.erp_values import erp_value
 
 
 class ErpRow(BaseModel):
@@ -23,8 +26,10 @@ class ErpRow(BaseModel):
 
     @field_validator("*", mode="before")
     @classmethod
-    def _blank_is_missing(cls, value: object) -> object:
-        return None if isinstance(value, str) and not value.strip() else value
+    def _blank_is_missing(cls, value: object, info: ValidationInfo) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return erp_value(value, cls.model_fields[info.field_name].annotation)  # type: ignore[index]
 
 
 class ProcoreModel(BaseModel):

@@ -152,10 +152,18 @@ def test_money_goes_as_exact_decimals(sandbox: SandboxServer, tmp_path: Path, mo
     con = budget_erp(erp)
     settings = settings_env(monkeypatch, sandbox.url, erp, tmp_path / "home")
     project_id = budget_parents(settings)
-    put_line(con, "L-1", "1234567890123456.78", 2)  # 18 digits: more than a float carries
+    # 18 digits: more than Procore's JSON numbers hold. A float would round it silently (…56.8);
+    # the record fails instead, saying so, and nothing is sent.
+    put_line(con, "L-1", "1234567890123456.78", 2)
+    refused = run("budget_lines")
+    assert (refused.status, refused.created, refused.failed, refused.write_calls) == ("completed", 0, 1, 0)
+    assert "at most 15 digits" in (states("budget_lines")["L-1"].message or "")
+    assert budget_amounts(sandbox, project_id) == []
+    # Within what Procore holds, the amount arrives digit for digit.
+    put_line(con, "L-1", "1234567890.12345", 3)
     first = run("budget_lines")
     assert (first.status, first.created) == ("completed", 1)
-    assert budget_amounts(sandbox, project_id) == ["1234567890123456.78"]
+    assert budget_amounts(sandbox, project_id) == ["1234567890.12345"]
     assert run("budget_lines").write_calls == 0  # the hash of an exact amount is stable
     [reconciled] = reconcile_entities(settings, ["budget_lines"])
     assert reconciled.differences == [] and reconciled.matched == 1
