@@ -160,10 +160,10 @@ def test_money_goes_as_exact_decimals(sandbox: SandboxServer, tmp_path: Path, mo
     assert "at most 15 digits" in (states("budget_lines")["L-1"].message or "")
     assert budget_amounts(sandbox, project_id) == []
     # Within what Procore holds, the amount arrives digit for digit.
-    put_line(con, "L-1", "1234567890.12345", 3)
+    put_line(con, "L-1", "1234567890123.45", 3)
     first = run("budget_lines")
     assert (first.status, first.created) == ("completed", 1)
-    assert budget_amounts(sandbox, project_id) == ["1234567890.12345"]
+    assert budget_amounts(sandbox, project_id) == ["1234567890123.45"]
     assert run("budget_lines").write_calls == 0  # the hash of an exact amount is stable
     [reconciled] = reconcile_entities(settings, ["budget_lines"])
     assert reconciled.differences == [] and reconciled.matched == 1
