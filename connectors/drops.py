@@ -26,7 +26,12 @@ Renames never overwrite (SFTP's standard rename cannot), so a file is never lost
 Two runs on one machine never hold one table's claim at once (``connectors.sources``).
 
 SFTP: the server's host key must be in ``known_hosts``; an unknown or changed key is refused,
-never accepted. Passwords and key passphrases are secrets, redacted from every message.
+never accepted. Passwords and key passphrases are secrets, redacted from every message. Every
+wait on the server has the limit ``timeout_s``: connecting, the handshake, logging in, and each
+request of the session (a read, a write, a rename: a server that keeps the session open and stops
+answering raises ``DropUnreachable`` and the session is dropped, so the next use opens a fresh
+one); a keepalive every ``keepalive_s`` keeps NAT and firewalls from silently dropping an idle
+session.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ import shutil
 import socket
 import stat
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Literal
@@ -78,7 +85,9 @@ class SftpDropConfig(BaseModel):
     folder: str = "."
     archive_folder: str = "archive"
     ready: Literal["marker", "rename"] = "marker"
+    # The limit of every wait on the server: connect, handshake, login and each SFTP request.
     timeout_s: float = Field(default=30.0, gt=0)
+    keepalive_s: int = Field(default=15, ge=0)
 
     @model_validator(mode="after")
     def _one_way_in(self) -> "SftpDropConfig":
@@ -251,6 +260,13 @@ class SftpDrop(Drop):
             self._sftp = self._connect()
         return self._sftp
 
+    def _timed_out(self, exc: socket.timeout) -> DropUnreachable:
+        """A request the server took and never answered: the session may be mid-answer, so it is
+        dropped (the next use opens a new one), and the run is told."""
+        self.close()
+        return DropUnreachable(f"{self.describe()} did not answer within {self.config.timeout_s:g} s "
+                               f"(the SFTP session stays open but the server is silent)")
+
     def _connect(self) -> paramiko.SFTPClient:
         c = self.config
         if not c.known_hosts.is_file():
@@ -285,43 +301,68 @@ class SftpDrop(Drop):
         except (OSError, socket.timeout) as exc:
             raise DropUnreachable(f"SFTP server {c.host}:{c.port} unreachable: {exc}") from exc
         self._ssh = ssh
-        return ssh.open_sftp()
+        transport = ssh.get_transport()
+        if transport is not None and c.keepalive_s:
+            transport.set_keepalive(c.keepalive_s)
+        try:
+            sftp = ssh.open_sftp()
+        except (OSError, paramiko.SSHException) as exc:
+            self.close()
+            raise DropUnreachable(f"SFTP server {c.host}:{c.port} opened no SFTP session: {exc}") from exc
+        # Without this, a request the server takes and never answers waits forever.
+        sftp.get_channel().settimeout(c.timeout_s)
+        return sftp
+
+    @contextmanager
+    def _request(self) -> Iterator[paramiko.SFTPClient]:
+        """The session, for one operation whose every wait has the limit ``timeout_s``."""
+        try:
+            yield self._client()
+        except socket.timeout as exc:
+            raise self._timed_out(exc) from exc
 
     def _is_file(self, path: str) -> bool:
-        try:
-            return stat.S_ISREG(self._client().stat(self._path(path)).st_mode or 0)
-        except FileNotFoundError:
-            return False
+        with self._request() as sftp:
+            try:
+                return stat.S_ISREG(sftp.stat(self._path(path)).st_mode or 0)
+            except FileNotFoundError:
+                return False
 
     def _names(self, folder: str) -> set[str]:
-        try:
-            return set(self._client().listdir(self._path(folder)))
-        except FileNotFoundError:
-            self._client().mkdir(self._path(folder))
-            return set()
+        with self._request() as sftp:
+            try:
+                return set(sftp.listdir(self._path(folder)))
+            except FileNotFoundError:
+                sftp.mkdir(self._path(folder))
+                return set()
 
     def _rename(self, source: str, target: str) -> bool:
         # SFTP's standard rename refuses an existing target; tell that apart from a missing source.
-        try:
-            self._client().rename(self._path(source), self._path(target))
-        except OSError:
-            if self._is_file(target) and self._is_file(source):
-                return False
-            raise
+        with self._request() as sftp:
+            try:
+                sftp.rename(self._path(source), self._path(target))
+            except socket.timeout:
+                raise
+            except OSError:
+                if self._is_file(target) and self._is_file(source):
+                    return False
+                raise
         return True
 
     def _remove(self, path: str) -> None:
-        try:
-            self._client().remove(self._path(path))
-        except FileNotFoundError:
-            pass
+        with self._request() as sftp:
+            try:
+                sftp.remove(self._path(path))
+            except FileNotFoundError:
+                pass
 
     def _touch(self, path: str) -> None:
-        with self._client().open(self._path(path), "w"):
+        with self._request() as sftp, sftp.open(self._path(path), "w"):
             pass
 
     def _get(self, path: str, local: Path) -> None:
-        self._client().get(self._path(path), str(local))
+        with self._request() as sftp:
+            sftp.get(self._path(path), str(local))
 
     def close(self) -> None:
         if self._ssh is not None:
