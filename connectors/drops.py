@@ -5,14 +5,20 @@ of record (or a person) puts ``<table>.csv``. Two conventions say when a file is
 half-uploaded file is never read:
 
 - ``ready="marker"`` (default): the uploader writes ``<table>.csv``, then an empty
-  ``<table>.csv.done`` beside it. The file counts only once its marker exists.
+  ``<table>.csv.done`` beside it. The file counts only once its marker exists and is not older
+  than the file: a marker written before the file's last change was left by an earlier upload
+  (a newer file is being written in place over it), so it does not count.
 - ``ready="rename"``: the uploader writes under a temporary name (``<table>.csv.part``, or any
   name starting with ``.``) and renames it to ``<table>.csv`` when complete (a rename is atomic
   on one file system and on SFTP servers).
 
 A run **claims** a complete upload before reading it: one rename moves it into
 ``processing/<table>.csv`` and its marker is removed, so the uploader may put the next upload
-in place while the run works, and that one is neither overwritten nor archived unread. Then:
+in place while the run works, and that one is neither overwritten nor archived unread. The
+claim notes the file's size and modification time: a file that changes after that was still
+being written (an uploader that marked it too early, or writes in place over it; its open file
+follows the rename), so the copy the run reads (``fetch``) and the archiving are refused, and
+the file goes back where it was uploaded, without a marker, for its uploader to mark again. Then:
 
 - the run synced it: ``archive`` moves it into ``archive_folder`` as
   ``<table>-<UTC stamp>.csv``, so the drop holds only what is new;
@@ -43,6 +49,7 @@ import stat
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Literal
@@ -105,6 +112,14 @@ class DropUnreachable(TransientError):
     hint = "check that the SFTP server is up and reachable from here; the next run tries again."
 
 
+@dataclass(frozen=True)
+class Stamp:
+    """What tells one version of a file from another without reading it."""
+
+    size: int
+    mtime: float  # seconds; whole seconds over SFTP
+
+
 def _claim_of(name: str) -> str:
     return f"{PROCESSING}/{name}.csv"
 
@@ -132,6 +147,10 @@ class Drop(ABC):
     def _is_file(self, path: str) -> bool: ...
 
     @abstractmethod
+    def _stamp(self, path: str) -> Stamp | None:
+        """The size and modification time of a file; None when there is no file."""
+
+    @abstractmethod
     def _names(self, folder: str) -> set[str]:
         """The names in ``folder``, which is created when missing."""
 
@@ -149,12 +168,20 @@ class Drop(ABC):
     @abstractmethod
     def _get(self, path: str, local: Path) -> None: ...
 
+    # The stamp of each claimed upload when it was claimed (module docstring).
+    _claimed_as: dict[str, Stamp | None]
+
     def close(self) -> None:
         pass
 
     def ready(self, name: str) -> bool:
         """Whether a complete upload of ``name`` is waiting in the drop."""
-        return self._is_file(f"{name}.csv") and (not self.marker_mode or self._is_file(f"{name}.csv{MARKER}"))
+        file = self._stamp(f"{name}.csv")
+        if file is None or not self.marker_mode:
+            return file is not None
+        marker = self._stamp(f"{name}.csv{MARKER}")
+        # A marker older than the file was written for an earlier version of it.
+        return marker is not None and marker.mtime >= file.mtime
 
     def claimed(self, name: str) -> bool:
         """Whether an upload of ``name`` is claimed: being synced, or left by a run that died."""
@@ -166,31 +193,54 @@ class Drop(ABC):
         if not self.ready(name):
             if self.marker_mode and not self._is_file(f"{name}.csv"):
                 self._remove(f"{name}.csv{MARKER}")  # a claim interrupted before its marker went
-            return self.claimed(name)
+            resumed = self.claimed(name)
+            if resumed:  # a killed run's claim: its stamp from now on
+                self._claimed_as[name] = self._stamp(_claim_of(name))
+            return resumed
         self._names(PROCESSING)
         if self.claimed(name):
             self._move_to_archive(_claim_of(name), name, now, suffix="-superseded")
+        stamp = self._stamp(f"{name}.csv")
         if not self._rename(f"{name}.csv", _claim_of(name)):
             raise ConfigError(f"cannot claim {name}.csv in {self.describe()}: {_claim_of(name)} appeared meanwhile")
         self._remove(f"{name}.csv{MARKER}")
+        self._claimed_as[name] = stamp
         return True
 
-    def fetch(self, name: str, into: Path) -> Path:
-        """A local copy of the claimed upload."""
+    def fetch(self, name: str, into: Path) -> Path | None:
+        """A local copy of the claimed upload; None when it changed since the claim (it is still
+        being written: it goes back where it was uploaded, without its marker)."""
         if not self.claimed(name):
             raise ConfigError(f"no claimed upload of {name}.csv in {self.describe()}")
         into.mkdir(parents=True, exist_ok=True)
         local = into / f"{name}.csv"
         self._get(_claim_of(name), local)
+        if self._still_written(name):
+            local.unlink(missing_ok=True)
+            return None
         return local
 
-    def archive(self, name: str, stamp: datetime) -> str:
-        """The claimed upload was synced: keep it in the archive folder; its path there."""
+    def archive(self, name: str, stamp: datetime) -> str | None:
+        """The claimed upload was synced: keep it in the archive folder; its path there. None when
+        it changed after it was claimed: a newer upload written into it stays in the drop."""
+        if self._still_written(name):
+            return None
+        self._claimed_as.pop(name, None)
         return self._move_to_archive(_claim_of(name), name, stamp)
+
+    def _still_written(self, name: str) -> bool:
+        """Whether the claimed file changed since the claim; if so it goes back unmarked (or, when
+        a newer upload took its name, stays claimed, to be superseded at the next claim)."""
+        if name not in self._claimed_as or self._stamp(_claim_of(name)) == self._claimed_as[name]:
+            return False
+        del self._claimed_as[name]
+        self._rename(_claim_of(name), f"{name}.csv")
+        return True
 
     def release(self, name: str) -> bool:
         """The claimed upload was not accepted: back where it was uploaded, with its marker, for
         the next run; left claimed (superseded at the next claim) when a newer upload is there."""
+        self._claimed_as.pop(name, None)
         if not self.claimed(name) or not self._rename(_claim_of(name), f"{name}.csv"):
             return False
         if self.marker_mode:
@@ -209,12 +259,20 @@ class FolderDrop(Drop):
         self.config = config
         self.folder = config.folder
         self.marker_mode, self.archive_folder = config.ready == "marker", config.archive_folder
+        self._claimed_as = {}
 
     def describe(self) -> str:
         return f"folder {self.folder}"
 
     def _is_file(self, path: str) -> bool:
         return (self.folder / path).is_file()
+
+    def _stamp(self, path: str) -> Stamp | None:
+        try:
+            found = (self.folder / path).stat()
+        except FileNotFoundError:
+            return None
+        return Stamp(found.st_size, found.st_mtime_ns / 1e9) if stat.S_ISREG(found.st_mode) else None
 
     def _names(self, folder: str) -> set[str]:
         (self.folder / folder).mkdir(parents=True, exist_ok=True)
@@ -247,6 +305,7 @@ class SftpDrop(Drop):
         self.marker_mode, self.archive_folder = config.ready == "marker", config.archive_folder
         self._ssh: paramiko.SSHClient | None = None
         self._sftp: paramiko.SFTPClient | None = None
+        self._claimed_as = {}
 
     def describe(self) -> str:
         c = self.config
@@ -327,6 +386,16 @@ class SftpDrop(Drop):
                 return stat.S_ISREG(sftp.stat(self._path(path)).st_mode or 0)
             except FileNotFoundError:
                 return False
+
+    def _stamp(self, path: str) -> Stamp | None:
+        with self._request() as sftp:
+            try:
+                found = sftp.stat(self._path(path))
+            except FileNotFoundError:
+                return None
+        if not stat.S_ISREG(found.st_mode or 0):
+            return None
+        return Stamp(found.st_size or 0, float(found.st_mtime or 0))
 
     def _names(self, folder: str) -> set[str]:
         with self._request() as sftp:

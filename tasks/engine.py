@@ -434,8 +434,7 @@ class EntityRun:
             if cursor_after is not None and cursor_after != self.cursor_before:
                 self.store.set_cursor(self.spec.name, cursor_after)
             if self.upload is not None:
-                archived = self.upload.accept(self.spec.erp_table, self.started)
-                self.note = f"{self.note}; archived as {archived}"
+                self.note = f"{self.note}; {self.upload.accept(self.spec.erp_table, self.started)}"
         status = "failed" if error else "completed"
         summary = self._summarize(client, status=status, cursor_after=cursor_after, error=error)
         report.publish_records(self.spec.name, self.report_rows)
