@@ -5,14 +5,20 @@ of record (or a person) puts ``<table>.csv``. Two conventions say when a file is
 half-uploaded file is never read:
 
 - ``ready="marker"`` (default): the uploader writes ``<table>.csv``, then an empty
-  ``<table>.csv.done`` beside it. The file counts only once its marker exists.
+  ``<table>.csv.done`` beside it. The file counts only once its marker exists and is not older
+  than the file: a marker written before the file's last change was left by an earlier upload
+  (a newer file is being written in place over it), so it does not count.
 - ``ready="rename"``: the uploader writes under a temporary name (``<table>.csv.part``, or any
   name starting with ``.``) and renames it to ``<table>.csv`` when complete (a rename is atomic
   on one file system and on SFTP servers).
 
 A run **claims** a complete upload before reading it: one rename moves it into
 ``processing/<table>.csv`` and its marker is removed, so the uploader may put the next upload
-in place while the run works, and that one is neither overwritten nor archived unread. Then:
+in place while the run works, and that one is neither overwritten nor archived unread. The
+claim notes the file's size and modification time: a file that changes after that was still
+being written (an uploader that marked it too early, or writes in place over it; its open file
+follows the rename), so the copy the run reads (``fetch``) and the archiving are refused, and
+the file goes back where it was uploaded, without a marker, for its uploader to mark again. Then:
 
 - the run synced it: ``archive`` moves it into ``archive_folder`` as
   ``<table>-<UTC stamp>.csv``, so the drop holds only what is new;
@@ -26,7 +32,12 @@ Renames never overwrite (SFTP's standard rename cannot), so a file is never lost
 Two runs on one machine never hold one table's claim at once (``connectors.sources``).
 
 SFTP: the server's host key must be in ``known_hosts``; an unknown or changed key is refused,
-never accepted. Passwords and key passphrases are secrets, redacted from every message.
+never accepted. Passwords and key passphrases are secrets, redacted from every message. Every
+wait on the server has the limit ``timeout_s``: connecting, the handshake, logging in, and each
+request of the session (a read, a write, a rename: a server that keeps the session open and stops
+answering raises ``DropUnreachable`` and the session is dropped, so the next use opens a fresh
+one); a keepalive every ``keepalive_s`` keeps NAT and firewalls from silently dropping an idle
+session.
 """
 
 from __future__ import annotations
@@ -36,6 +47,9 @@ import shutil
 import socket
 import stat
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Literal
@@ -78,7 +92,9 @@ class SftpDropConfig(BaseModel):
     folder: str = "."
     archive_folder: str = "archive"
     ready: Literal["marker", "rename"] = "marker"
+    # The limit of every wait on the server: connect, handshake, login and each SFTP request.
     timeout_s: float = Field(default=30.0, gt=0)
+    keepalive_s: int = Field(default=15, ge=0)
 
     @model_validator(mode="after")
     def _one_way_in(self) -> "SftpDropConfig":
@@ -94,6 +110,14 @@ class DropAuthenticationFailed(AuthenticationFailed):
 
 class DropUnreachable(TransientError):
     hint = "check that the SFTP server is up and reachable from here; the next run tries again."
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """What tells one version of a file from another without reading it."""
+
+    size: int
+    mtime: float  # seconds; whole seconds over SFTP
 
 
 def _claim_of(name: str) -> str:
@@ -123,6 +147,10 @@ class Drop(ABC):
     def _is_file(self, path: str) -> bool: ...
 
     @abstractmethod
+    def _stamp(self, path: str) -> Stamp | None:
+        """The size and modification time of a file; None when there is no file."""
+
+    @abstractmethod
     def _names(self, folder: str) -> set[str]:
         """The names in ``folder``, which is created when missing."""
 
@@ -140,12 +168,20 @@ class Drop(ABC):
     @abstractmethod
     def _get(self, path: str, local: Path) -> None: ...
 
+    # The stamp of each claimed upload when it was claimed (module docstring).
+    _claimed_as: dict[str, Stamp | None]
+
     def close(self) -> None:
         pass
 
     def ready(self, name: str) -> bool:
         """Whether a complete upload of ``name`` is waiting in the drop."""
-        return self._is_file(f"{name}.csv") and (not self.marker_mode or self._is_file(f"{name}.csv{MARKER}"))
+        file = self._stamp(f"{name}.csv")
+        if file is None or not self.marker_mode:
+            return file is not None
+        marker = self._stamp(f"{name}.csv{MARKER}")
+        # A marker older than the file was written for an earlier version of it.
+        return marker is not None and marker.mtime >= file.mtime
 
     def claimed(self, name: str) -> bool:
         """Whether an upload of ``name`` is claimed: being synced, or left by a run that died."""
@@ -157,31 +193,54 @@ class Drop(ABC):
         if not self.ready(name):
             if self.marker_mode and not self._is_file(f"{name}.csv"):
                 self._remove(f"{name}.csv{MARKER}")  # a claim interrupted before its marker went
-            return self.claimed(name)
+            resumed = self.claimed(name)
+            if resumed:  # a killed run's claim: its stamp from now on
+                self._claimed_as[name] = self._stamp(_claim_of(name))
+            return resumed
         self._names(PROCESSING)
         if self.claimed(name):
             self._move_to_archive(_claim_of(name), name, now, suffix="-superseded")
+        stamp = self._stamp(f"{name}.csv")
         if not self._rename(f"{name}.csv", _claim_of(name)):
             raise ConfigError(f"cannot claim {name}.csv in {self.describe()}: {_claim_of(name)} appeared meanwhile")
         self._remove(f"{name}.csv{MARKER}")
+        self._claimed_as[name] = stamp
         return True
 
-    def fetch(self, name: str, into: Path) -> Path:
-        """A local copy of the claimed upload."""
+    def fetch(self, name: str, into: Path) -> Path | None:
+        """A local copy of the claimed upload; None when it changed since the claim (it is still
+        being written: it goes back where it was uploaded, without its marker)."""
         if not self.claimed(name):
             raise ConfigError(f"no claimed upload of {name}.csv in {self.describe()}")
         into.mkdir(parents=True, exist_ok=True)
         local = into / f"{name}.csv"
         self._get(_claim_of(name), local)
+        if self._still_written(name):
+            local.unlink(missing_ok=True)
+            return None
         return local
 
-    def archive(self, name: str, stamp: datetime) -> str:
-        """The claimed upload was synced: keep it in the archive folder; its path there."""
+    def archive(self, name: str, stamp: datetime) -> str | None:
+        """The claimed upload was synced: keep it in the archive folder; its path there. None when
+        it changed after it was claimed: a newer upload written into it stays in the drop."""
+        if self._still_written(name):
+            return None
+        self._claimed_as.pop(name, None)
         return self._move_to_archive(_claim_of(name), name, stamp)
+
+    def _still_written(self, name: str) -> bool:
+        """Whether the claimed file changed since the claim; if so it goes back unmarked (or, when
+        a newer upload took its name, stays claimed, to be superseded at the next claim)."""
+        if name not in self._claimed_as or self._stamp(_claim_of(name)) == self._claimed_as[name]:
+            return False
+        del self._claimed_as[name]
+        self._rename(_claim_of(name), f"{name}.csv")
+        return True
 
     def release(self, name: str) -> bool:
         """The claimed upload was not accepted: back where it was uploaded, with its marker, for
         the next run; left claimed (superseded at the next claim) when a newer upload is there."""
+        self._claimed_as.pop(name, None)
         if not self.claimed(name) or not self._rename(_claim_of(name), f"{name}.csv"):
             return False
         if self.marker_mode:
@@ -200,12 +259,20 @@ class FolderDrop(Drop):
         self.config = config
         self.folder = config.folder
         self.marker_mode, self.archive_folder = config.ready == "marker", config.archive_folder
+        self._claimed_as = {}
 
     def describe(self) -> str:
         return f"folder {self.folder}"
 
     def _is_file(self, path: str) -> bool:
         return (self.folder / path).is_file()
+
+    def _stamp(self, path: str) -> Stamp | None:
+        try:
+            found = (self.folder / path).stat()
+        except FileNotFoundError:
+            return None
+        return Stamp(found.st_size, found.st_mtime_ns / 1e9) if stat.S_ISREG(found.st_mode) else None
 
     def _names(self, folder: str) -> set[str]:
         (self.folder / folder).mkdir(parents=True, exist_ok=True)
@@ -238,6 +305,7 @@ class SftpDrop(Drop):
         self.marker_mode, self.archive_folder = config.ready == "marker", config.archive_folder
         self._ssh: paramiko.SSHClient | None = None
         self._sftp: paramiko.SFTPClient | None = None
+        self._claimed_as = {}
 
     def describe(self) -> str:
         c = self.config
@@ -250,6 +318,13 @@ class SftpDrop(Drop):
         if self._sftp is None:
             self._sftp = self._connect()
         return self._sftp
+
+    def _timed_out(self, exc: socket.timeout) -> DropUnreachable:
+        """A request the server took and never answered: the session may be mid-answer, so it is
+        dropped (the next use opens a new one), and the run is told."""
+        self.close()
+        return DropUnreachable(f"{self.describe()} did not answer within {self.config.timeout_s:g} s "
+                               f"(the SFTP session stays open but the server is silent)")
 
     def _connect(self) -> paramiko.SFTPClient:
         c = self.config
@@ -285,43 +360,78 @@ class SftpDrop(Drop):
         except (OSError, socket.timeout) as exc:
             raise DropUnreachable(f"SFTP server {c.host}:{c.port} unreachable: {exc}") from exc
         self._ssh = ssh
-        return ssh.open_sftp()
+        transport = ssh.get_transport()
+        if transport is not None and c.keepalive_s:
+            transport.set_keepalive(c.keepalive_s)
+        try:
+            sftp = ssh.open_sftp()
+        except (OSError, paramiko.SSHException) as exc:
+            self.close()
+            raise DropUnreachable(f"SFTP server {c.host}:{c.port} opened no SFTP session: {exc}") from exc
+        # Without this, a request the server takes and never answers waits forever.
+        sftp.get_channel().settimeout(c.timeout_s)
+        return sftp
+
+    @contextmanager
+    def _request(self) -> Iterator[paramiko.SFTPClient]:
+        """The session, for one operation whose every wait has the limit ``timeout_s``."""
+        try:
+            yield self._client()
+        except socket.timeout as exc:
+            raise self._timed_out(exc) from exc
 
     def _is_file(self, path: str) -> bool:
-        try:
-            return stat.S_ISREG(self._client().stat(self._path(path)).st_mode or 0)
-        except FileNotFoundError:
-            return False
+        with self._request() as sftp:
+            try:
+                return stat.S_ISREG(sftp.stat(self._path(path)).st_mode or 0)
+            except FileNotFoundError:
+                return False
+
+    def _stamp(self, path: str) -> Stamp | None:
+        with self._request() as sftp:
+            try:
+                found = sftp.stat(self._path(path))
+            except FileNotFoundError:
+                return None
+        if not stat.S_ISREG(found.st_mode or 0):
+            return None
+        return Stamp(found.st_size or 0, float(found.st_mtime or 0))
 
     def _names(self, folder: str) -> set[str]:
-        try:
-            return set(self._client().listdir(self._path(folder)))
-        except FileNotFoundError:
-            self._client().mkdir(self._path(folder))
-            return set()
+        with self._request() as sftp:
+            try:
+                return set(sftp.listdir(self._path(folder)))
+            except FileNotFoundError:
+                sftp.mkdir(self._path(folder))
+                return set()
 
     def _rename(self, source: str, target: str) -> bool:
         # SFTP's standard rename refuses an existing target; tell that apart from a missing source.
-        try:
-            self._client().rename(self._path(source), self._path(target))
-        except OSError:
-            if self._is_file(target) and self._is_file(source):
-                return False
-            raise
+        with self._request() as sftp:
+            try:
+                sftp.rename(self._path(source), self._path(target))
+            except socket.timeout:
+                raise
+            except OSError:
+                if self._is_file(target) and self._is_file(source):
+                    return False
+                raise
         return True
 
     def _remove(self, path: str) -> None:
-        try:
-            self._client().remove(self._path(path))
-        except FileNotFoundError:
-            pass
+        with self._request() as sftp:
+            try:
+                sftp.remove(self._path(path))
+            except FileNotFoundError:
+                pass
 
     def _touch(self, path: str) -> None:
-        with self._client().open(self._path(path), "w"):
+        with self._request() as sftp, sftp.open(self._path(path), "w"):
             pass
 
     def _get(self, path: str, local: Path) -> None:
-        self._client().get(self._path(path), str(local))
+        with self._request() as sftp:
+            sftp.get(self._path(path), str(local))
 
     def close(self) -> None:
         if self._ssh is not None:

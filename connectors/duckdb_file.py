@@ -7,7 +7,8 @@ so no connection is kept: each operation opens the file, works, and closes it. T
 the turns cheap and safe, outermost first:
 
 - a lock per file and process, so threads take turns (DuckDB would otherwise raise conflicts
-  between their transactions, or refuse the second configuration);
+  between their transactions, or refuse the second configuration); waited for within
+  ``lock_timeout_s`` like the others, so a thread stuck holding the file stops only itself;
 - an advisory lock beside the file (``<file>.lock``): procore-sync processes queue there,
   readers shared and writers exclusive, as DuckDB itself allows. Trying it costs microseconds,
   where a refused ``duckdb.connect`` costs ~8 ms of CPU taken from the process holding the file;
@@ -84,7 +85,7 @@ class DuckDbFile:
     @contextmanager
     def connect(self, *, write: bool) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection for one operation, in UTC, closed on the way out."""
-        with _thread_lock(self.path), self._turn(shared=not write):
+        with self._thread_turn(), self._turn(shared=not write):
             con = self._open(read_only=not write)
             try:
                 con.execute("SET TimeZone = 'UTC'")
@@ -97,6 +98,16 @@ class DuckDbFile:
         """A read-write connection inside one transaction."""
         with self.connect(write=True) as con, transaction(con):
             yield con
+
+    @contextmanager
+    def _thread_turn(self) -> Iterator[None]:
+        lock = _thread_lock(self.path)
+        if not lock.acquire(timeout=self.lock_timeout_s):
+            raise self._busy("another thread of this process")
+        try:
+            yield
+        finally:
+            lock.release()
 
     @contextmanager
     def _turn(self, *, shared: bool) -> Iterator[None]:

@@ -74,11 +74,12 @@ class DuckDbErpSource:
     """Tables (or views) of a DuckDB file, opened read-only by each read and closed before it
     returns."""
 
-    def __init__(self, path: Path | str, tables: Mapping[str, str] | None = None) -> None:
+    def __init__(self, path: Path | str, tables: Mapping[str, str] | None = None, *,
+                 lock_timeout_s: float = LOCK_WAIT_S) -> None:
         self.path = Path(path)
         self.tables = dict(tables or {})
         # Turns shared with the ERP sink, which writes Procore's changes into the same file.
-        self._file = DuckDbFile(path, what="the ERP database", busy=ErpFileBusy, lock_timeout_s=LOCK_WAIT_S)
+        self._file = DuckDbFile(path, what="the ERP database", busy=ErpFileBusy, lock_timeout_s=lock_timeout_s)
 
     def describe(self) -> str:
         return f"DuckDB file {self.path}"

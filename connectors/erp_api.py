@@ -28,17 +28,24 @@ so messages can point at it. A page that repeats an earlier one (a server that i
 asked for) and an answer that is not JSON (an HTML login or maintenance page) stop the read with
 a message saying what came back. 5xx, 429, timeouts and dropped connections are retried a few times
 (tenacity); 401/403 is an authentication error that never shows the token.
+
+``timeout_s`` limits each answer as a whole, from connecting to its last byte: a server that
+never answers, and one that answers a byte at a time (each read well within a read timeout),
+both end as ``ApiUnavailable`` within about twice ``timeout_s``.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 import requests
+import urllib3
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
@@ -72,6 +79,7 @@ class ApiSourceConfig(BaseModel):
     order_params: dict[str, str] = Field(default_factory=dict)
     cursor_field: str = CURSOR_COLUMN
     since_param: str | None = None
+    # The limit of one answer, from connecting to its last byte (module docstring).
     timeout_s: float = Field(default=30.0, gt=0)
     max_attempts: int = Field(default=4, ge=1, le=10)
 
@@ -87,6 +95,19 @@ class ApiAuthenticationFailed(AuthenticationFailed):
 
 class ApiUnavailable(TransientError):
     hint = "the system of record's API did not answer well; the next run tries again."
+
+
+# Bytes asked for per read of an answer's body; a read returns what has arrived.
+READ_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One answer of the API: its headers and its whole body, read within the time limit."""
+
+    headers: requests.structures.CaseInsensitiveDict[str]
+    body: bytes
+    status: int
 
 
 class ApiErpSource:
@@ -138,8 +159,8 @@ class ApiErpSource:
                 params |= {c.offset_param: offset, c.size_param: c.page_size}
             elif c.paging == "cursor" and cursor is not None:
                 params[c.cursor_param] = cursor
-            response = self._get(url, params)
-            body = _json(response, url)
+            answer = self._get(url, params)
+            body = _json(answer, url)
             records = _at(body, c.record_path, url)
             if not isinstance(records, list):
                 raise ConfigError(f"{url}: the records at {c.record_path or 'the top of the body'!r} are not a list")
@@ -153,15 +174,15 @@ class ApiErpSource:
                     return
                 continue
             page, offset = page + 1, offset + len(records)
-            total = self._total(response, body, url)
+            total = self._total(answer, body, url)
             if not records or (total is not None and offset >= total):
                 return
 
-    def _total(self, response: requests.Response, body: Any, url: str) -> int | None:
+    def _total(self, answer: Answer, body: Any, url: str) -> int | None:
         """How many records the server says the list has, where the configuration says it does."""
         stated: Any = None
         if self.config.total_header:
-            stated = response.headers.get(self.config.total_header)
+            stated = answer.headers.get(self.config.total_header)
         elif self.config.total_path:
             stated = _at(body, self.config.total_path, url, required=False)
         if stated is None:
@@ -177,7 +198,7 @@ class ApiErpSource:
             self.session.headers[self.config.auth_header] = f"{self.config.auth_scheme} {token}".strip()
         self._authorized = True
 
-    def _get(self, url: str, params: dict[str, Any]) -> requests.Response:
+    def _get(self, url: str, params: dict[str, Any]) -> Answer:
         if not self._authorized:
             self._authorize()
         retrying = Retrying(stop=stop_after_attempt(self.config.max_attempts), reraise=True,
@@ -185,11 +206,31 @@ class ApiErpSource:
                             retry=retry_if_exception_type(ApiUnavailable))
         return retrying(self._get_once, url, params)
 
-    def _get_once(self, url: str, params: dict[str, Any]) -> requests.Response:
+    def _get_once(self, url: str, params: dict[str, Any]) -> Answer:
+        deadline = time.monotonic() + self.config.timeout_s
         try:
-            response = self.session.get(url, params=params, timeout=self.config.timeout_s)
+            with self.session.get(url, params=params, timeout=self.config.timeout_s, stream=True) as response:
+                self._check(response, url)
+                return Answer(response.headers, self._body(response, url, deadline), response.status_code)
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise ApiUnavailable(f"{url} did not answer: {type(exc).__name__}") from exc
+
+    def _body(self, response: requests.Response, url: str, deadline: float) -> bytes:
+        """The whole body, read as it arrives, by ``deadline``: a read timeout alone would let a
+        server that sends a byte at a time hold the run forever."""
+        chunks: list[bytes] = []
+        try:
+            while chunk := response.raw.read1(READ_CHUNK, decode_content=True):
+                chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    raise ApiUnavailable(f"{url} did not finish its answer within {self.config.timeout_s:g} s "
+                                         f"({sum(map(len, chunks))} bytes so far)")
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise ApiUnavailable(f"{url} did not answer: {type(exc).__name__}") from exc
+        return b"".join(chunks)
+
+    def _check(self, response: requests.Response, url: str) -> None:
+        """Statuses that end the request before its body is read."""
         if response.status_code in (401, 403):
             raise ApiAuthenticationFailed(f"{url} refused the credentials (HTTP {response.status_code})")
         if response.status_code == 404:
@@ -197,8 +238,8 @@ class ApiErpSource:
         if response.status_code == 429 or response.status_code >= 500:
             raise ApiUnavailable(f"{url} answered HTTP {response.status_code}", status=response.status_code)
         if not response.ok:
-            raise ConfigError(f"{url} answered HTTP {response.status_code}: {response.text[:200]}")
-        return response
+            excerpt = response.raw.read1(200, decode_content=True).decode("utf-8", "replace")
+            raise ConfigError(f"{url} answered HTTP {response.status_code}: {excerpt}")
 
 
 def _not_repeated(records: list[Any], seen: dict[str, int], url: str, paging: str) -> None:
@@ -215,16 +256,16 @@ def _not_repeated(records: list[Any], seen: dict[str, int], url: str, paging: st
     seen[fingerprint] = number
 
 
-def _json(response: requests.Response, url: str) -> Any:
+def _json(answer: Answer, url: str) -> Any:
     try:
-        return response.json()
+        return json.loads(answer.body)
     except ValueError as exc:
-        kind = response.headers.get("Content-Type", "no content type")
-        excerpt = _excerpt(response.text)
+        kind = answer.headers.get("Content-Type", "no content type")
+        excerpt = _excerpt(answer.body.decode("utf-8", "replace"))
         what = "HTML, not JSON" if "html" in kind.lower() or excerpt.startswith("<") else f"{kind}, not JSON"
-        raise ConfigError(f"{url} answered {what} (HTTP {response.status_code}): {excerpt!r}; a login or maintenance "
+        raise ConfigError(f"{url} answered {what} (HTTP {answer.status}): {excerpt!r}; a login or maintenance "
                           "page? check the API source's url and paths, or try again once the API is back",
-                          status=response.status_code) from exc
+                          status=answer.status) from exc
 
 
 def _excerpt(text: str) -> str:

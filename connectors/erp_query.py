@@ -5,7 +5,9 @@ extension: more DuckDB files ATTACHed under a name (``attach``: ``{"hr": "/data/
 then ``FROM hr.people``), CSV and Parquet files (``read_csv('export.csv')``,
 ``read_parquet(...)``). Each query's rows are treated like a table's: ``updated_at`` filters
 them since the cursor (inclusive; rows without it are always read), they come ordered by
-``updated_at`` then the key, and timestamps come out UTC-aware::
+``updated_at`` then the key, and timestamps come out UTC-aware. A query has a time limit,
+``timeout_s`` (5 minutes by default): one still running then is interrupted and the run stops
+with a message (a runaway join, a table on a wedged mount), instead of holding the run forever::
 
     {"kind": "query", "path": "/data/erp.duckdb",
      "queries": {"resource_projects": "SELECT job_no AS project_number, job_name AS name, ... FROM jobs"}}
@@ -13,7 +15,9 @@ them since the cursor (inclusive; rows without it are always read), they come or
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -36,6 +40,13 @@ class QuerySourceConfig(BaseModel):
     attach: dict[str, Path] = Field(default_factory=dict)
     # Table (template) name → one SELECT giving that table's columns.
     queries: dict[str, str]
+    # The limit of one query, after which it is interrupted (module docstring).
+    timeout_s: float = Field(default=300.0, gt=0)
+
+
+class ErpQueryTooSlow(ConfigError):
+    hint = ("make the query faster (a narrower join, an index, a smaller file) or raise the query "
+            "source's timeout_s in PROCORE_SYNC_SOURCES.")
 
 
 class QueryErpSource:
@@ -62,16 +73,33 @@ class QueryErpSource:
                 for name, path in self.config.attach.items():
                     con.execute(f"ATTACH {_literal(str(path))} AS {quote(name)} (READ_ONLY)")
                 columns = [column[0] for column in con.execute(f"SELECT * FROM ({query}) LIMIT 0").description]
-                cursor = con.execute(*select_since(f"({query})", columns, since, f"the query for {table}"))
+                with _interrupted_after(con, self.config.timeout_s):
+                    cursor = con.execute(*select_since(f"({query})", columns, since, f"the query for {table}"))
+                    rows = cursor.fetchall()
+            except duckdb.InterruptException as exc:
+                raise ErpQueryTooSlow(f"the query for {table} ran longer than {self.config.timeout_s:g} s "
+                                      "(timeout_s) and was stopped") from exc
             except duckdb.Error as exc:
                 raise ConfigError(f"the query for {table} failed: {exc}") from exc
             names = [column[0] for column in cursor.description]
-            return [python_row(names, row) for row in cursor.fetchall()]
+            return [python_row(names, row) for row in rows]
 
     def _connect(self) -> Any:
         if self._file is not None:
             return self._file.connect(write=False)
         return duckdb.connect(":memory:")
+
+
+@contextmanager
+def _interrupted_after(con: duckdb.DuckDBPyConnection, seconds: float) -> Iterator[None]:
+    """DuckDB has no statement timeout: a timer interrupts the connection's query instead."""
+    timer = threading.Timer(seconds, con.interrupt)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 def _literal(text: str) -> str:

@@ -114,10 +114,10 @@ class UploadSource:
         if not self._lock(table):
             return None
         try:
-            if not self.drop.claim(table, now):
+            local = self.drop.fetch(table, self.pending_dir) if self.drop.claim(table, now) else None
+            if local is None:  # nothing complete (or it changed while copied: still being written)
                 self._unlock(table)
-                return None
-            return self.drop.fetch(table, self.pending_dir)
+            return local
         except BaseException:
             self.discard(table)
             raise
@@ -148,14 +148,18 @@ class UploadSource:
         return any((folder / f"{table}.csv").is_file() for folder in (self.pending_dir, self.current_dir))
 
     def accept(self, table: str, stamp: datetime) -> str:
-        """The run synced the upload: archive it in the drop and keep it as the current truth."""
+        """The run synced the upload: archive it in the drop and keep it as the current truth;
+        what became of the file in the drop, for the run's message."""
         try:
             archived = self.drop.archive(table, stamp)
             self.current_dir.mkdir(parents=True, exist_ok=True)
             os.replace(self.pending_dir / f"{table}.csv", self.current_dir / f"{table}.csv")
         finally:
             self._unlock(table)
-        return archived
+        if archived is None:
+            return (f"not archived: {table}.csv changed after it was read (still being written?); it stays in "
+                    "the drop and counts once its uploader marks it complete again")
+        return f"archived as {archived}"
 
     def read(self, table: str, *, since: datetime | None = None) -> Iterator[SourceRow]:
         """The pending upload's rows, else the last accepted upload's (``since`` does not apply:

@@ -100,6 +100,14 @@ class NotFound(ConfigError):
     hint = "check the company id and that the app is installed in that company."
 
 
+class RunTimeLimitExceeded(SyncError):
+    """A run outlasted ``run_time_limit_s`` and was stopped (``tasks.engine.until_deferred``)."""
+
+    handling = Handling.STOP
+    hint = ("if runs of this entity are legitimately this long (a first load of a large company), raise "
+            "PROCORE_SYNC_RUN_TIME_LIMIT_S; otherwise the run's log shows the wait that did not end.")
+
+
 class UploadRefused(ConfigError):
     hint = ("check that the upload is complete and right; if those records really left the system "
             "of record, run again with force_deactivation (the upload waits until then).")

@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     # A deployment run that would wait longer than this for Procore's quota is deferred instead:
     # it becomes AwaitingQuota, scheduled at the reset, and frees its process (shorter waits sleep).
     quota_defer_after_s: float = Field(default=120.0, ge=0)
+    # The longest a run started by hand or by sync-all waits for a slot of the shared budget
+    # before it fails (nothing would resume it); a deployment's own run is deferred instead.
+    quota_wait_limit_s: float = Field(default=3600.0, gt=0)
+    # The longest one entity's run may take; past it the run fails with a message and gives back
+    # what it holds (its upload claim, its locks). Raise it for a first load of a large company.
+    run_time_limit_s: float = Field(default=10800.0, gt=0)
 
     # Schedules of the deployments (cron, in schedule_timezone)
     schedule_cron: str = "0 7-19/3 * * 1-5"

@@ -23,14 +23,16 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 from prefect.exceptions import Pause
 from prefect.states import Scheduled, State
+from prefect.utilities.timeout import timeout as prefect_timeout
 
 from connectors.erp import CsvErpSource, ErpSource, SourceRow
 from connectors.erp_sink import ErpSink
 from connectors.procore import ProcoreClient
-from connectors.quota import quota_gate
+from connectors.quota import QuotaGate, quota_gate
 from connectors.sources import UploadSource, build_sources, close_sources, source_of
 from connectors.state import Outcome, RecordState, StateStore
-from procore_sync.errors import ConfigError, Handling, PermissionDenied, SyncError, TransientError
+from procore_sync.errors import (ConfigError, Handling, PermissionDenied, RunTimeLimitExceeded, SyncError,
+                                 TransientError)
 from procore_sync.settings import Settings
 from tasks import liveness, report
 from tasks.healing import to_read_again
@@ -66,7 +68,7 @@ def default_runtime(settings: Settings | None = None) -> Runtime:
     settings = settings or Settings()
 
     def make_client(on_wait: Callable[[datetime, str], None]) -> ProcoreClient:
-        return ProcoreClient(settings, before_request=quota_gate(settings), on_wait=on_wait)
+        return ProcoreClient(settings, before_request=run_quota_gate(settings), on_wait=on_wait)
 
     assert settings.erp_path is not None and settings.export_dir is not None
     return Runtime(
@@ -186,14 +188,34 @@ class QuotaDeferred(Exception):
         self.until = until
 
 
+def deferrable_run() -> bool:
+    """Whether the current flow run is a deployment's own (a worker or serve can resume it)."""
+    context = FlowRunContext.get()
+    run = context.flow_run if context else None
+    return run is not None and run.deployment_id is not None and run.parent_task_run_id is None
+
+
+def run_quota_gate(settings: Settings) -> QuotaGate | None:
+    """The shared budget's gate for this run: a deployment's own run waits for a slot at most
+    ``quota_defer_after_s`` and is then deferred, as for Procore's own windows; other runs wait
+    at most ``quota_wait_limit_s`` and then fail with what to check (``QuotaUnavailable``)."""
+    if not deferrable_run():
+        return quota_gate(settings)
+
+    def defer(message: str) -> None:
+        until = utc_now() + timedelta(seconds=max(settings.quota_defer_after_s, 1.0))
+        log_quota_wait(until, message)
+        raise QuotaDeferred(until, message)
+
+    return quota_gate(settings, wait_limit_s=settings.quota_defer_after_s, on_timeout=defer)
+
+
 def quota_waits(settings: Settings) -> Callable[[datetime, str], None]:
     """What a run does when the client must wait for quota: log it, and in a deployment's own
     flow run (a worker or serve can resume it) defer a wait longer than
     ``settings.quota_defer_after_s``. Subflows (sync-all's entities) and runs started by hand
     sleep instead: nothing would pick them up again."""
-    context = FlowRunContext.get()
-    run = context.flow_run if context else None
-    deferrable = run is not None and run.deployment_id is not None and run.parent_task_run_id is None
+    deferrable = deferrable_run()
 
     def on_wait(until: datetime, message: str) -> None:
         log_quota_wait(until, message)
@@ -398,6 +420,18 @@ class EntityRun:
                               cursor_after=self.cursor_before)
         report.publish_records(self.spec.name, self.report_rows)
 
+    def timed_out(self, limit: float) -> RunTimeLimitExceeded:
+        """The run outlasted ``run_time_limit_s`` and was stopped: failed, with what to do."""
+        error = RunTimeLimitExceeded(
+            f"the run of {self.spec.name} took longer than its limit of {limit:g} s and was stopped; what "
+            "landed is recorded and the cursor stays", entity=self.spec.name)
+        if self.upload is not None and self.upload.holds(self.spec.erp_table):
+            self.upload.discard(self.spec.erp_table)
+        self.store.finish_run(self.run_id, status="failed", counts=self.counts, message=str(error),
+                              cursor_after=self.cursor_before)
+        report.publish_records(self.spec.name, self.report_rows)
+        return error
+
     def _finish_dry_run(self, client: ProcoreClient, actions: list[Action]) -> report.RunSummary:
         report.publish_records(self.spec.name, report.plan_rows(actions), what="plan")
         for action in actions:
@@ -414,8 +448,7 @@ class EntityRun:
             if cursor_after is not None and cursor_after != self.cursor_before:
                 self.store.set_cursor(self.spec.name, cursor_after)
             if self.upload is not None:
-                archived = self.upload.accept(self.spec.erp_table, self.started)
-                self.note = f"{self.note}; archived as {archived}"
+                self.note = f"{self.note}; {self.upload.accept(self.spec.erp_table, self.started)}"
         status = "failed" if error else "completed"
         summary = self._summarize(client, status=status, cursor_after=cursor_after, error=error)
         report.publish_records(self.spec.name, self.report_rows)
@@ -531,10 +564,24 @@ def run_entity(spec: EntitySpec, options: SyncOptions | None = None, runtime: Ru
     return until_deferred(EntityRun(spec, options or SyncOptions(), runtime or default_runtime()))
 
 
+class _RunTimeUp(TimeoutError):
+    """Raised by Prefect's ``timeout`` when a run outlasts ``run_time_limit_s``."""
+
+
 def until_deferred(run: EntityRun) -> report.RunSummary:
-    """Execute the run; when its quota wait is deferred, record that and hand the flow run back."""
+    """Execute the run within its time limit; when its quota wait is deferred, record that and
+    hand the flow run back.
+
+    The limit is Prefect's ``timeout``: an alarm in the main thread (it interrupts a blocked
+    call), an exception sent to the run's thread elsewhere (sync-all; it lands when the current
+    call returns, and every network wait has its own limit). On its way out the run gives back
+    its upload claim (``execute``'s ``finally``); ``timed_out`` finishes its ``runs`` row."""
+    limit = run.runtime.settings.run_time_limit_s
     try:
-        return run.execute()
+        with prefect_timeout(limit, timeout_exc_type=_RunTimeUp):
+            return run.execute()
+    except _RunTimeUp:
+        raise run.timed_out(limit) from None
     except QuotaDeferred as deferred:
         run.deferred(deferred)
         defer_flow_run(deferred.until, str(deferred))

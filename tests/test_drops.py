@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -198,3 +201,73 @@ def test_the_health_check_tells_what_the_drop_holds(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
     assert upload_status(other, "projects").startswith("an upload left in processing/ by a run that did not finish")
     assert other.take("projects", STAMP) is not None, "the next run resumes it"
+
+
+class SlowWriter:
+    """An uploader writing ``path`` in place, one piece each time the test calls ``step``, its
+    file open all along (so its writes follow the file when a claim renames it). The first
+    piece is written (over what was there) before the constructor returns."""
+
+    def __init__(self, path: Path, pieces: list[str]) -> None:
+        self._go, self._written = threading.Semaphore(0), threading.Semaphore(0)
+        self._thread = threading.Thread(target=self._write, args=(path, pieces), daemon=True)
+        self._thread.start()
+        assert self._written.acquire(timeout=10)
+
+    def _write(self, path: Path, pieces: list[str]) -> None:
+        with path.open("w") as handle:
+            for n, piece in enumerate(pieces):
+                if n:
+                    self._go.acquire()
+                handle.write(piece)
+                handle.flush()
+                os.fsync(handle.fileno())
+                self._written.release()
+
+    def step(self) -> None:
+        self._go.release()
+        assert self._written.acquire(timeout=10)
+
+    def done(self) -> None:
+        self._thread.join(timeout=10)
+
+
+def test_uploads_are_never_half_read(drop_at: tuple[Drop, Path], tmp_path: Path) -> None:
+    drop, folder = drop_at
+    path, marker = folder / "suppliers.csv", folder / "suppliers.csv.done"
+    upload(folder, "suppliers", "supplier_code,name\nS-1,Ace\n")
+    earlier = time.time() - 60
+    for each in (path, marker):  # an upload made a minute ago, not yet claimed
+        os.utime(each, (earlier, earlier))
+
+    # A newer file written in place over it: the earlier upload's marker must not make it count.
+    writer = SlowWriter(path, ["supplier_code,name\n", "S-1,Ace\n", "S-2,Bolt\n", "S-3,Crane\n"])
+    assert not drop.ready("suppliers"), "the marker was written for the earlier file"
+    assert drop.claim("suppliers", STAMP) is False
+    assert not drop.claimed("suppliers")
+
+    # The uploader marks it complete too early and writes on while the run copies it: not read.
+    writer.step()
+    marker.write_text("")
+    assert drop.claim("suppliers", STAMP) is True
+    writer.step()  # into the claimed file: the writer's handle followed the rename
+    assert drop.fetch("suppliers", tmp_path / "local") is None, "changed since it was claimed"
+    assert not drop.claimed("suppliers") and path.is_file(), "back where it was uploaded"
+    assert not drop.ready("suppliers"), "and not complete until the uploader marks it again"
+
+    # ...or writes on after the run read it: not archived while being written, it stays.
+    marker.write_text("")
+    assert drop.claim("suppliers", STAMP) is True
+    local = drop.fetch("suppliers", tmp_path / "local")
+    assert local is not None and local.read_text() == "supplier_code,name\nS-1,Ace\nS-2,Bolt\n"
+    writer.step()
+    writer.done()
+    assert drop.archive("suppliers", STAMP) is None
+    assert not (folder / "archive").exists() or not list((folder / "archive").iterdir())
+    assert path.read_text() == "supplier_code,name\nS-1,Ace\nS-2,Bolt\nS-3,Crane\n"
+
+    # Complete and marked: claimed, read and archived whole.
+    marker.write_text("")
+    assert drop.claim("suppliers", STAMP) is True
+    assert drop.fetch("suppliers", tmp_path / "local").read_text().endswith("S-3,Crane\n")
+    assert drop.archive("suppliers", STAMP) == "archive/suppliers-20261124T063000Z.csv"
