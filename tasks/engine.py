@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,6 +30,7 @@ from connectors.erp import CsvErpSource, ErpSource, SourceRow
 from connectors.erp_sink import ErpSink
 from connectors.procore import ProcoreClient
 from connectors.quota import QuotaGate, quota_gate
+from connectors.run_lock import one_run_at_a_time
 from connectors.sources import UploadSource, build_sources, close_sources, source_of
 from connectors.state import Outcome, RecordState, StateStore
 from procore_sync.errors import (ConfigError, Handling, PermissionDenied, RunTimeLimitExceeded, SyncError,
@@ -561,7 +563,16 @@ def check_company(client: ProcoreClient, settings: Settings) -> None:
 
 
 def run_entity(spec: EntitySpec, options: SyncOptions | None = None, runtime: Runtime | None = None) -> report.RunSummary:
-    return until_deferred(EntityRun(spec, options or SyncOptions(), runtime or default_runtime()))
+    runtime = runtime or default_runtime()
+    with alone(spec.name, runtime):
+        return until_deferred(EntityRun(spec, options or SyncOptions(), runtime))
+
+
+def alone(entity: str, runtime: Runtime) -> AbstractContextManager[None]:
+    """One run of the entity per company at a time, on every host (``connectors.run_lock``). Taken
+    before the run starts, so that its cursor and the state it plans from are the ones the
+    previous run left."""
+    return one_run_at_a_time(entity, runtime.settings.company_id, runtime.store, _log())
 
 
 class _RunTimeUp(TimeoutError):

@@ -45,6 +45,7 @@ from tasks.engine import (
     EntityRun,
     Runtime,
     _log,
+    alone,
     check_company,
     default_runtime,
     outcome_without_call,
@@ -402,4 +403,6 @@ def known_projects(store: StateStore) -> list[Project]:
 
 def run_inbound(spec: InboundSpec, options: SyncOptions | None = None,
                 runtime: Runtime | None = None) -> report.RunSummary:
-    return until_deferred(InboundRun(spec, options or SyncOptions(), runtime or default_runtime()))
+    runtime = runtime or default_runtime()
+    with alone(spec.name, runtime):
+        return until_deferred(InboundRun(spec, options or SyncOptions(), runtime))
