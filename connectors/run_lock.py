@@ -91,7 +91,7 @@ def _take(held: ExitStack, name: str, entity: str, store: StateStore,
                 raise
         if (holder := _holder(entity, store)) is not None:
             break
-    log.warning("%s", _waiting_message(entity, name, holder))
+    log.warning(_waiting_message(entity, name, holder))
     try:
         held.enter_context(_lease(name, timeout_seconds=WAIT_S))
     except TimeoutError as exc:
