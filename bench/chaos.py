@@ -1,7 +1,7 @@
 """Chaos run: nothing lost, nothing duplicated, nothing stuck, whatever Procore and the host do.
 
-For each seed, the sample company is synced twice, each time from its own copy of the ERP, with
-its own state, into its own sandbox:
+For each seed, the sample company is synced twice at the same time, each from its own copy of
+the ERP, with its own state, into its own sandbox:
 
 - **clean**: sync-all, the field works in Procore, sync-all (brings the field's work into the ERP);
 - **faulty**: the sandbox answers 10 % of calls 500/503, loses 5 % of answers after committing
