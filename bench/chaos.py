@@ -120,6 +120,15 @@ class KillSwitch:
         await send(start)  # the status line alone, as sandbox.gate drops an answer on purpose
 
 
+def free_run_locks(company_id: int) -> None:
+    """The killed runner's entity locks, freed as a real Prefect server's repossessor would free
+    them a minute after their leases expire (this run's test server has no such service)."""
+    from connectors import run_lock
+    from flows import ENTITY_FLOWS
+
+    run_lock.free(company_id, ENTITY_FLOWS)
+
+
 @dataclass
 class Run:
     """One sync-all of the runner: how it ended and what its entities said."""
@@ -181,6 +190,8 @@ class Side:
             if kill and kill[0] == "loading":
                 self.switch.arm(kill[1], child)
             killed_at = self._watch(child, signal_file)
+            if killed_at:
+                free_run_locks(self.server.app.state.config.company_id)
             out.seek(0)
             summaries = [json.loads(line) for line in out if line.startswith("{")]
         run = Run(label, child.returncode, killed_at, summaries, time.monotonic() - started)

@@ -19,7 +19,6 @@ from typing import Any
 
 import requests
 from prefect import flow, get_client
-from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.logging.handlers import APILogWorker
@@ -27,7 +26,7 @@ from prefect.logging.handlers import APILogWorker
 from connectors.erp import DuckDbErpSource
 from connectors.erp_sink import ErpSink
 from connectors.procore import ProcoreClient
-from connectors.run_lock import lock_name
+from connectors import run_lock
 from connectors.state import StateStore
 from flows.vendors import VENDORS
 from procore_sync.settings import Settings
@@ -58,8 +57,7 @@ def free_killed_run_lock(entity: str, company_id: int = 1) -> None:
     """Free the run lock a killed process held, as the Prefect server's lease sweep (its
     repossessor service) does within a minute: the test server runs in ephemeral mode, without
     that service, so the next run of the entity would otherwise wait for good."""
-    with get_client(sync_client=True) as client:
-        client.update_global_concurrency_limit(lock_name(company_id, entity), GlobalConcurrencyLimitUpdate(active_slots=0))
+    run_lock.free(company_id, [entity])
 
 
 def flow_run_logs(api_url: str, flow_run_id: str) -> list[str]:
