@@ -57,6 +57,20 @@ def within_bound(call: Callable[[], T]) -> T:
 
 
 @contextmanager
+def serving(handler: type[BaseHTTPRequestHandler], stop: threading.Event) -> Iterator[int]:
+    """A threaded HTTP server on a free local port; on the way out its stalled handlers are let go."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        stop.set()
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
 def silent_server(first_bytes: bytes = b"") -> Iterator[int]:
     """A TCP server on 127.0.0.1 that accepts, sends ``first_bytes`` and then nothing, ever."""
     listener = socket.create_server(("127.0.0.1", 0))
@@ -104,15 +118,8 @@ def dripping_server() -> Iterator[int]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Drip)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield server.server_address[1]
-    finally:
-        stop.set()
-        server.shutdown()
-        server.server_close()
+    with serving(Drip, stop) as port:
+        yield port
 
 
 # --- SFTP -------------------------------------------------------------------------------------
@@ -270,15 +277,8 @@ def procore_going_silent(sandbox_url: str, silent_on: str) -> Iterator[str]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        stop.set()
-        server.shutdown()
-        server.server_close()
+    with serving(Proxy, stop) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.mark.usefixtures("prefect_api")
