@@ -135,19 +135,22 @@ class ProcoreClient:
         )
         return retrying(self._attempt, method, path, params, json)
 
-    def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        return json_body(self.request("GET", path, params=params))
+    def get(self, path: str, params: dict[str, Any] | None = None, *, exact_numbers: bool = False) -> Any:
+        """The decoded answer; ``exact_numbers``: fractions as ``Decimal`` (see ``json_body``)."""
+        return json_body(self.request("GET", path, params=params), exact_numbers=exact_numbers)
 
     def paginate(
-        self, path: str, params: dict[str, Any] | None = None, *, per_page: int | None = None
+        self, path: str, params: dict[str, Any] | None = None, *, per_page: int | None = None,
+        exact_numbers: bool = False,
     ) -> Iterator[dict[str, Any]]:
-        """Yield every item of a list endpoint: by ``Link: rel="next"``, else by ``Total``."""
+        """Yield every item of a list endpoint: by ``Link: rel="next"``, else by ``Total``
+        (``exact_numbers`` as for ``get``)."""
         size = per_page or self._settings.per_page
         url, page = path, 1
         query: dict[str, Any] | None = {**(params or {}), "page": page, "per_page": size}
         while True:
             response = self.request("GET", url, params=query)
-            items = page_items(response)
+            items = page_items(response, exact_numbers=exact_numbers)
             yield from items
             next_url = next_link(response)
             if next_url:

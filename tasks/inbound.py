@@ -20,7 +20,8 @@ does the rest, with the same state store, plan and report as the ERP → Procore
    with its content hash; an unchanged hash is skipped, so rereading the overlap writes nothing.
    A reference Procore has and the ERP does not (a contract created in Procore, a WBS code the
    ERP lacks) blocks the record, naming it; records written by an integration (an ``origin_id``
-   is set) are echoes of an ERP, not field changes, and are skipped with that reason.
+   is set) are echoes of an ERP, not field changes, and are skipped with that reason. A record
+   with a number the ERP's columns cannot hold fails, naming it (``SinkDocument.misfits``).
 4. **Write** the changed documents to the ERP tables and export files in one transaction, and
    mark the records deleted in Procore as ``deleted`` (never dropped).
 """
@@ -63,6 +64,7 @@ from tasks.spec import EntitySpec, SyncOptions
 KEY_SEPARATOR = "|"
 DELETED = "deleted in Procore; kept in the ERP marked deleted"
 DELETED_HASH = "deleted"
+MISFIT_HINT = "nothing of it was written: correct the amount in Procore and the next run imports it"
 
 
 @dataclass(frozen=True)
@@ -247,6 +249,10 @@ def map_and_plan_inbound(spec: InboundSpec, seen: list[Seen], store: StateStore,
         except (InvalidRecord, ValueError) as exc:
             message = exc.message if isinstance(exc, InvalidRecord) else str(exc)
             records.append(MappedRecord(payload=None, error=f"cannot import it into the ERP: {message}", **base))
+            continue
+        if misfits := mapped.document.misfits(spec.header, spec.lines):
+            records.append(MappedRecord(payload=None, error=f"cannot import it into the ERP: {'; '.join(misfits)}"
+                                        f"; {MISFIT_HINT}", **base))
             continue
         payload = document_payload(mapped.document)
         documents[item.key] = mapped.document
