@@ -50,7 +50,6 @@ from tasks.engine import (
     check_company,
     default_runtime,
     outcome_without_call,
-    quota_waits,
     retry_whole_task,
     until_deferred,
 )
@@ -309,7 +308,7 @@ class InboundRun(EntityRun):
         return Window(self.cursor_before - overlap, self.until)
 
     def execute(self) -> report.RunSummary:
-        with self.runtime.make_client(quota_waits(self.runtime.settings)) as client:
+        with self.client() as client:
             try:
                 check_company(client, self.runtime.settings)
                 check_pairing(self.store, self.runtime.settings, self.runtime.source)
