@@ -76,15 +76,16 @@ log = logging.getLogger("connectors.procore")
 
 RETRYABLE = (RateLimited, ServerError, ConnectionLost, Conflict)
 
+BACKOFF_CAP_S = 30.0
+# A 413 halves the batch; 1,000 items reach single items in 10 halvings.
+MAX_SPLIT_DEPTH = 10
+
 
 class RunOutOfTime(TimeoutError):
     """The run's time limit passed during a call or a wait of its client (``stop_by``).
 
     A signal to the engine, not a Procore failure: no layer retries it (it is no ``SyncError``),
     and ``tasks.engine.until_deferred`` turns it into the run's ``RunTimeLimitExceeded``."""
-BACKOFF_CAP_S = 30.0
-# A 413 halves the batch; 1,000 items reach single items in 10 halvings.
-MAX_SPLIT_DEPTH = 10
 
 
 class ProcoreClient:
