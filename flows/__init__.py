@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 
 from prefect import Flow
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
 from flows.budget import BUDGET_LINES, sync_budget_lines
 from flows.change_orders import (
@@ -56,8 +57,10 @@ from flows.projects import PROJECTS, sync_projects
 from flows.resource_planning import RESOURCE_PEOPLE, RESOURCE_PROJECTS, sync_resource_people, sync_resource_projects
 from flows.vendors import VENDORS, sync_vendors
 from procore_sync.settings import Settings
+from tasks.engine import summary_of
 from tasks.inbound import InboundSpec
-from tasks.spec import EntitySpec
+from tasks.report import RunSummary
+from tasks.spec import EntitySpec, SyncOptions
 
 ENTITY_FLOWS: dict[str, tuple[EntitySpec | InboundSpec, Flow]] = {
     spec.name: (spec, flow)
@@ -105,6 +108,19 @@ def entrypoint(flow: Flow) -> str:
                 if value is flow:
                     return f"{module_name.replace('.', '/')}.py:{attribute}"
     raise LookupError(f"flow {flow.name} is not a module attribute under flows/")
+
+
+def run_inside(name: str, options: SyncOptions, settings: Settings) -> RunSummary:
+    """``name``'s flow as a subflow of this process's flow run (sync-all, resync-failed): its
+    summary, also when it failed.
+
+    The parent's heartbeat (Prefect's sign that a run's process is alive) speaks for the
+    subflow, which lives and dies with that process; a heartbeat of its own would cost each
+    entity's run up to a second at its end, as Prefect joins the heartbeat's thread, which
+    sleeps in one-second steps."""
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        state = ENTITY_FLOWS[name][1](options=options, return_state=True)
+    return summary_of(state, name, settings)
 
 
 def levels() -> list[list[str]]:

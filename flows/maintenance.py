@@ -26,10 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.sources import build_sources
 from connectors.state import RecordState, StateStore
-from flows import ENTITY_FLOWS, enabled
+from flows import ENTITY_FLOWS, enabled, run_inside
 from procore_sync.errors import ConfigError
 from procore_sync.settings import Settings
-from tasks.engine import summary_of
 from tasks.report import RunSummary, publish_overview
 from tasks.spec import EntitySpec, SyncOptions
 
@@ -126,8 +125,7 @@ def resync_failed(options: ResyncFailedOptions = ResyncFailedOptions()) -> list[
     for row in chosen:
         keys.setdefault(row.entity, []).append(row.erp_key)
     summaries = [
-        summary_of(ENTITY_FLOWS[name][1](options=SyncOptions(erp_keys=entity_keys, recreate_deleted=options.recreate_deleted),
-                                         return_state=True), name, settings)
+        run_inside(name, SyncOptions(erp_keys=entity_keys, recreate_deleted=options.recreate_deleted), settings)
         for name, entity_keys in keys.items()  # in dependency order: ENTITY_FLOWS is
     ]
     publish_overview(summaries)

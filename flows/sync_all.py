@@ -13,9 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from prefect import flow
 
-from flows import ENTITY_FLOWS, enabled, levels
+from flows import ENTITY_FLOWS, enabled, levels, run_inside
 from procore_sync.settings import Settings
-from tasks.engine import summary_of
 from tasks.report import RunSummary, publish_overview
 from tasks.spec import SyncOptions
 
@@ -23,12 +22,8 @@ MAX_PARALLEL = 4
 
 
 def run_level(names: list[str], options: SyncOptions, settings: Settings) -> list[RunSummary]:
-    def run(name: str) -> RunSummary:
-        state = ENTITY_FLOWS[name][1](options=options, return_state=True)
-        return summary_of(state, name, settings)
-
     with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(names))) as pool:
-        return list(pool.map(run, names))
+        return list(pool.map(lambda name: run_inside(name, options, settings), names))
 
 
 @flow(name="sync-all", description=__doc__)

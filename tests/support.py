@@ -77,6 +77,16 @@ def flow_run_artifacts(api_url: str, flow_run_id: str) -> dict[str, dict]:
     return {artifact["type"]: artifact for artifact in answer.json()}
 
 
+def heartbeats(api_url: str, flow_run_ids: set[str]) -> set[str]:
+    """Which of the flow runs sent Prefect's heartbeat event (as far as the server has stored)."""
+    body = {"filter": {"event": {"name": ["prefect.flow-run.heartbeat"]},
+                       "resource": {"id": [f"prefect.flow-run.{i}" for i in flow_run_ids]}}, "limit": 50}
+    answer = requests.post(f"{api_url}/events/filter", json=body, timeout=30)
+    answer.raise_for_status()
+    return {event["resource"]["prefect.resource.id"].removeprefix("prefect.flow-run.")
+            for event in answer.json()["events"]}
+
+
 # --- deployments served by a real process ------------------------------------------------------
 
 SERVE = ("from procore_sync.runner import serve_forever; from procore_sync.settings import Settings; "

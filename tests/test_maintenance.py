@@ -14,6 +14,7 @@ from procore_sync.settings import Settings
 from sandbox.server import SandboxServer
 from tasks.spec import SyncOptions
 from tests.conftest import SampleErp, settings_env
+from tests.support import heartbeats, wait_for
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -46,6 +47,20 @@ def test_resync_failed_with_one_key_resyncs_only_that_record(failed_suppliers, s
     assert attempts == ["fail", "create"]  # the history keeps both attempts
     assert chosen in {v["origin_id"] for v in sandbox.store.vendors(1)}
     assert other not in {v["origin_id"] for v in sandbox.store.vendors(1)}
+
+
+def test_entity_runs_inside_resync_failed_leave_the_heartbeat_to_it(failed_suppliers, prefect_api: str) -> None:
+    """Prefect's heartbeat says a flow run's process is alive. An entity's run inside
+    resync-failed (or sync-all) lives in that flow run's process, so the parent's heartbeat says
+    it; one of its own would only cost the run a second at its end (Prefect joins the heartbeat
+    thread, which sleeps in one-second steps)."""
+    settings, (key, *_) = failed_suppliers
+    state = resync_failed(options=ResyncFailedOptions(erp_keys=[key], dry_run=False), return_state=True)
+    [summary] = state.result()
+    parent, child = str(state.state_details.flow_run_id), summary.flow_run_id
+    beats = wait_for(lambda: found if parent in (found := heartbeats(prefect_api, {parent, child})) else None,
+                     "resync-failed's heartbeat to be stored", timeout_s=60)
+    assert child not in beats
 
 
 def test_the_selection_follows_every_filter(failed_suppliers) -> None:
