@@ -17,10 +17,10 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from prefect.testing.utilities import prefect_test_harness  # noqa: E402
 
 from sandbox.config import SandboxConfig  # noqa: E402
 from procore_sync import sample_erp  # noqa: E402
+from procore_sync.prefect_server import temporary_prefect_server  # noqa: E402
 from sandbox.server import start_in_thread  # noqa: E402
 
 QUOTA_PER_HOUR = 3600  # Procore's default per company
@@ -43,7 +43,7 @@ def bench_environment(erp_path: Path, home: Path, **extra_env: str) -> Iterator[
             **extra_env,
         })
         print("starting a temporary Prefect server...", file=sys.stderr, flush=True)
-        with prefect_test_harness(server_startup_timeout=180):
+        with temporary_prefect_server():
             yield
 
 

@@ -362,16 +362,15 @@ def main() -> None:
     parser = company_parser(__doc__)
     parser.add_argument("--seed", type=int, action="append", help="repeatable; default 1, 2 and 3")
     args = parser.parse_args()
-    from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
+    from procore_sync.prefect_server import temporary_prefect_server
 
     all_zero = True
-    with tempfile.TemporaryDirectory() as tmp, prefect_test_harness(server_startup_timeout=180):
+    with tempfile.TemporaryDirectory() as tmp, temporary_prefect_server() as prefect_api:
         erp = Path(tmp) / "erp"
         sample_erp.generate(erp, scale=args.scale, seed=42)
         for seed in args.seed or SEEDS:
             started = time.monotonic()
-            result = run_seed(seed, erp, Path(tmp) / f"seed-{seed}", PREFECT_API_URL.value())
+            result = run_seed(seed, erp, Path(tmp) / f"seed-{seed}", prefect_api)
             report(result, args.json)
             kills_fired = all(fired for _, fired in result.kills)
             all_zero &= result.zero and kills_fired

@@ -1,4 +1,5 @@
-"""Start (or reuse) a local Prefect server for the demo: API and UI on 127.0.0.1."""
+"""Local Prefect servers: the demo's (API and UI on 127.0.0.1, started or reused), and a
+temporary one for the test suite and the benchmarks."""
 
 from __future__ import annotations
 
@@ -7,10 +8,14 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import TracebackType
 
 import requests
+
+from procore_sync import local_postgres
 
 STARTUP_TIMEOUT_S = 120.0
 
@@ -95,3 +100,49 @@ class PrefectServer:
 
     def __exit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
         self.stop()
+
+
+@contextmanager
+def temporary_prefect_server() -> Iterator[str]:
+    """A Prefect server for this process and the processes it starts, gone at the end; yields
+    its API URL (also set as ``PREFECT_API_URL`` in the environment, for child processes).
+
+    On a throwaway PostgreSQL where one is installed, as Prefect is run at scale: on SQLite
+    (Prefect's test harness, the fallback) concurrent flow runs are refused and wait seconds
+    each (``procore_sync/local_postgres.py``)."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    bin_dir = local_postgres.binaries()
+    with ExitStack() as stack:
+        if bin_dir is None:
+            stack.enter_context(prefect_test_harness(server_startup_timeout=180))
+        else:
+            postgres = stack.enter_context(local_postgres.LocalPostgres(bin_dir, free_port()))
+            stack.enter_context(_harness_on(postgres.create_database("prefect")))
+        url = PREFECT_API_URL.value()
+        os.environ["PREFECT_API_URL"] = url
+        yield url
+
+
+@contextmanager
+def _harness_on(database_url: str) -> Iterator[None]:
+    """Prefect's test harness (``prefect.testing.utilities.prefect_test_harness``: a server in a
+    child process, this process's settings pointed at it) with its database at ``database_url``."""
+    import prefect.context
+    from prefect.logging.handlers import APILogWorker
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_DATABASE_CONNECTION_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_SERVER_DATABASE_CONNECTION_URL: database_url}):
+        server = SubprocessASGIServer(port=free_port())
+        SubprocessASGIServer._instances[None] = server  # flows find it, as under the harness
+        server.start(timeout=180)
+        try:
+            with temporary_settings(updates={PREFECT_API_URL: server.api_url}), \
+                    prefect.context._temporary_global_settings_context(prefect.context.get_settings_context()):
+                yield
+                APILogWorker.drain_all(timeout=10)
+        finally:
+            server.stop()
+            SubprocessASGIServer._instances.pop(None, None)

@@ -1,6 +1,6 @@
 """Shared fixtures: one real Prefect server per session, a real sandbox per test, a sample ERP.
 
-Real parts only: the Prefect test harness starts a real Prefect server (SQLite, subprocess),
+Real parts only: a real Prefect server in a child process (on PostgreSQL, else SQLite),
 the sandbox is the real FastAPI app on a real port, the ERP and the state are real DuckDB files.
 """
 
@@ -22,6 +22,7 @@ os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
 pytest_plugins = ["tests.client_support"]
 
 from procore_sync import sample_erp  # noqa: E402
+from procore_sync.prefect_server import temporary_prefect_server  # noqa: E402
 from procore_sync.settings import Settings  # noqa: E402
 from sandbox.config import SandboxConfig  # noqa: E402
 from sandbox.server import SandboxServer, start_in_thread  # noqa: E402
@@ -42,13 +43,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def prefect_api() -> Iterator[str]:
-    """A real Prefect server for the whole session; yields its API URL."""
-    from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=180):
-        url = PREFECT_API_URL.value()
-        os.environ["PREFECT_API_URL"] = url  # for child processes started by tests
+    """A real Prefect server for the whole session (on PostgreSQL where it is installed, as
+    ``.ci/run`` makes sure); yields its API URL, also set for child processes started by tests."""
+    with temporary_prefect_server() as url:
         yield url
 
 
