@@ -46,7 +46,7 @@ from tasks.engine import (
     Runtime,
     _log,
     alone,
-    check_company,
+    checked_company,
     default_runtime,
     outcome_without_call,
     quota_waits,
@@ -305,9 +305,8 @@ class InboundRun(EntityRun):
     def execute(self) -> report.RunSummary:
         with self.runtime.make_client(quota_waits(self.runtime.settings)) as client:
             try:
-                check_company(client, self.runtime.settings)
+                self.procore_started = checked_company(client, self.runtime.settings)
                 check_pairing(self.store, self.runtime.settings, self.runtime.source)
-                self.procore_started = client.procore_time
                 context: dict[str, Any] = {"company_id": self.runtime.settings.company_id,
                                            "settings": self.runtime.settings}
                 projects = [p for p in known_projects(self.store)
