@@ -39,7 +39,7 @@ from procore_sync.errors import (ConfigError, Handling, PermissionDenied, RunTim
                                  TransientError)
 from procore_sync.settings import Settings
 from tasks import liveness, report
-from tasks.healing import to_read_again
+from tasks.healing import MAY_READ_AGAIN, to_read_again
 from tasks.keys import collisions
 from tasks.pairing import check_pairing
 from tasks.load import blocked_outcome, done_outcome, failed_outcome
@@ -373,7 +373,8 @@ class EntityRun:
     def _unfinished(self) -> list[str]:
         """Keys to read again whatever the cursor: blocked, held back, and failures outside the
         record whose backoff is over (``tasks/healing.py``)."""
-        return to_read_again(self.store.record_states(self.spec.name).values(), self.started)
+        states = self.store.record_states(self.spec.name, statuses=MAY_READ_AGAIN)
+        return to_read_again(states.values(), self.started)
 
     def _load(self, client: ProcoreClient, context: dict[str, Any], writes: list[Action]) -> None:
         progress = report.Progress(self.spec.name, len(writes))
