@@ -21,10 +21,16 @@ import sys
 import time
 from pathlib import Path
 
-from _harness import bench_environment, print_rows, sample_company
+# At scale 5 and more, the temporary Prefect server's SQLite is busy enough, on 2 shared cores,
+# to answer "database is locked" as 503 past the client's 5 retries (measured: the first sync-all
+# at scale 5 failed so twice); more patience on both sides, for the bench and its children.
+os.environ.setdefault("PREFECT_SERVER_DATABASE_TIMEOUT", "60")
+os.environ.setdefault("PREFECT_CLIENT_MAX_RETRIES", "12")
 
-from flows.sync_all import sync_all
-from tasks.spec import SyncOptions
+from _harness import bench_environment, print_rows, sample_company  # noqa: E402
+
+from flows.sync_all import sync_all  # noqa: E402
+from tasks.spec import SyncOptions  # noqa: E402
 
 CHILD = Path(__file__).with_name("_delta_child.py")
 COLUMNS = ("scale", "run", "erp_records", "projects", "api_calls", "inbound_calls", "wall_s", "cpu_s",
