@@ -59,13 +59,25 @@ ENTITY_OF_KIND: dict[str, str] = {
     "standard_cost_code_lists": "(the company itself)", "rp_groups": "(the company itself)",
     "budget_views": "(the company itself)",
 }
-# Amounts compared to the cent per project and cost code: kind -> amount field.
+# Amounts compared to the cent per project and cost code: kind -> amount field. Every money
+# record the sandbox holds: the ERP's budget, contracts and costs, and the field's changes.
 MONEY: dict[str, str] = {
     "budget_line_items": "original_budget_amount",
     "prime_contract_line_items": "amount",
     "work_order_contract_line_items": "amount",
     "purchase_order_contract_line_items": "amount",
     "direct_cost_line_items": "amount",
+    "commitment_change_order_line_items": "amount",
+    "prime_change_order_line_items": "amount",
+    "budget_change_adjustment_line_items": "amount",
+}
+# The same in the ERP sink, per table of lines: (its header table, the column naming the header).
+# Budget modifications move money between two budget lines: (header-less table, None).
+ERP_MONEY: dict[str, tuple[str | None, str | None]] = {
+    "commitment_change_order_lines": ("commitment_change_orders", "change_order_procore_id"),
+    "prime_change_order_lines": ("prime_change_orders", "change_order_procore_id"),
+    "budget_change_lines": ("budget_changes", "budget_change_procore_id"),
+    "budget_modifications": (None, None),
 }
 CENT = Decimal("0.01")
 LANDED = ("ok", "warning")
@@ -210,16 +222,58 @@ def compare_tables(clean: dict[str, tuple[str, list[Record]]], faulty: dict[str,
     return figures
 
 
-def money(snapshot: Snapshot) -> dict[tuple[str, str, str], Decimal]:
-    """Totals to the cent per (kind, project, cost code): the cost code of a budget line is the
-    cost code among its WBS code's segments."""
+Cell = tuple[str, str, str]  # (kind or table, project, cost code)
+
+
+def money(snapshot: Snapshot) -> dict[Cell, Decimal]:
+    """Procore's totals to the cent per (kind, project, cost code): the cost code of a line on a
+    WBS code is the cost code among its segments; a budget modification moves its amount from
+    one budget line's cost code to the other's."""
     names = Names(snapshot.records)
-    totals: dict[tuple[str, str, str], Decimal] = defaultdict(Decimal)
+    totals: dict[Cell, Decimal] = defaultdict(Decimal)
+
+    def add(kind: str, record: Record, amount: Any) -> None:
+        cost_code = record.get("cost_code_id") or _wbs_cost_code(names, record.get("wbs_code_id"))
+        totals[(kind, names.name(record["project_id"]), names.name(cost_code) if cost_code else "-")] += amount
+
     for kind, amount_field in MONEY.items():
         for record in snapshot.records.get(kind, []):
-            cost_code = record.get("cost_code_id") or _wbs_cost_code(names, record.get("wbs_code_id"))
-            cell = (kind, names.name(record["project_id"]), names.name(cost_code) if cost_code else "-")
-            totals[cell] += Decimal(str(record.get(amount_field) or 0))
+            add(kind, record, exact(record.get(amount_field)))
+    for modification in snapshot.records.get("budget_modifications", []):
+        for end, sign in (("from", -1), ("to", 1)):
+            line = names.by_id.get(modification.get(f"{end}_budget_line_item_id"), ("", None))[1]
+            if line is not None:
+                add("budget_modifications", line, sign * exact(modification.get("transfer_amount")))
+    return to_the_cent(totals)
+
+
+def erp_money(tables: dict[str, tuple[str, list[Record]]]) -> dict[Cell, Decimal]:
+    """The ERP sink's totals to the cent per (table, project, cost code), from its tables or its
+    CSV files (numbers as text there): each line takes its project from its header (a line
+    without one counts under "(no header)"); a budget modification moves its amount from one
+    budget line to the other (their keys name the cost code)."""
+    totals: dict[Cell, Decimal] = defaultdict(Decimal)
+    for table, (header_table, parent) in ERP_MONEY.items():
+        if header_table is None:
+            for row in tables.get(table, ("", []))[1]:
+                for end, sign in (("from", -1), ("to", 1)):
+                    cell = (table, str(row["project_number"]), str(row[f"{end}_budget_line_key"]))
+                    totals[cell] += sign * exact(row["transfer_amount"])
+            continue
+        header_key, headers = tables.get(header_table, ("", []))
+        projects = {str(h[header_key]): str(h["project_number"]) for h in headers}
+        for line in tables.get(table, ("", []))[1]:
+            project = projects.get(str(line[parent]), "(no header)")
+            totals[(table, project, str(line.get("cost_code") or "-"))] += exact(line["amount"])
+    return to_the_cent(totals)
+
+
+def exact(amount: Any) -> Decimal:
+    """An amount as the decimal it is: Decimal, decimal text (the sandbox, CSV) or None."""
+    return Decimal(str(amount)) if amount not in (None, "") else Decimal(0)
+
+
+def to_the_cent(totals: dict[Cell, Decimal]) -> dict[Cell, Decimal]:
     return {cell: total.quantize(CENT) for cell, total in totals.items()}
 
 
@@ -231,10 +285,14 @@ def _wbs_cost_code(names: Names, wbs_code_id: Any) -> Any:
     return next((i for i in items if i in names.by_id and names.by_id[i][0] == "cost_codes"), None)
 
 
-def compare_money(clean: Snapshot, faulty: Snapshot) -> Figures:
-    mine, theirs = money(clean), money(faulty)
-    return _tally("money per project and cost code", {repr(c): [t] for c, t in mine.items()},
-                  {repr(c): [t] for c, t in theirs.items()})
+def compare_money(clean: Snapshot, faulty: Snapshot) -> list[Figures]:
+    """Money per project and cost code, to the cent: in Procore, in the ERP's tables and in its
+    CSV files; one line of the verdict each."""
+    pairs = {"money per project and cost code": (money(clean), money(faulty)),
+             "ERP money per project and cost code": (erp_money(clean.erp), erp_money(faulty.erp)),
+             "CSV money per project and cost code": (erp_money(clean.exports), erp_money(faulty.exports))}
+    return [_tally(what, {repr(c): [t] for c, t in mine.items()}, {repr(c): [t] for c, t in theirs.items()})
+            for what, (mine, theirs) in pairs.items()]
 
 
 def stuck(clean: Snapshot, faulty: Snapshot) -> dict[str, Figures]:
@@ -262,7 +320,7 @@ def read_exports(folder: Path, keys: dict[str, str]) -> dict[str, tuple[str, lis
 
 def verdict(clean: Snapshot, faulty: Snapshot, entities: Iterable[str]) -> list[Figures]:
     """One line per entity (Procore records, its ERP tables and exports, and its stuck records
-    added up), then one for money; in the order of ``entities``."""
+    added up), then three for money (Procore, ERP tables, CSV files); in the order of ``entities``."""
     lines = {e: Figures(e) for e in entities}
     parts = [compare_procore(clean, faulty), stuck(clean, faulty)]
     for part in parts:
@@ -272,4 +330,4 @@ def verdict(clean: Snapshot, faulty: Snapshot, entities: Iterable[str]) -> list[
     tables |= compare_tables(clean.exports, faulty.exports, clean.records, faulty.records, "CSV export")
     for name, figures in sorted(tables.items()):
         lines[name] = figures
-    return [*lines.values(), compare_money(clean, faulty)]
+    return [*lines.values(), *compare_money(clean, faulty)]

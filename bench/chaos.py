@@ -18,7 +18,9 @@ the ERP, with its own state, into its own sandbox:
 Then the two sides are compared record by record from the sandboxes' own stores, the ERP tables
 and the CSV exports (``bench/_chaos_compare.py``), never through procore-sync's reconcile. It
 prints per entity: records, missing, extra, different, and the faulty side's calls and time;
-then money per project and cost code, to the cent. Exit status 1 when any figure is not 0.
+then money per project and cost code, to the cent, in Procore (budget, contract, commitment
+and direct cost lines, change order and budget change lines, budget modifications), in the ERP
+tables and in the CSV exports. Exit status 1 when any figure is not 0.
 
     .venv/bin/python bench/chaos.py [--seed 1 --seed 2 ...] [--scale 1] [--json]
 """

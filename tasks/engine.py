@@ -30,7 +30,7 @@ from prefect.utilities.timeout import timeout as prefect_timeout
 
 from connectors.erp import CsvErpSource, ErpSource, SourceRow
 from connectors.erp_sink import ErpSink
-from connectors.procore import ProcoreClient
+from connectors.procore import ProcoreClient, RunOutOfTime
 from connectors.quota import QuotaGate, quota_gate
 from connectors.run_lock import one_run_at_a_time
 from connectors.sources import UploadSource, build_sources, close_sources, source_of
@@ -285,9 +285,15 @@ class EntityRun:
             return None
         return self.cursor_before - timedelta(seconds=self.runtime.settings.erp_lookback_s)
 
+    def client(self) -> ProcoreClient:
+        """The run's Procore client, whose calls and waits end with the run's time limit."""
+        client = self.runtime.make_client(quota_waits(self.runtime.settings))
+        client.stop_by(self.clock_start + self.runtime.settings.run_time_limit_s)
+        return client
+
     def execute(self) -> report.RunSummary:
         log = _log()
-        with self.runtime.make_client(quota_waits(self.runtime.settings)) as client:
+        with self.client() as client:
             try:
                 checked_company(client, self.runtime.settings)
                 check_pairing(self.store, self.runtime.settings, self.runtime.source)
@@ -626,23 +632,22 @@ def alone(entity: str, runtime: Runtime) -> AbstractContextManager[None]:
     return one_run_at_a_time(entity, runtime.settings.company_id, runtime.store, _log())
 
 
-class _RunTimeUp(TimeoutError):
-    """Raised by Prefect's ``timeout`` when a run outlasts ``run_time_limit_s``."""
-
-
 def until_deferred(run: EntityRun) -> report.RunSummary:
     """Execute the run within its time limit; when its quota wait is deferred, record that and
     hand the flow run back.
 
-    The limit is Prefect's ``timeout``: an alarm in the main thread (it interrupts a blocked
-    call), an exception sent to the run's thread elsewhere (sync-all; it lands when the current
-    call returns, and every network wait has its own limit). On its way out the run gives back
-    its upload claim (``execute``'s ``finally``); ``timed_out`` finishes its ``runs`` row."""
+    The limit is enforced where the run waits most: its Procore client ends every call and
+    retry wait by the deadline (``ProcoreClient.stop_by``), in whichever thread, without a
+    signal. Prefect's ``timeout`` backs it for the other waits (each has its own limit too): an
+    alarm in a main thread whose SIGALRM is free (it interrupts a blocked call), else an
+    exception sent to the run's thread (sync-all; it lands when the current call returns). On
+    its way out the run gives back its upload claim (``execute``'s ``finally``); ``timed_out``
+    finishes its ``runs`` row."""
     limit = run.runtime.settings.run_time_limit_s
     try:
-        with prefect_timeout(limit, timeout_exc_type=_RunTimeUp):
+        with prefect_timeout(limit, timeout_exc_type=RunOutOfTime):
             return run.execute()
-    except _RunTimeUp:
+    except RunOutOfTime:
         raise run.timed_out(limit) from None
     except QuotaDeferred as deferred:
         run.deferred(deferred)

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import copy
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
-from _chaos_compare import Snapshot, verdict  # noqa: E402
+from _chaos_compare import CENT, Snapshot, verdict  # noqa: E402
 from chaos import SeedResult, run_seed  # noqa: E402
 from flows import ENTITY_FLOWS  # noqa: E402
 from procore_sync import sample_erp  # noqa: E402
@@ -75,4 +76,31 @@ def test_the_comparison_sees_a_record_gone_a_cent_changed_and_a_record_stuck(cha
     erp = spoiled(chaos)
     table = next(t for t, (_, rows) in erp.erp.items() if rows)
     erp.erp[table][1].pop()
-    assert figures(chaos.clean, erp) == {f"ERP table {table}": (1, 0, 0)}
+    found = figures(chaos.clean, erp)  # a change order's header gone leaves its lines' money without a project
+    assert found.pop(f"ERP table {table}") == (1, 0, 0) and set(found) <= {"ERP money per project and cost code"}
+
+
+def test_the_comparison_sees_a_cent_of_the_fields_money_in_procore_the_erp_and_the_csv_files(
+    chaos: SeedResult,
+) -> None:
+    procore = spoiled(chaos)
+    line = procore.records["commitment_change_order_line_items"][0]
+    line["amount"] = str(Decimal(line["amount"]) + CENT)
+    # A line without origin_id is named by its content: it reads as one line gone, another come.
+    assert figures(chaos.clean, procore) == {"commitment_change_orders": (1, 1, 0),
+                                             "ERP table commitment_change_order_lines": (1, 1, 0),
+                                             "CSV export commitment_change_order_lines": (1, 1, 0),
+                                             "money per project and cost code": (0, 0, 1)}
+
+    erp = spoiled(chaos)
+    row = erp.erp["commitment_change_order_lines"][1][0]
+    row["amount"] += CENT
+    assert figures(chaos.clean, erp) == {"ERP table commitment_change_order_lines": (0, 0, 1),
+                                         "ERP money per project and cost code": (0, 0, 1)}
+
+    exported = spoiled(chaos)
+    row = exported.exports["budget_change_lines"][1][0]
+    row["amount"] = str(Decimal(row["amount"]) + CENT)
+    assert figures(chaos.clean, exported) == {"CSV export budget_change_lines": (0, 0, 1),
+                                              "CSV money per project and cost code": (0, 0, 1)}
+
