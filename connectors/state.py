@@ -455,11 +455,16 @@ class StateStore:
     # records
 
     def record_states(
-        self, entity: str, keys: Iterable[str] | None = None
+        self, entity: str, keys: Iterable[str] | None = None, *, statuses: Iterable[Status] | None = None
     ) -> dict[str, RecordState]:
-        """State rows of ``entity`` by ERP key; only ``keys`` when given (unknown ones absent)."""
+        """State rows of ``entity`` by ERP key; only ``keys`` when given (unknown ones absent),
+        only those with one of ``statuses`` when given (a run looking for its unfinished records
+        need not load the thousands that are done)."""
         sql = f"SELECT {_RECORD_STATE_COLUMNS} FROM record_state WHERE entity = ?"
         params: list[Any] = [entity]
+        if statuses is not None:
+            sql += " AND status IN (SELECT unnest(?::VARCHAR[]))"
+            params.append(list(statuses))
         if keys is not None:
             key_list = list(keys)
             if not key_list:

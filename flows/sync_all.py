@@ -4,7 +4,7 @@ Entities of one level depend only on earlier levels, so each level's flows run c
 subflows, each with its own report) within the one shared quota. A failed entity does not stop
 the others: its dependants still run, and their records that need it are blocked, naming it.
 The Procore → ERP entities (change orders, modified budget) come after the contracts and WBS
-codes whose id maps link them back to the ERP.
+codes whose id maps link them back to the ERP. The company is checked once, for all of them.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from prefect import flow
 
 from flows import ENTITY_FLOWS, enabled, levels, run_inside
 from procore_sync.settings import Settings
+from tasks.engine import one_company_check
 from tasks.report import RunSummary, publish_overview
 from tasks.spec import SyncOptions
 
@@ -32,10 +33,11 @@ def sync_all(options: SyncOptions = SyncOptions()) -> list[RunSummary]:
     entity_options = options.model_copy(update={"erp_keys": []})
     settings = Settings()
     runnable = [[name for name in level if enabled(name, settings)] for level in levels()]
-    summaries = [s for level in runnable if level for s in run_level(level, entity_options, settings)]
-    # Contracts kept in Draft until their lines landed get their ERP status now.
-    revisits = [name for name, (spec, _) in ENTITY_FLOWS.items() if spec.revisit]
-    final = {s.entity: s for s in run_level(revisits, entity_options, settings)} if revisits else {}
+    with one_company_check(settings):  # one call for every entity run, not one each
+        summaries = [s for level in runnable if level for s in run_level(level, entity_options, settings)]
+        # Contracts kept in Draft until their lines landed get their ERP status now.
+        revisits = [name for name, (spec, _) in ENTITY_FLOWS.items() if spec.revisit]
+        final = {s.entity: s for s in run_level(revisits, entity_options, settings)} if revisits else {}
     summaries = [merge(s, final[s.entity]) if s.entity in final else s for s in summaries]
     publish_overview(summaries)
     return summaries

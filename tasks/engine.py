@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,7 +39,7 @@ from procore_sync.errors import (ConfigError, Handling, PermissionDenied, RunTim
                                  TransientError)
 from procore_sync.settings import Settings
 from tasks import liveness, report
-from tasks.healing import to_read_again
+from tasks.healing import MAY_READ_AGAIN, to_read_again
 from tasks.keys import collisions
 from tasks.pairing import check_pairing
 from tasks.load import blocked_outcome, done_outcome, failed_outcome
@@ -293,7 +295,7 @@ class EntityRun:
         log = _log()
         with self.client() as client:
             try:
-                check_company(client, self.runtime.settings)
+                checked_company(client, self.runtime.settings)
                 check_pairing(self.store, self.runtime.settings, self.runtime.source)
                 context: dict[str, Any] = {"company_id": self.runtime.settings.company_id,
                                            "settings": self.runtime.settings}
@@ -377,7 +379,8 @@ class EntityRun:
     def _unfinished(self) -> list[str]:
         """Keys to read again whatever the cursor: blocked, held back, and failures outside the
         record whose backoff is over (``tasks/healing.py``)."""
-        return to_read_again(self.store.record_states(self.spec.name).values(), self.started)
+        states = self.store.record_states(self.spec.name, statuses=MAY_READ_AGAIN)
+        return to_read_again(states.values(), self.started)
 
     def _load(self, client: ProcoreClient, context: dict[str, Any], writes: list[Action]) -> None:
         progress = report.Progress(self.spec.name, len(writes))
@@ -566,6 +569,54 @@ def check_company(client: ProcoreClient, settings: Settings) -> None:
             f"company {settings.company_id} is not visible to this service account; "
             f"it sees: {names}. Install the app in that company or fix PROCORE_SYNC_COMPANY_ID."
         )
+
+
+# Company checks a sync-all made for its entity runs (threads of this process), by Procore and
+# company: Procore's time at the check, and how many sync-alls of this process rely on it.
+_SHARED_CHECKS: dict[tuple[str, int], datetime | None] = {}
+_SHARED_USERS: Counter[tuple[str, int]] = Counter()
+_SHARED_LOCK = threading.Lock()
+
+
+def _check_key(settings: Settings) -> tuple[str, int]:
+    return settings.api_base, settings.company_id
+
+
+@contextmanager
+def one_company_check(settings: Settings) -> Iterator[None]:
+    """sync-all's configuration check, made once for all its entity runs instead of once each.
+
+    Every run of the entities inside (threads of this process) relies on it: the credentials
+    worked and the company was visible a moment ago, and a run that fails on them later still
+    stops with the same ``ConfigError`` from its first call. Procore's time at this check stands
+    for the start of each Procore → ERP run inside: an earlier start only narrows the window's
+    end, and the cursor moves to that earlier time, so the next run reads what came after.
+    """
+    with ProcoreClient(settings, before_request=quota_gate(settings), on_wait=log_quota_wait) as client:
+        check_company(client, settings)
+        checked = client.procore_time
+    key = _check_key(settings)
+    with _SHARED_LOCK:
+        _SHARED_USERS[key] += 1
+        _SHARED_CHECKS.setdefault(key, checked)  # the earliest of overlapping sync-alls: the safe one
+    try:
+        yield
+    finally:
+        with _SHARED_LOCK:
+            _SHARED_USERS[key] -= 1
+            if not _SHARED_USERS[key]:
+                del _SHARED_USERS[key], _SHARED_CHECKS[key]
+
+
+def checked_company(client: ProcoreClient, settings: Settings) -> datetime | None:
+    """The run's configuration check, unless a sync-all of this process made it for its runs
+    (``one_company_check``): Procore's time at the check (None when its answer had no Date)."""
+    key = _check_key(settings)
+    with _SHARED_LOCK:
+        if key in _SHARED_CHECKS:
+            return _SHARED_CHECKS[key]
+    check_company(client, settings)
+    return client.procore_time
 
 
 def run_entity(spec: EntitySpec, options: SyncOptions | None = None, runtime: Runtime | None = None) -> report.RunSummary:

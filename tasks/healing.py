@@ -25,9 +25,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from connectors.state import RecordState
+from connectors.state import RecordState, Status
 from tasks.spec import HELD
 
+# The only statuses ``to_read_again`` may pick (held back records are warnings): a run loads
+# these rows alone, not the state of every record it ever synced.
+MAY_READ_AGAIN: tuple[Status, ...] = ("blocked", "warning", "failed")
 EVERY_RUN_ATTEMPTS = 3
 FIRST_WAIT = timedelta(minutes=30)
 LONGEST_WAIT = timedelta(hours=6)

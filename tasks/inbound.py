@@ -8,7 +8,8 @@ does the rest, with the same state store, plan and report as the ERP → Procore
 1. **Window.** From the entity's cursor minus ``settings.inbound_overlap_s`` (inclusive, cut to
    the second: Procore stamps whole seconds, so a change saved in the very second of the cursor
    is read again, not missed) up to the run's start **on Procore's clock**: the ``Date`` of
-   Procore's answer to the run's first call, which precedes every read. The cursor moves to
+   Procore's answer to the run's first call, which precedes every read (under sync-all, to its
+   one company check, made earlier still: ``tasks.engine.one_company_check``). The cursor moves to
    that time only when the run completes, so it never passes a change the run did not see,
    however far this machine's clock runs ahead of Procore's. ``full_resync`` reads everything
    again.
@@ -47,7 +48,7 @@ from tasks.engine import (
     Runtime,
     _log,
     alone,
-    check_company,
+    checked_company,
     default_runtime,
     outcome_without_call,
     retry_whole_task,
@@ -310,9 +311,8 @@ class InboundRun(EntityRun):
     def execute(self) -> report.RunSummary:
         with self.client() as client:
             try:
-                check_company(client, self.runtime.settings)
+                self.procore_started = checked_company(client, self.runtime.settings)
                 check_pairing(self.store, self.runtime.settings, self.runtime.source)
-                self.procore_started = client.procore_time
                 context: dict[str, Any] = {"company_id": self.runtime.settings.company_id,
                                            "settings": self.runtime.settings}
                 projects = [p for p in known_projects(self.store)

@@ -159,3 +159,47 @@ def test_procore_clock_not_the_workers(field: Field) -> None:
 
     assert (second.status, second.updated) == ("completed", 1)
     assert _titles(field.settings) == {change_order: "Extra steel, revised"}
+
+
+# --- issue 14: a sync-all that finds nothing costs the fewest calls ----------------------------
+
+
+def test_a_run_inside_sync_alls_check_makes_no_company_call(field: Field) -> None:
+    """Inside sync-all's one company check, an inbound run with nothing new makes two calls per
+    project (its change order list in the window, and the deleted packages of the change orders
+    the ERP holds), not a company check of its own."""
+    from tasks.engine import one_company_check
+
+    runtime = engine_runtime(field.settings, clock=field.clock, sleep=field.clock.advance)
+    field.change_order("Extra steel")
+    field.clock.advance(1)  # stamped a second before the import: its lines are not read again
+    assert _import_change_orders(runtime).created == 1
+    field.clock.advance(60)
+    with one_company_check(field.settings):
+        idle = _import_change_orders(runtime)
+    assert (idle.status, idle.created, idle.updated, idle.api_calls) == ("completed", 0, 0, 2)
+
+
+def test_a_change_saved_after_sync_alls_check_is_read_by_the_next_run(field: Field) -> None:
+    """Procore's time at sync-all's check stands for the start of its inbound runs, however late
+    they come: a change the field saves after that check, past the look-back, and before the
+    run reads, is read by a later run, never passed by the cursor."""
+    from tasks.engine import one_company_check
+
+    runtime = engine_runtime(field.settings, run_clock=lambda: field.procore_now() + WORKER_AHEAD,
+                             clock=field.clock, sleep=field.clock.advance)
+    change_order = field.change_order("Extra steel")
+    assert _import_change_orders(runtime).created == 1
+    field.clock.advance(60)
+    with one_company_check(field.settings):
+        checked = field.procore_now()
+        field.clock.advance(600)  # the earlier entities of sync-all take ten minutes
+        field.edit(change_order, "Extra steel, revised")
+        field.clock.advance(1)
+        _import_change_orders(runtime)
+    assert StateStore(field.settings.state_path).get_cursor(COMMITMENT_CHANGE_ORDERS.name) <= checked
+
+    field.clock.advance(60)
+    with one_company_check(field.settings):
+        _import_change_orders(runtime)
+    assert _titles(field.settings) == {change_order: "Extra steel, revised"}

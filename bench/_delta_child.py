@@ -1,0 +1,66 @@
+"""One sync-all in its own process, for bench/delta.py: prints one JSON line with the run's
+summaries, its Procore calls per endpoint, and this process's own time and peak memory.
+
+A process of its own, so that its peak memory is procore-sync's alone (the sandbox runs in the
+parent) and its CPU seconds are the local work of the run, not Procore's answers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import resource
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+# "GET /rest/v1.0/projects/12/budget_changes -> 200 (quota ...)": the client's line per call.
+CALL = re.compile(r"^(GET|POST|PATCH|PUT|DELETE) (\S+?)(\?\S*)? -> ")
+NUMBER = re.compile(r"/\d+(?=/|$)")
+
+
+class CallCounter(logging.Handler):
+    """Counts the client's debug line of every answered call, by method and path pattern."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.calls: Counter[str] = Counter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if match := CALL.match(record.getMessage()):
+            path = NUMBER.sub("/{id}", match.group(2).split("://", 1)[-1].partition("/")[2])
+            self.calls[f"{match.group(1)} /{path}"] += 1
+
+
+def cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def main() -> None:
+    from procore_sync.runner import run_entities
+    from procore_sync.settings import Settings
+    from tasks.spec import SyncOptions
+
+    counter = CallCounter()
+    logger = logging.getLogger("connectors.procore")
+    logger.addHandler(counter)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False  # the count, not the lines
+    cpu, wall = cpu_s(), time.monotonic()
+    summaries = run_entities(Settings(), None, SyncOptions())
+    print(json.dumps({
+        "summaries": [s.model_dump(mode="json") for s in summaries],
+        "calls": dict(counter.calls),
+        "wall_s": round(time.monotonic() - wall, 2),
+        "cpu_s": round(cpu_s() - cpu, 2),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }))
+
+
+if __name__ == "__main__":
+    main()
