@@ -1,11 +1,21 @@
-"""One quota budget for every flow: a Prefect global concurrency limit used as a rate limit.
+"""One quota budget for every flow: Procore's two windows as two Prefect global concurrency limits.
 
-Procore counts every call of a company against an hourly window and a 10-second spike window.
-All flow runs, in every process and on every worker, draw from one global concurrency limit
-with slot decay (a token bucket kept by the Prefect server), so together they stay under both
-windows. The HTTP client calls ``rate_limit(name, strict=True)`` before every request; the
-header-driven pacing in the client is a second, local brake for when Procore's own figures are
-lower than the settings (they are the source of truth).
+Procore counts every call of a company in an hourly window and in a rolling 10-second spike
+window. All flow runs, in every process and on every worker, draw from two limits kept by the
+Prefect server, one per window, so that together they spend what Procore allows and no more:
+
+- **The spike window** (``<name>-spike``) is a sliding log: a limit of the window's calls (one
+  below Procore's figure: a request reaches Procore a moment after its slot was taken), and
+  every call holds one slot, under a lease, for exactly the window's length after it was made
+  (``SpikeLog``). So a sync sends the window's calls at once and then one call for each call
+  that leaves the window, Procore's own rule; no refill rate to guess.
+- **The hour** (``<name>``) is a token bucket of the hour's calls refilling at the hour's
+  average (Prefect's slot decay), taken a few slots at a time: a sync bursts while the hour has
+  room and, on a long run, slows to the hour's average only once the hour is spent.
+
+Procore's ``X-Rate-Limit-Remaining``/``-Reset`` headers stay the truth (``procore_pacing``): when
+other applications spend the same quota and Procore says a window is spent, the client waits
+for its reset (a deployment's run waits in AwaitingQuota), whatever the budget says.
 
 Waiting for a slot has a limit (``quota_wait_limit_s``; a deployment's own run is given
 ``quota_defer_after_s`` by the engine, which then defers it): past it, the gate calls its
@@ -14,60 +24,66 @@ Waiting for a slot has a limit (``quota_wait_limit_s``; a deployment's own run i
 
 from __future__ import annotations
 
+import heapq
 import logging
-import math
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from uuid import UUID
 
+import httpx
 from prefect.client.orchestration import get_client
 from prefect.concurrency.sync import rate_limit
 
-from procore_sync.errors import TransientError
+from procore_sync.errors import ConfigError, TransientError
 from procore_sync.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-# Use this share of each window, to leave room for calls made outside procore-sync.
-HEADROOM = 0.9
 SPIKE_WINDOW_S = 10.0
-HOUR_S = 3600.0
+# A spike slot is given back by this process a window after its call; the lease is the net for a
+# process that dies first (Prefect's shortest lease; its repossessor frees it soon after).
+SPIKE_LEASE_S = 60.0
+# Hour slots are taken this many at a time: one Prefect round trip per chunk, not per call.
+HOUR_CHUNK = 10
 
 
 @dataclass(frozen=True)
-class BucketSize:
-    """Token bucket: ``limit`` calls at once, refilling at ``per_second``."""
+class Budget:
+    """The two limits: ``spike_slots`` calls in any window of ``spike_hold_s``; an hour bucket of
+    ``hour_limit`` calls refilling at ``hour_per_second``."""
 
-    limit: int
-    per_second: float
-
-
-def bucket_for(per_hour: int, spike_per_10s: int) -> BucketSize:
-    """Largest bucket with limit + 10·rate ≤ spike and limit + 3600·rate ≤ hourly (with headroom)."""
-    # The steady rate takes 60 % of the spike window and 80 % of the hour; the rest is burst.
-    rate = min(spike_per_10s * 0.6 / SPIKE_WINDOW_S, per_hour * 0.8 / HOUR_S)
-    room = min(spike_per_10s * HEADROOM - SPIKE_WINDOW_S * rate, per_hour * HEADROOM - HOUR_S * rate)
-    return BucketSize(limit=max(1, math.floor(room)), per_second=round(rate, 6))
+    spike_slots: int
+    spike_hold_s: float
+    hour_limit: int
+    hour_per_second: float
 
 
-def ensure_quota_limit(settings: Settings) -> BucketSize:
-    """Create or update the shared limit from the settings; safe to call at every start."""
-    bucket = bucket_for(settings.quota_per_hour, settings.quota_spike_per_10s)
+def budget_for(per_hour: int, spike_per_10s: int, hour_s: float = 3600.0) -> Budget:
+    """Procore's windows as limits. The spike keeps one call in hand: our slot is taken a moment
+    before Procore counts the call, so two calls a window apart by our clock may land closer."""
+    return Budget(spike_slots=max(1, spike_per_10s - 1), spike_hold_s=SPIKE_WINDOW_S,
+                  hour_limit=per_hour, hour_per_second=per_hour / hour_s)
+
+
+def spike_limit_name(name: str) -> str:
+    return f"{name}-spike"
+
+
+def ensure_quota_limit(settings: Settings) -> Budget:
+    """Create or update both limits from the settings; safe to call at every start."""
+    budget = budget_for(settings.quota_per_hour, settings.quota_spike_per_10s, settings.quota_hour_s)
     with get_client(sync_client=True) as client:
         client.upsert_global_concurrency_limit_by_name(
-            name=settings.quota_limit_name,
-            limit=bucket.limit,
-            slot_decay_per_second=bucket.per_second,
-        )
+            name=settings.quota_limit_name, limit=budget.hour_limit, slot_decay_per_second=budget.hour_per_second)
+        client.upsert_global_concurrency_limit_by_name(
+            name=spike_limit_name(settings.quota_limit_name), limit=budget.spike_slots, slot_decay_per_second=0.0)
     logger.info(
-        "quota budget %r: burst %d, %.2f calls/s (settings: %d/h, %d per 10 s)",
-        settings.quota_limit_name,
-        bucket.limit,
-        bucket.per_second,
-        settings.quota_per_hour,
-        settings.quota_spike_per_10s,
-    )
-    return bucket
+        "quota budget %r: %d calls an hour (refilling %.2f/s), %d calls in any %g s",
+        settings.quota_limit_name, budget.hour_limit, budget.hour_per_second, budget.spike_slots,
+        budget.spike_hold_s)
+    return budget
 
 
 class QuotaUnavailable(TransientError):
@@ -78,38 +94,140 @@ class QuotaUnavailable(TransientError):
             "next run tries again (raise PROCORE_SYNC_QUOTA_WAIT_LIMIT_S to wait longer).")
 
 
-class QuotaGate:
-    """The ``before_request`` hook: one slot of the shared limit per Procore call.
+class QuotaBudgetMissing(ConfigError):
+    """A limit of the shared budget does not exist on the Prefect server."""
 
-    Slots are taken from the server a few at a time and spent locally, one per call: a run never
-    makes more calls than it took slots, so the shared bound holds, and the Prefect round trip
-    (and its occasional stalls of a second or two, measured here) is paid once per chunk instead
-    of once per call. At most ``chunk - 1`` slots go unused when a run ends.
+    hint = ("run `procore-sync sync` (or anything that starts a run through it) once against this Prefect "
+            "server: it creates the budget's limits from the PROCORE_SYNC_QUOTA_* settings.")
+
+
+class SpikeLog:
+    """Procore's rolling spike window on the Prefect server, shared by every process.
+
+    A global concurrency limit (no decay) of the window's calls; each call takes one slot under a
+    lease and gives it back ``hold_s`` after it was made, so at most ``limit`` calls fall in any
+    window, and a full window's calls go at once. A background thread gives the slots back when
+    they are due (``release_due``); a process that dies leaves its leases to expire. A refused
+    slot is tried again when this process's next slot comes back, or after the time one slot of
+    a full window takes, whichever is first: Prefect's own Retry-After grows with every refusal
+    of every waiter, a stall of seconds measured here (note in the report of issue 14).
     """
 
-    def __init__(self, name: str, chunk: int, *, wait_limit_s: float = 3600.0,
+    def __init__(self, name: str, slots: int, hold_s: float, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep, background: bool = True) -> None:
+        self.name, self.hold_s = name, hold_s
+        self._poll_s = hold_s / max(1, slots)  # how often a slot of a full window comes free
+        self._clock, self._sleep, self._background = clock, sleep, background
+        self._due: list[tuple[float, str]] = []  # (when, lease id), a heap
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def take(self, deadline: float) -> bool:
+        """One slot before ``deadline`` (``time.monotonic``), or False when none came free."""
+        with get_client(sync_client=True) as client:
+            while True:
+                lease = self._try(client)
+                if lease is not None:
+                    self._hold(lease)
+                    return True
+                wait = min(self._next_release_in(), self._poll_s, deadline - time.monotonic())
+                if wait <= 0:
+                    return False
+                self._sleep(wait)
+
+    def release_due(self) -> int:
+        """Give back every slot whose window has passed; returns how many."""
+        now = self._clock()
+        with self._lock:
+            due = []
+            while self._due and self._due[0][0] <= now:
+                due.append(heapq.heappop(self._due)[1])
+        if due:
+            with get_client(sync_client=True) as client:
+                for lease_id in due:
+                    client.release_concurrency_slots_with_lease(UUID(lease_id))
+        return len(due)
+
+    def _try(self, client) -> str | None:  # noqa: ANN001 - Prefect's SyncPrefectClient
+        try:
+            answer = client.increment_concurrency_slots_with_lease(
+                names=[self.name], slots=1, mode="concurrency", lease_duration=SPIKE_LEASE_S)
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code == 423:
+                return None
+            raise
+        body = answer.json()
+        if not body.get("limits"):
+            raise QuotaBudgetMissing(f"the shared quota budget's limit {self.name!r} does not exist")
+        return str(body["lease_id"])
+
+    def _hold(self, lease_id: str) -> None:
+        with self._lock:
+            heapq.heappush(self._due, (self._clock() + self.hold_s, lease_id))
+            if self._background and (self._thread is None or not self._thread.is_alive()):
+                self._thread = threading.Thread(target=self._give_back, name=f"quota {self.name}", daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def _next_release_in(self) -> float:
+        with self._lock:
+            return max(0.0, self._due[0][0] - self._clock()) if self._due else self.hold_s
+
+    def _give_back(self) -> None:
+        """The background thread: returns slots as they fall due, ends when none is held."""
+        while True:
+            with self._lock:
+                if not self._due:
+                    self._thread = None
+                    return
+            self._wake.wait(self._next_release_in())
+            self._wake.clear()
+            try:
+                self.release_due()
+            except Exception as exc:  # noqa: BLE001 - a lost release only delays the slot (lease)
+                logger.warning("could not give back quota slots of %r (their leases expire): %s", self.name, exc)
+                self._sleep(1.0)
+
+
+class QuotaGate:
+    """The ``before_request`` hook: one slot of each window per Procore call.
+
+    Hour slots are taken from the server a few at a time and spent locally, one per call: a run
+    never makes more calls than it took slots, so the shared bound holds, and the Prefect round
+    trip is paid once per chunk (at most ``chunk - 1`` hour slots go unused when a run ends). The
+    spike slot is taken per call, right before it, since its hold starts with the call.
+    """
+
+    def __init__(self, name: str, chunk: int, *, spike: SpikeLog, wait_limit_s: float = 3600.0,
                  on_timeout: Callable[[str], None] | None = None) -> None:
-        self.name, self.chunk = name, max(1, chunk)
+        self.name, self.chunk, self.spike = name, max(1, chunk), spike
         self.wait_limit_s, self.on_timeout = wait_limit_s, on_timeout
         self._left = 0
         self._lock = threading.Lock()
 
     def __call__(self) -> None:
         with self._lock:
+            deadline = time.monotonic() + self.wait_limit_s
             if self._left == 0:
-                self._acquire()
+                self._acquire_hour()
                 self._left = self.chunk
+            if not self.spike.take(deadline):
+                self._timed_out(None)
             self._left -= 1
 
-    def _acquire(self) -> None:
+    def _acquire_hour(self) -> None:
         try:
             # strict: a missing limit must stop us, not silently let every call through.
             rate_limit(self.name, occupy=self.chunk, strict=True, timeout_seconds=self.wait_limit_s)
         except TimeoutError as exc:
-            message = f"no call of the shared quota budget {self.name!r} came free within {self.wait_limit_s:g} s"
-            if self.on_timeout is not None:
-                self.on_timeout(message)  # the engine defers a deployment's run here
-            raise QuotaUnavailable(message) from exc
+            self._timed_out(exc)
+
+    def _timed_out(self, cause: BaseException | None) -> None:
+        message = f"no call of the shared quota budget {self.name!r} came free within {self.wait_limit_s:g} s"
+        if self.on_timeout is not None:
+            self.on_timeout(message)  # the engine defers a deployment's run here
+        raise QuotaUnavailable(message) from cause
 
 
 def quota_gate(settings: Settings, *, wait_limit_s: float | None = None,
@@ -118,7 +236,8 @@ def quota_gate(settings: Settings, *, wait_limit_s: float | None = None,
     most ``wait_limit_s`` (default: the settings' ``quota_wait_limit_s``)."""
     if not settings.quota_enabled:
         return None
-    bucket = bucket_for(settings.quota_per_hour, settings.quota_spike_per_10s)
-    return QuotaGate(settings.quota_limit_name, chunk=min(10, bucket.limit // 4),
+    budget = budget_for(settings.quota_per_hour, settings.quota_spike_per_10s, settings.quota_hour_s)
+    spike = SpikeLog(spike_limit_name(settings.quota_limit_name), budget.spike_slots, budget.spike_hold_s)
+    return QuotaGate(settings.quota_limit_name, chunk=min(HOUR_CHUNK, budget.hour_limit), spike=spike,
                      wait_limit_s=settings.quota_wait_limit_s if wait_limit_s is None else wait_limit_s,
                      on_timeout=on_timeout)

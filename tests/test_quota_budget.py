@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from prefect.client.orchestration import get_client
 
-from connectors.quota import bucket_for, ensure_quota_limit, quota_gate
+from connectors.quota import QuotaGate, SpikeLog, budget_for, ensure_quota_limit, quota_gate, spike_limit_name
 from flows.vendors import sync_vendors
 from procore_sync.settings import Settings
 from tasks.spec import SyncOptions
@@ -20,15 +20,44 @@ def read_limit(name: str):
         return client.read_global_concurrency_limit_by_name(name)
 
 
-def test_limit_is_created_from_settings_and_updated_in_place() -> None:
+def test_limits_are_created_from_settings_and_updated_in_place() -> None:
     settings = Settings(quota_limit_name="quota-test-idempotent", quota_per_hour=3600, quota_spike_per_10s=25)
     ensure_quota_limit(settings)
     first = read_limit(settings.quota_limit_name)
     ensure_quota_limit(settings.model_copy(update={"quota_per_hour": 600}))
     second = read_limit(settings.quota_limit_name)
     assert first.id == second.id
-    expected = bucket_for(600, 25)
-    assert (second.limit, second.slot_decay_per_second) == (expected.limit, pytest.approx(expected.per_second))
+    expected = budget_for(600, 25)
+    assert (second.limit, second.slot_decay_per_second) == (expected.hour_limit, pytest.approx(expected.hour_per_second))
+
+
+def test_both_windows_are_budgeted_apart() -> None:
+    """The hour is a bucket of the whole hour refilling at the hour's average; the spike window is
+    its own limit of (almost) all its calls, so a sync bursts at the spike rate while the hour has
+    room. The old single bucket refilled at 80 % of the hour's average and burst 14 calls."""
+    settings = Settings(quota_limit_name="quota-test-windows", quota_per_hour=600, quota_spike_per_10s=25,
+                        quota_hour_s=120)
+    ensure_quota_limit(settings)
+    hour, spike = read_limit("quota-test-windows"), read_limit(spike_limit_name("quota-test-windows"))
+    assert (hour.limit, hour.slot_decay_per_second) == (600, pytest.approx(600 / 120))
+    assert (spike.limit, spike.slot_decay_per_second) == (24, 0.0)
+
+
+def test_a_burst_spends_the_spike_window_at_once_and_each_call_gives_its_slot_back_a_window_later() -> None:
+    settings = Settings(quota_limit_name="quota-test-burst", quota_per_hour=3600, quota_spike_per_10s=25)
+    ensure_quota_limit(settings)
+    now = [1000.0]
+    spike = SpikeLog(spike_limit_name(settings.quota_limit_name), 24, hold_s=10.0, clock=lambda: now[0], background=False)
+    gate = QuotaGate(settings.quota_limit_name, chunk=10, spike=spike, wait_limit_s=30)
+    for _ in range(24):
+        gate()  # none waits: the spike window's calls are all there at once
+    assert read_limit(spike_limit_name("quota-test-burst")).active_slots == 24
+    assert read_limit("quota-test-burst").active_slots >= 24  # the hour counts them too
+    now[0] += 9.9
+    assert spike.release_due() == 0  # a call holds its slot for the whole window...
+    now[0] += 0.1
+    assert spike.release_due() == 24  # ...and not a moment longer
+    assert read_limit(spike_limit_name("quota-test-burst")).active_slots == 0
 
 
 def test_gate_refuses_to_run_without_its_limit() -> None:
