@@ -105,8 +105,11 @@ class ProcoreClient:
         self._before_request = before_request
         self.stats = CallStats()
         self._tokens = TokenSource(settings, self._session, self.stats, clock)
-        self._pacer = Pacer(self.stats, low_water=settings.pacing_low_water, sleep=sleep,
-                            clock=clock, on_wait=on_wait)
+        # Under the shared budget (before_request) the budget spaces the calls; spreading them
+        # again as Procore's window runs low only slowed a sync, so the headers then stop us
+        # only when Procore says a window is spent (other applications spent it).
+        low_water = 0 if before_request is not None else settings.pacing_low_water
+        self._pacer = Pacer(self.stats, low_water=low_water, sleep=sleep, clock=clock, on_wait=on_wait)
         self._backoff = wait_exponential_jitter(initial=1, max=BACKOFF_CAP_S, jitter=1)
         # Per attempt: when the server asked us to come back, and whether the request left.
         self._retry_at: float | None = None
@@ -267,9 +270,10 @@ class ProcoreClient:
         return response
 
     def _pace(self) -> None:
+        # A spent window first: a spike slot of the budget counts from the moment it is taken.
+        self._pacer.before_request()
         if self._before_request is not None:
             self._before_request()
-        self._pacer.before_request()
 
     def _url(self, path: str) -> str:
         base = self._settings.api_base
