@@ -20,7 +20,6 @@ windows plus 5 %, waiting in AwaitingQuota between them, with no 429.
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import tempfile
@@ -28,18 +27,18 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from _harness import bench_environment, company_parser, print_rows, sample_company
 
+import httpx
 import requests
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import PrefectClient, SyncPrefectClient, get_client
 from prefect.settings import PREFECT_API_URL
 
-import connectors.quota as quota_module
 from connectors.erp import DuckDbErpSource
-from connectors.quota import ensure_quota_limit
+from connectors.quota import QuotaGate, ensure_quota_limit
 from flows.sync_all import sync_all
 from procore_sync.settings import Settings
 from sandbox.config import SandboxConfig
@@ -80,28 +79,45 @@ class Tally:
     budget_wait_s: float = 0.0
     denials: int = 0
     denied_wait_s: float = 0.0
-    log: list[str] = field(default_factory=list)
 
 
-class _Denials(logging.Handler):
-    """Counts the Prefect server's refusals (423) of a slot and the Retry-After each imposed."""
+def _counting_denials(method, tally: Tally, is_async: bool):  # noqa: ANN001, ANN202
+    """A Prefect client method that counts the server's refusals (423) of a slot and the
+    Retry-After each asked for."""
+    def count(exc: httpx.HTTPStatusError) -> None:
+        if exc.response.status_code == 423:
+            tally.denials += 1
+            tally.denied_wait_s += float(exc.response.headers.get("Retry-After", 0))
 
-    def __init__(self, tally: Tally) -> None:
-        super().__init__(logging.DEBUG)
-        self.tally = tally
+    async def async_counted(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        try:
+            return await method(self, *args, **kwargs)
+        except httpx.HTTPStatusError as exc:
+            count(exc)
+            raise
 
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if message.startswith("Unable to acquire concurrency slot"):
-            self.tally.denials += 1
-            self.tally.denied_wait_s += float(message.split("Retrying in ")[1].split(" ")[0])
+    def counted(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        try:
+            return method(self, *args, **kwargs)
+        except httpx.HTTPStatusError as exc:
+            count(exc)
+            raise
+
+    return async_counted if is_async else counted
+
+
+# Where the budget asks the Prefect server for slots: the hour's rate_limit (async client, in
+# Prefect's acquisition service) and the spike's leases (sync client).
+SLOT_METHODS = ((PrefectClient, "increment_concurrency_slots", True),
+                (SyncPrefectClient, "increment_concurrency_slots_with_lease", False))
 
 
 @contextmanager
 def tallied(sandbox, tally: Tally) -> Iterator[None]:  # noqa: ANN001 - the SandboxServer
-    """Count admitted and refused calls at the sandbox, time the budget's acquisitions."""
+    """Count admitted and refused calls at the sandbox and the Prefect server's refusals of a
+    slot; time every call's wait at the budget's gate (summed over sync-all's threads)."""
     quota = sandbox.app.state.sandbox.quota
-    consume, acquire = quota.consume, quota_module.rate_limit
+    consume, gate = quota.consume, QuotaGate.__call__
 
     def counted(key: str):  # noqa: ANN202
         status = consume(key)
@@ -109,25 +125,23 @@ def tallied(sandbox, tally: Tally) -> Iterator[None]:  # noqa: ANN001 - the Sand
         tally.refused += not status.allowed
         return status
 
-    def timed(*args, **kwargs) -> None:  # noqa: ANN002, ANN003
+    def timed(self: QuotaGate) -> None:
         started = time.monotonic()
         try:
-            return acquire(*args, **kwargs)
+            return gate(self)
         finally:
             tally.budget_wait_s += time.monotonic() - started
 
-    handler = _Denials(tally)
-    prefect_log = logging.getLogger("prefect._internal.concurrency")
-    level = prefect_log.level
-    prefect_log.setLevel(logging.DEBUG)
-    prefect_log.addHandler(handler)
-    quota.consume, quota_module.rate_limit = counted, timed
+    originals = [(cls, name, getattr(cls, name)) for cls, name, _ in SLOT_METHODS]
+    for (cls, name, is_async), (_, _, method) in zip(SLOT_METHODS, originals):
+        setattr(cls, name, _counting_denials(method, tally, is_async))
+    quota.consume, QuotaGate.__call__ = counted, timed
     try:
         yield
     finally:
-        quota.consume, quota_module.rate_limit = consume, acquire
-        prefect_log.removeHandler(handler)
-        prefect_log.setLevel(level)
+        quota.consume, QuotaGate.__call__ = consume, gate
+        for cls, name, method in originals:
+            setattr(cls, name, method)
 
 
 def limits(sandbox, hourly: int, hour_s: float, spike: int) -> None:  # noqa: ANN001

@@ -24,6 +24,7 @@ Waiting for a slot has a limit (``quota_wait_limit_s``; a deployment's own run i
 
 from __future__ import annotations
 
+import atexit
 import heapq
 import logging
 import threading
@@ -122,6 +123,7 @@ class SpikeLog:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._registered = False
 
     def take(self, deadline: float) -> bool:
         """One slot before ``deadline`` (``time.monotonic``), or False when none came free."""
@@ -149,6 +151,12 @@ class SpikeLog:
                     client.release_concurrency_slots_with_lease(UUID(lease_id))
         return len(due)
 
+    def drain(self) -> None:
+        """Give back every slot held, each when its window has passed (at most ``hold_s``)."""
+        while self._due:
+            self._sleep(self._next_release_in())
+            self.release_due()
+
     def _try(self, client) -> str | None:  # noqa: ANN001 - Prefect's SyncPrefectClient
         try:
             answer = client.increment_concurrency_slots_with_lease(
@@ -165,6 +173,11 @@ class SpikeLog:
     def _hold(self, lease_id: str) -> None:
         with self._lock:
             heapq.heappush(self._due, (self._clock() + self.hold_s, lease_id))
+            if not self._registered:
+                # A process ending (a deferred run's, a CLI's) gives its slots back at their time
+                # instead of leaving them to the lease's expiry, a minute or more later.
+                atexit.register(self.drain)
+                self._registered = True
             if self._background and (self._thread is None or not self._thread.is_alive()):
                 self._thread = threading.Thread(target=self._give_back, name=f"quota {self.name}", daemon=True)
                 self._thread.start()
@@ -179,7 +192,8 @@ class SpikeLog:
         while True:
             with self._lock:
                 if not self._due:
-                    self._thread = None
+                    self._thread, self._registered = None, False
+                    atexit.unregister(self.drain)
                     return
             self._wake.wait(self._next_release_in())
             self._wake.clear()
