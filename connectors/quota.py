@@ -133,10 +133,12 @@ class SpikeLog:
                 if lease is not None:
                     self._hold(lease)
                     return True
-                wait = min(self._next_release_in(), self._poll_s, deadline - time.monotonic())
-                if wait <= 0:
+                if self.release_due():
+                    continue  # one of ours left the window (before the thread gave it back)
+                left = deadline - time.monotonic()
+                if left <= 0:
                     return False
-                self._sleep(wait)
+                self._sleep(min(self._next_release_in(), self._poll_s, left))
 
     def release_due(self) -> int:
         """Give back every slot whose window has passed; returns how many."""

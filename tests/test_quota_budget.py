@@ -95,3 +95,26 @@ def test_the_real_flow_goes_through_the_budget(sandbox, small_erp: SampleErp, tm
     assert state.is_failed()
     assert "quota-test-missing" in state.message
     assert sandbox.store.vendors(1) == []
+
+
+def test_a_full_spike_window_waits_for_its_oldest_call_then_goes_on() -> None:
+    """A refused spike slot is tried again as soon as one of ours leaves the window (injected
+    clock and sleep: no real wait), not failed nor left to Prefect's growing Retry-After."""
+    settings = Settings(quota_limit_name="quota-test-full", quota_per_hour=3600, quota_spike_per_10s=4)
+    ensure_quota_limit(settings)
+    now, slept = [1000.0], []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    spike = SpikeLog(spike_limit_name(settings.quota_limit_name), 3, hold_s=10.0, clock=lambda: now[0],
+                     sleep=sleep, background=False)
+    gate = QuotaGate(settings.quota_limit_name, chunk=10, spike=spike, wait_limit_s=30)
+    for _ in range(3):  # calls at 1000, 1001 and 1002
+        gate()
+        now[0] += 1.0
+    now[0] += 3.0
+    gate()  # at 1006 the window is full: it goes when the first call leaves it, at 1010
+    assert sum(slept) == pytest.approx(4.0)
+    assert read_limit(spike_limit_name("quota-test-full")).active_slots == 3  # 1001, 1002, 1010
