@@ -155,9 +155,12 @@ class SpikeLog:
 
     def drain(self) -> None:
         """Give back every slot held, each when its window has passed (at most ``hold_s``)."""
-        while self._due:
-            self._sleep(self._next_release_in())
-            self.release_due()
+        try:
+            while self._due:
+                self._sleep(self._next_release_in())
+                self.release_due()
+        except Exception as exc:  # noqa: BLE001 - at exit the Prefect server may be gone; leases expire
+            logger.debug("left quota slots of %r to their leases: %s", self.name, exc)
 
     def _try(self, client) -> str | None:  # noqa: ANN001 - Prefect's SyncPrefectClient
         try:
@@ -246,6 +249,17 @@ class QuotaGate:
         raise QuotaUnavailable(message) from cause
 
 
+_SPIKE_LOGS: dict[tuple[str, int, float], SpikeLog] = {}
+_SPIKE_LOGS_LOCK = threading.Lock()
+
+
+def spike_log(name: str, slots: int, hold_s: float) -> SpikeLog:
+    """This process's one log of a spike limit: every client of the process (sync-all's threads)
+    shares it, so a waiting call wakes exactly when the process's next slot leaves the window."""
+    with _SPIKE_LOGS_LOCK:
+        return _SPIKE_LOGS.setdefault((name, slots, hold_s), SpikeLog(name, slots, hold_s))
+
+
 def quota_gate(settings: Settings, *, wait_limit_s: float | None = None,
                on_timeout: Callable[[str], None] | None = None) -> QuotaGate | None:
     """The gate for one Procore client, or None when the budget is off; it waits for a slot at
@@ -253,7 +267,7 @@ def quota_gate(settings: Settings, *, wait_limit_s: float | None = None,
     if not settings.quota_enabled:
         return None
     budget = budget_for(settings.quota_per_hour, settings.quota_spike_per_10s, settings.quota_hour_s)
-    spike = SpikeLog(spike_limit_name(settings.quota_limit_name), budget.spike_slots, budget.spike_hold_s)
+    spike = spike_log(spike_limit_name(settings.quota_limit_name), budget.spike_slots, budget.spike_hold_s)
     return QuotaGate(settings.quota_limit_name, chunk=min(HOUR_CHUNK, budget.hour_limit), spike=spike,
                      wait_limit_s=settings.quota_wait_limit_s if wait_limit_s is None else wait_limit_s,
                      on_timeout=on_timeout)
