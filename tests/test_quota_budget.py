@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from prefect.client.orchestration import get_client
 
@@ -43,7 +45,9 @@ def test_both_windows_are_budgeted_apart() -> None:
     assert (spike.limit, spike.slot_decay_per_second) == (24, 0.0)
 
 
-def test_a_burst_spends_the_spike_window_at_once_and_each_call_gives_its_slot_back_a_window_later() -> None:
+def test_a_burst_spends_the_spike_window_at_once_and_each_call_holds_its_slot_a_window_after_it() -> None:
+    """Slots are taken four at a time (one Prefect request per four calls) and each lease is given
+    back a window after the last call made under it: no call leaves the window early."""
     settings = Settings(quota_limit_name="quota-test-burst", quota_per_hour=3600, quota_spike_per_10s=25)
     ensure_quota_limit(settings)
     now = [1000.0]
@@ -51,13 +55,33 @@ def test_a_burst_spends_the_spike_window_at_once_and_each_call_gives_its_slot_ba
     gate = QuotaGate(settings.quota_limit_name, chunk=10, spike=spike, wait_limit_s=30)
     for _ in range(24):
         gate()  # none waits: the spike window's calls are all there at once
+        now[0] += 0.1
     assert read_limit(spike_limit_name("quota-test-burst")).active_slots == 24
     assert read_limit("quota-test-burst").active_slots >= 24  # the hour counts them too
-    now[0] += 9.9
-    assert spike.release_due() == 0  # a call holds its slot for the whole window...
-    now[0] += 0.1
-    assert spike.release_due() == 24  # ...and not a moment longer
+    now[0] = 1010.25
+    assert spike.release_due() == 0  # the first four calls, the last at 1000.3, hold their slots...
+    now[0] = 1010.35
+    assert spike.release_due() == 1  # ...until a window after it, and not a moment longer
+    assert read_limit(spike_limit_name("quota-test-burst")).active_slots == 20
+    now[0] = 1012.35
+    assert spike.release_due() == 5
     assert read_limit(spike_limit_name("quota-test-burst")).active_slots == 0
+
+
+def test_slots_not_spent_while_fresh_are_given_back_with_their_lease() -> None:
+    """A process that takes four slots and makes one call holds the four for a window after that
+    call, then gives them all back; its next call takes a new lease."""
+    settings = Settings(quota_limit_name="quota-test-stale", quota_per_hour=3600, quota_spike_per_10s=25)
+    ensure_quota_limit(settings)
+    now = [1000.0]
+    spike = SpikeLog(spike_limit_name(settings.quota_limit_name), 24, hold_s=10.0, clock=lambda: now[0], background=False)
+    assert spike.take(time.monotonic() + 30)
+    now[0] += spike.fresh_s
+    assert spike.take(time.monotonic() + 30)  # the first lease went stale: a second one
+    assert read_limit(spike_limit_name("quota-test-stale")).active_slots == 8
+    now[0] = 1010.0
+    assert spike.release_due() == 1
+    assert read_limit(spike_limit_name("quota-test-stale")).active_slots == 4
 
 
 def test_gate_refuses_to_run_without_its_limit() -> None:
