@@ -10,6 +10,13 @@ Two forms of the same records, for ERPs that import either way:
   A file is written beside its final name and renamed over it (``os.replace``), so an importer
   never sees half a file; a name starting with ``.`` marks the file being written.
 
+Money, quantities and unit costs are exact: ``Decimal`` fields become ``DECIMAL(38, 18)``
+columns (DuckDB's widest exact decimal: 20 digits before the point, 18 after), a row whose
+number does not fit is refused before anything is written (``SinkTable.misfits``: DuckDB would
+round the extra decimals silently and fail the whole write on too many digits), and the CSV
+files write each number with its digits (at least two decimals, no padding beyond). Tables made
+with narrower columns by an earlier version are widened on first use.
+
 Records are keyed by their Procore id: writing one again replaces it (a rerun updates, never
 duplicates), and a document's lines are replaced as a whole with it. Nothing is deleted: a record
 deleted in Procore stays, marked ``deleted``. Every row carries ``synced_at``, when procore-sync
@@ -41,16 +48,20 @@ from procore_sync.errors import TransientError
 SYNCED_AT = "synced_at"
 DELETED = "deleted"  # the column of header tables that marks a record deleted in Procore
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+# Every decimal column: (digits, of which after the point). No float type: money is never rounded.
+ERP_DECIMAL = (38, 18)
+DECIMAL_TYPE = f"DECIMAL({ERP_DECIMAL[0]},{ERP_DECIMAL[1]})"
 # Python type of a model field → DuckDB column type.
 COLUMN_TYPES: dict[type, str] = {
     bool: "BOOLEAN",
     int: "BIGINT",
-    Decimal: "DECIMAL(18, 2)",
-    float: "DOUBLE",
+    Decimal: DECIMAL_TYPE,
     date: "DATE",
     datetime: "TIMESTAMPTZ",
     str: "VARCHAR",
 }
+# A decimal in the CSV files: its digits, with at least two decimals ("0.30", "1.123456789").
+CSV_DECIMAL = r"regexp_replace(CAST({0} AS VARCHAR), '(\.[0-9]{{2}}[0-9]*?)0+$', '\1') AS {0}"
 
 
 class ErpSinkBusy(TransientError):
@@ -87,6 +98,25 @@ class SinkTable:
         declared = [(name, _column_type(info.annotation)) for name, info in self.model.model_fields.items()]
         return [*declared, (SYNCED_AT, "TIMESTAMPTZ")]
 
+    def misfits(self, row: BaseModel) -> list[str]:
+        """What in ``row`` its columns cannot hold, each naming the row, the field and the value."""
+        where = f"{self.name} {getattr(row, self.key)}"
+        return [f"{where}: {name} {value} {problem}" for name, value in row
+                if isinstance(value, Decimal) and (problem := _decimal_misfit(value))]
+
+
+def _decimal_misfit(value: Decimal) -> str | None:
+    digits, scale = ERP_DECIMAL
+    sign, figures, exponent = value.normalize().as_tuple()
+    assert isinstance(exponent, int), "Procore's numbers are finite (flows.change_orders.exact)"
+    after = max(-exponent, 0)
+    before = max(len(figures) + exponent, 0) if value else 0
+    if before > digits - scale:
+        return f"has {before} digits before the point, more than the {digits - scale} the ERP's {DECIMAL_TYPE} holds"
+    if after > scale:
+        return f"has {after} decimals, more than the {scale} the ERP's {DECIMAL_TYPE} holds"
+    return None
+
 
 @dataclass(frozen=True)
 class SinkDocument:
@@ -94,6 +124,12 @@ class SinkDocument:
 
     header: BaseModel
     lines: list[BaseModel] = field(default_factory=list)
+
+    def misfits(self, header: SinkTable, lines: SinkTable | None) -> list[str]:
+        """The numbers of the document the ERP's columns cannot hold (none: it may be written):
+        its lines', else its header's (a header's total of misfit lines says nothing more)."""
+        found = [m for line in self.lines for m in lines.misfits(line)] if lines else []
+        return found or header.misfits(self.header)
 
 
 class ErpSink:
@@ -150,8 +186,10 @@ class ErpSink:
         handle, temporary = tempfile.mkstemp(prefix=f".{table.name}.", suffix=".csv.tmp", dir=self.export_dir)
         os.close(handle)
         try:
+            shown = ", ".join(CSV_DECIMAL.format(name) if kind == DECIMAL_TYPE else name
+                              for name, kind in table.columns)
             con.execute(
-                f"COPY (SELECT * FROM {table.name} ORDER BY {table.key}) TO '{temporary}'"
+                f"COPY (SELECT {shown} FROM {table.name} ORDER BY {table.key}) TO '{temporary}'"
                 f" (HEADER, TIMESTAMPFORMAT '{TIMESTAMP_FORMAT}')"
             )
             os.replace(temporary, self.export_path(table))
@@ -169,6 +207,19 @@ def _exists(con: duckdb.DuckDBPyConnection, table: SinkTable) -> bool:
 def _ensure(con: duckdb.DuckDBPyConnection, table: SinkTable) -> None:
     columns = ", ".join(f"{name} {kind}" for name, kind in table.columns)
     con.execute(f"CREATE TABLE IF NOT EXISTS {table.name} ({columns}, PRIMARY KEY ({table.key}))")
+    _widen(con, table)
+
+
+def _widen(con: duckdb.DuckDBPyConnection, table: SinkTable) -> None:
+    """Decimal columns an earlier version made narrower (DECIMAL(18,2), DOUBLE) become exact and
+    wide. Through text, so a DOUBLE's 1.1 stays 1.1 (a direct cast gives 1.100000000000000088...)."""
+    found = dict(con.execute(
+        "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = current_database()"
+        " AND schema_name = 'main' AND table_name = ?", [table.name]).fetchall())
+    for name, kind in table.columns:
+        if kind == DECIMAL_TYPE and found.get(name) not in (None, DECIMAL_TYPE):
+            con.execute(f"ALTER TABLE {table.name} ALTER {name} SET DATA TYPE {kind}"
+                        f" USING CAST(CAST({name} AS VARCHAR) AS {kind})")
 
 
 def _upsert(con: duckdb.DuckDBPyConnection, table: SinkTable, rows: Sequence[BaseModel], now: datetime) -> None:

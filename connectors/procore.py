@@ -75,9 +75,17 @@ __all__ = ["CallStats", "ProcoreClient", "QuotaStatus", "SyncItemError", "SyncRe
 log = logging.getLogger("connectors.procore")
 
 RETRYABLE = (RateLimited, ServerError, ConnectionLost, Conflict)
+
 BACKOFF_CAP_S = 30.0
 # A 413 halves the batch; 1,000 items reach single items in 10 halvings.
 MAX_SPLIT_DEPTH = 10
+
+
+class RunOutOfTime(TimeoutError):
+    """The run's time limit passed during a call or a wait of its client (``stop_by``).
+
+    A signal to the engine, not a Procore failure: no layer retries it (it is no ``SyncError``),
+    and ``tasks.engine.until_deferred`` turns it into the run's ``RunTimeLimitExceeded``."""
 
 
 class ProcoreClient:
@@ -117,6 +125,8 @@ class ProcoreClient:
         # Procore's clock at its last answer (its Date header): cursors of what Procore stamps
         # come from it, never from this machine's clock, which may run ahead (tasks/inbound.py).
         self.procore_time: datetime | None = None
+        # When the run that owns this client must stop (time.monotonic); None: no limit.
+        self._deadline: float | None = None
 
     # --- public API -------------------------------------------------------------------------
 
@@ -132,25 +142,28 @@ class ProcoreClient:
             retry=retry_if_exception(lambda exc: self._may_retry(exc, method, path)),
             stop=stop_after_attempt(self._settings.max_attempts),
             wait=self._retry_wait,
-            sleep=self._sleep,
+            sleep=self._wait,
             before_sleep=self._before_retry_sleep,
             retry_error_callback=self._give_up,
         )
         return retrying(self._attempt, method, path, params, json)
 
-    def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        return json_body(self.request("GET", path, params=params))
+    def get(self, path: str, params: dict[str, Any] | None = None, *, exact_numbers: bool = False) -> Any:
+        """The decoded answer; ``exact_numbers``: fractions as ``Decimal`` (see ``json_body``)."""
+        return json_body(self.request("GET", path, params=params), exact_numbers=exact_numbers)
 
     def paginate(
-        self, path: str, params: dict[str, Any] | None = None, *, per_page: int | None = None
+        self, path: str, params: dict[str, Any] | None = None, *, per_page: int | None = None,
+        exact_numbers: bool = False,
     ) -> Iterator[dict[str, Any]]:
-        """Yield every item of a list endpoint: by ``Link: rel="next"``, else by ``Total``."""
+        """Yield every item of a list endpoint: by ``Link: rel="next"``, else by ``Total``
+        (``exact_numbers`` as for ``get``)."""
         size = per_page or self._settings.per_page
         url, page = path, 1
         query: dict[str, Any] | None = {**(params or {}), "page": page, "per_page": size}
         while True:
             response = self.request("GET", url, params=query)
-            items = page_items(response)
+            items = page_items(response, exact_numbers=exact_numbers)
             yield from items
             next_url = next_link(response)
             if next_url:
@@ -206,11 +219,20 @@ class ProcoreClient:
             retry=retry_if_exception(lambda exc: posting and isinstance(exc, (ServerError, ConnectionLost))),
             stop=stop_after_attempt(self._settings.max_attempts),
             wait=self._retry_wait,
-            sleep=self._sleep,
+            sleep=self._wait,
             before_sleep=self._before_retry_sleep,
             retry_error_callback=self._create_spent,
         )
         return retrying(attempt)
+
+    def stop_by(self, deadline: float | None) -> None:
+        """Every call and wait of this client ends by ``deadline`` (``time.monotonic``).
+
+        The run's time limit lives here, where a run waits, because a limit from outside cannot
+        interrupt a blocked read unless it is an alarm signal in the main thread, and a run is not
+        always there (sync-all runs entities in threads; a host may hold SIGALRM itself). So each
+        request's timeout is the time left when shorter, and ``RunOutOfTime`` ends the run."""
+        self._deadline = deadline
 
     def companies(self) -> list[dict[str, Any]]:
         """The companies where this service account's app is installed."""
@@ -256,18 +278,41 @@ class ProcoreClient:
         body = None if json is None else json_request_body(json)
         if body is not None:
             headers["Content-Type"] = "application/json"
+        timeout = self._call_timeout()
         self.stats.api_calls += 1
         self.stats.write_calls += is_write(method, url)
         self._delivered = True
         try:
             response = self._session.request(method, url, params=params, data=body,
-                                             headers=headers, timeout=self._settings.timeout_s)
+                                             headers=headers, timeout=timeout)
         except requests.RequestException as exc:
+            self._time_left()  # a wait cut short by the run's limit ends the run, not the call
             raise self._lost(exc, method, url) from None
         self._pacer.observe(response.headers)
         self.procore_time = answer_time(response.headers) or self.procore_time
         self._log_response(method, response)
         return response
+
+    def _time_left(self) -> float | None:
+        if self._deadline is None:
+            return None
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise RunOutOfTime("the run's time limit passed")
+        return left
+
+    def _call_timeout(self) -> float:
+        """Procore's limit on a call, or the run's time left when that is shorter."""
+        left = self._time_left()
+        return self._settings.timeout_s if left is None else min(self._settings.timeout_s, left)
+
+    def _wait(self, seconds: float) -> None:
+        """A retry's wait; one that would outlast the run waits out the run's time and ends it."""
+        left = self._time_left()
+        if left is not None and seconds > left:
+            self._sleep(left)
+            raise RunOutOfTime("the run's time limit passed")
+        self._sleep(seconds)
 
     def _pace(self) -> None:
         # A spent window first: a spike slot of the budget counts from the moment it is taken.

@@ -9,6 +9,7 @@ number would stop early and silently drop records.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import requests
@@ -17,12 +18,16 @@ from connectors.procore_http import excerpt, sanitise_url
 from procore_sync.errors import ConfigError, ServerError
 
 
-def json_body(response: requests.Response) -> Any:
-    """The decoded body, ``None`` when there is none; never a raw decoding error."""
+def json_body(response: requests.Response, *, exact_numbers: bool = False) -> Any:
+    """The decoded body, ``None`` when there is none; never a raw decoding error.
+
+    ``exact_numbers`` decodes every JSON number with a fraction as a ``Decimal``, digit for digit:
+    a float keeps about 16 digits, and money read from Procore goes on to the ERP exactly.
+    """
     if response.status_code == 204 or not response.content:
         return None
     try:
-        return response.json()
+        return response.json(parse_float=Decimal) if exact_numbers else response.json()
     except ValueError:
         raise ServerError(
             f"Procore answered {response.status_code} with a body that is not JSON",
@@ -32,8 +37,8 @@ def json_body(response: requests.Response) -> Any:
         ) from None
 
 
-def page_items(response: requests.Response) -> list[dict[str, Any]]:
-    body = json_body(response)
+def page_items(response: requests.Response, *, exact_numbers: bool = False) -> list[dict[str, Any]]:
+    body = json_body(response, exact_numbers=exact_numbers)
     if isinstance(body, dict) and isinstance(body.get("data"), list):
         body = body["data"]  # REST v2 wraps collections in {"data": [...]}
     if body is None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from pydantic import BaseModel
@@ -36,7 +36,7 @@ from connectors.procore import ProcoreClient
 from flows.commitments import PURCHASE_ORDER_LINES, PURCHASE_ORDERS, SUBCONTRACT_LINES, SUBCONTRACTS
 from flows.cost_structure import WBS_CODES
 from flows.prime_contracts import PRIME_CONTRACT_LINES, PRIME_CONTRACTS
-from procore_sync.errors import NotFound
+from procore_sync.errors import InvalidRecord, NotFound
 from tasks.inbound import Changes, InboundMapped, InboundSpec, Known, Project, Window, run_inbound
 from tasks.refs import Refs
 from tasks.report import RunSummary
@@ -75,18 +75,38 @@ class ErpChangeOrderLine(BaseModel):
     cost_type: str | None
     contract_line_key: str | None  # the ERP key of the contract line it changes, when Procore links one
     description: str | None
-    quantity: float | None
-    unit_cost: float | None
+    quantity: Decimal | None
+    unit_cost: Decimal | None
     uom: str | None
     amount: Decimal
 
 
-def decimal(value: Any) -> Decimal:
-    return Decimal(str(value)) if value not in (None, "") else Decimal("0")
+def exact(value: Any, name: str) -> Decimal | None:
+    """A Procore number (money, quantity) as the exact decimal Procore holds; None when absent.
+
+    Procore writes amounts as JSON numbers or decimal strings; the readers decode its answers
+    with ``exact_numbers``, so a ``float`` here would mean digits already lost on the way: a
+    defect of procore-sync, raised, never imported rounded. Whether the ERP's columns hold the
+    value is the sink's question (``connectors.erp_sink.ERP_DECIMAL``), asked of every row.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, float):
+        raise TypeError(f"{name} {value!r} was decoded as a float: read Procore with exact_numbers=True")
+    if isinstance(value, bool) or not isinstance(value, (int, str, Decimal)):
+        raise InvalidRecord(f"{name} {value!r} is not a number")
+    try:
+        number = Decimal(value.strip() if isinstance(value, str) else value)
+    except InvalidOperation:
+        raise InvalidRecord(f"{name} {value!r} is not a number") from None
+    if not number.is_finite():
+        raise InvalidRecord(f"{name} {value!r} is not a finite number")
+    return number
 
 
-def number(value: Any) -> float | None:
-    return float(value) if value not in (None, "") else None
+def amount(value: Any, name: str = "amount") -> Decimal:
+    """Money a record always has: Procore shows no amount as 0."""
+    return exact(value, name) or Decimal("0")
 
 
 def text(value: Any) -> str | None:
@@ -125,12 +145,13 @@ class ChangeOrderKind:
 
     def with_lines(self, client: ProcoreClient, context: Mapping[str, Any], project: Project,
                    record: dict[str, Any]) -> dict[str, Any]:
-        lines = client.paginate(self.lines_path(context, project, record["id"]), per_page=V2_PER_PAGE)
+        lines = client.paginate(self.lines_path(context, project, record["id"]), per_page=V2_PER_PAGE,
+                                exact_numbers=True)
         return {**record, "lines": list(lines)}
 
     def read(self, client: ProcoreClient, context: dict[str, Any], project: Project, window: Window,
              known: Known) -> Changes:
-        changed = client.get(self.list_path(project), {"filters[updated_at]": window.filter()})
+        changed = client.get(self.list_path(project), {"filters[updated_at]": window.filter()}, exact_numbers=True)
         records = [self.with_lines(client, context, project, r) for r in changed if not known.unchanged(r)]
         return Changes(records, self.deleted(client, project, window, known))
 
@@ -143,13 +164,13 @@ class ChangeOrderKind:
         params: dict[str, Any] = {"project_id": project.procore_id, "filters[include_deleted]": "only"}
         if window.since is not None:  # the package filter takes whole days
             params["filters[updated_at]"] = f"{window.since.date().isoformat()}...{window.until.date().isoformat()}"
-        packages = client.paginate("/rest/v1.0/change_order_packages", params)
+        packages = client.paginate("/rest/v1.0/change_order_packages", params, exact_numbers=True)
         return [by_package[p["id"]] for p in packages if p.get("id") in by_package]
 
     def read_one(self, client: ProcoreClient, context: dict[str, Any], project: Project,
                  record_id: int) -> dict[str, Any] | None:
         try:
-            record = client.get(f"{self.list_path(project)}/{record_id}")
+            record = client.get(f"{self.list_path(project)}/{record_id}", exact_numbers=True)
         except NotFound:
             return None
         return self.with_lines(client, context, project, record)
@@ -188,10 +209,10 @@ class ChangeOrderKind:
             **wbs_parts(refs, line),
             contract_line_key=contract_line,
             description=text(line.get("description")),
-            quantity=number(line.get("quantity")),
-            unit_cost=number(line.get("unit_cost")),
+            quantity=exact(line.get("quantity"), "quantity"),
+            unit_cost=exact(line.get("unit_cost"), "unit_cost"),
             uom=text(line.get("uom")),
-            amount=decimal(line.get("amount")),
+            amount=amount(line.get("amount")),
         )
 
     def spec(self) -> InboundSpec:

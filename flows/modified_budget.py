@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from connectors.erp_sink import SinkDocument, SinkTable
 from connectors.procore import ProcoreClient
 from flows.budget import BUDGET_LINES
-from flows.change_orders import decimal, number, text, wbs_parts
+from flows.change_orders import amount, exact, text, wbs_parts
 from flows.cost_structure import WBS_CODES
 from procore_sync.errors import NotFound
 from tasks.inbound import Changes, InboundMapped, InboundSpec, Known, Project, Window, run_inbound
@@ -57,8 +57,8 @@ class ErpBudgetChangeLine(BaseModel):
     cost_type: str | None
     description: str | None
     comment: str | None
-    quantity: float | None
-    unit_cost: float | None
+    quantity: Decimal | None
+    unit_cost: Decimal | None
     uom: str | None
     amount: Decimal
 
@@ -95,14 +95,14 @@ def budget_changes_path(project: Project) -> str:
 
 def read_budget_changes(client: ProcoreClient, context: dict[str, Any], project: Project, window: Window,
                         known: Known) -> Changes:
-    summaries = client.get(budget_changes_path(project)).get("data", [])
+    summaries = client.get(budget_changes_path(project), exact_numbers=True).get("data", [])
     changed, deleted = changed_in_list(summaries, window, known)
     return Changes([read_budget_change(client, context, project, int(r["id"])) for r in changed], deleted)
 
 
 def read_budget_change(client: ProcoreClient, context: dict[str, Any], project: Project,
                        record_id: int) -> dict[str, Any]:
-    return client.get(f"{budget_changes_path(project)}/{record_id}")["data"]
+    return client.get(f"{budget_changes_path(project)}/{record_id}", exact_numbers=True)["data"]
 
 
 def read_one_budget_change(client: ProcoreClient, context: dict[str, Any], project: Project,
@@ -123,10 +123,10 @@ def map_budget_change(record: dict[str, Any], project: Project, refs: Refs) -> I
             **wbs_parts(refs, line),
             description=text(line.get("description")),
             comment=text(line.get("comment")),
-            quantity=number(line.get("quantity")),
-            unit_cost=number(line.get("unit_cost")),
+            quantity=exact(line.get("quantity"), "quantity"),
+            unit_cost=exact(line.get("unit_cost"), "unit_cost"),
             uom=text(line.get("uom")),
-            amount=decimal(line.get("amount")),
+            amount=amount(line.get("amount")),
         )
         for line in record.get("adjustment_line_items") or []
     ]
@@ -164,14 +164,15 @@ def modifications_path(project: Project) -> str:
 
 def read_modifications(client: ProcoreClient, context: dict[str, Any], project: Project, window: Window,
                        known: Known) -> Changes:
-    changed, deleted = changed_in_list(list(client.paginate(modifications_path(project))), window, known)
+    listed = client.paginate(modifications_path(project), exact_numbers=True)
+    changed, deleted = changed_in_list(list(listed), window, known)
     return Changes(changed, deleted)
 
 
 def read_one_modification(client: ProcoreClient, context: dict[str, Any], project: Project,
                           record_id: int) -> dict[str, Any] | None:
     try:
-        return client.get(f"{modifications_path(project)}/{record_id}")
+        return client.get(f"{modifications_path(project)}/{record_id}", exact_numbers=True)
     except NotFound:
         return None
 
@@ -186,7 +187,7 @@ def map_modification(record: dict[str, Any], project: Project, refs: Refs) -> In
         project_number=project.number,
         from_budget_line_key=ends["from"],
         to_budget_line_key=ends["to"],
-        transfer_amount=decimal(record.get("transfer_amount")),
+        transfer_amount=amount(record.get("transfer_amount"), "transfer_amount"),
         notes=text(record.get("notes")),
     )
     return InboundMapped(SinkDocument(header))

@@ -19,14 +19,17 @@ people work in Procore. ``simulate_field_activity`` plays one round of that work
   contract the field made, unknown to the ERP) with one change order on it.
 
 Records it creates are recognisable by title ("Field r<round> ..."). Amounts and wordings come
-from a generator seeded by ``seed`` and the round, so a round replayed on the same Procore data
-does the same things. ``round=None`` means the round after the highest one found in Procore.
+from a generator seeded by ``seed`` and the round, and projects, contracts, lines and WBS codes
+are taken in the order of their numbers and origin_ids, never of their ids (ids only say in which
+order a Procore made them), so a round replayed on the same data does the same things, in this
+Procore or another (the chaos run plays it in two). ``round=None`` means the round after the highest one found in Procore.
 """
 
 from __future__ import annotations
 
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,16 +107,22 @@ def _path(project_id: int, collection: str, *rest: object) -> str:
     return "/".join([f"/rest/v1.0/projects/{project_id}/{collection}", *map(str, rest)])
 
 
+def _by_number(*fields: str) -> Callable[[dict[str, Any]], tuple[str, ...]]:
+    """A sort key by what names a record in the ERP (its id last, for records without)."""
+    return lambda row: (*(str(row.get(name) or "") for name in fields), f"{row['id']:>40}")
+
+
 def _lines(client: ProcoreClient, kind: str, contract_id: int, project_id: int) -> list[dict[str, Any]]:
     found = client.paginate(f"/rest/v1.0/{kind}/{contract_id}/line_items", {"project_id": project_id})
-    return [line for line in found if line.get("wbs_code")]
+    return sorted((line for line in found if line.get("wbs_code")), key=_by_number("origin_id"))
 
 
 def _linked(
     client: ProcoreClient, kind: str, contracts: list[dict[str, Any]], project_id: int
 ) -> list[Contract]:
     """The contracts the ERP sent (an origin_id) that have lines, with those lines."""
-    pairs = [(c, _lines(client, kind, c["id"], project_id)) for c in contracts if c.get("origin_id")]
+    linked = sorted((c for c in contracts if c.get("origin_id")), key=_by_number("origin_id"))
+    pairs = [(c, _lines(client, kind, c["id"], project_id)) for c in linked]
     return [(contract, lines) for contract, lines in pairs if lines]
 
 
@@ -130,7 +139,7 @@ def _read_project(client: ProcoreClient, project_id: int) -> _Project | None:
         id=project_id,
         commitments=commitments,
         primes=_linked(client, "prime_contracts", primes, project_id),
-        wbs_code_ids=sorted(code["id"] for code in codes),
+        wbs_code_ids=[code["id"] for code in sorted(codes, key=_by_number("flat_code"))],
         commitment_change_orders=client.get(_path(project_id, COMMITMENT)) or [],
         budget_changes=(client.get(_path(project_id, "budget_changes")) or {}).get("data", []),
         orphan=next((c for c in listed["work_order_contracts"] if c.get("title") == ORPHAN_TITLE), None),
@@ -322,10 +331,10 @@ def _round_of(title: Any) -> int | None:
 
 
 def _projects(client: ProcoreClient, company_id: int) -> list[_Project]:
-    """The first ``MAX_PROJECTS`` projects (by id) holding ERP-linked commitments."""
+    """The first ``MAX_PROJECTS`` projects (by number) holding ERP-linked commitments."""
     found: list[_Project] = []
     rows = client.paginate("/rest/v1.1/projects", {"company_id": company_id})
-    for row in sorted(rows, key=lambda row: row["id"]):
+    for row in sorted(rows, key=_by_number("project_number", "origin_id")):
         project = _read_project(client, row["id"])
         if project is not None:
             found.append(project)

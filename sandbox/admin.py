@@ -4,8 +4,8 @@ They need no token, count against no quota and never fail by fault injection, so
 demo can always reach them:
 
 - ``GET|PUT /_sandbox/faults``: read or change ``error_rate``, ``latency_ms``,
-  ``lost_response_rate``, ``sync_hold_ms`` and the ``aimed`` faults (a PUT may name just the
-  ones to change).
+  ``lost_response_rate``, ``sync_hold_ms``, the 429 bursts and latency spikes, and the
+  ``aimed`` faults (a PUT may name just the ones to change; see ``sandbox.faults``).
 - ``GET|PUT /_sandbox/quota``: read or change the four quota limits (same partial PUT); counts
   already made stay.
 - ``POST /_sandbox/reset``: wipe every record (vendors, projects and everything in them; the

@@ -49,6 +49,10 @@ def build_state(
         latency_ms=config.latency_ms,
         lost_response_rate=config.lost_response_rate,
         sync_hold_ms=config.sync_hold_ms,
+        rate_limit_burst_rate=config.rate_limit_burst_rate,
+        rate_limit_burst_s=config.rate_limit_burst_s,
+        latency_spike_rate=config.latency_spike_rate,
+        latency_spike_ms=config.latency_spike_ms,
     )
     return SandboxState(
         config=config,

@@ -33,6 +33,10 @@ class SandboxConfig(BaseModel):
     latency_ms: int = Field(default=0, ge=0)
     lost_response_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     sync_hold_ms: int = Field(default=0, ge=0)
+    rate_limit_burst_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    rate_limit_burst_s: int = Field(default=2, ge=1)
+    latency_spike_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    latency_spike_ms: int = Field(default=0, ge=0)
     seed: int = 0
 
     data_file: Path | None = None

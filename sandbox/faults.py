@@ -1,6 +1,6 @@
 """Switchable failures, drawn from a seeded random generator.
 
-Four knobs, set in the config and changed at run time through ``PUT /_sandbox/faults``:
+Knobs set in the config and changed at run time through ``PUT /_sandbox/faults``:
 
 - ``error_rate``: share of /rest/ calls answered 503 (with ``Retry-After: 1``) or 500 instead of
   being handled; nothing is read or written.
@@ -13,8 +13,18 @@ Four knobs, set in the config and changed at run time through ``PUT /_sandbox/fa
   mark before doing its work (see ``sandbox.routes_direct_costs``), so a test can make two
   syncs overlap for certain and see the second one refused with 409.
 
+- ``rate_limit_burst_rate`` and ``rate_limit_burst_s``: share of /rest/ calls that open a burst
+  of 429s lasting ``rate_limit_burst_s`` seconds on the sandbox's clock (the call itself is the
+  first refused). Every call within the burst is answered as Procore answers a spent quota:
+  429, ``Retry-After`` with the seconds left, ``X-Rate-Limit-Remaining: 0`` and
+  ``X-Rate-Limit-Reset`` at the burst's end; nothing is read, written or counted. This is what
+  another integration of the same company spending the quota looks like from here.
+- ``latency_spike_rate`` and ``latency_spike_ms``: share of /rest/ calls delayed by a spike of
+  ``latency_spike_ms`` on top of ``latency_ms`` (a slow database, a long GC pause).
+
 Every /rest/ call that reaches the fault stage draws the same three numbers whatever the
-settings, so with a given seed the n-th call always meets the same fate.
+settings, so with a given seed the n-th call always meets the same fate. Bursts and spikes draw
+from a second generator of their own, so switching them on leaves those fates as they were.
 
 ``aimed`` faults are for tests that need one operation to fail for certain: the next ``times``
 calls of ``method`` ``path`` (exactly) meet ``fault`` instead of their draw; a rule is gone once
@@ -46,6 +56,10 @@ class FaultSettings(BaseModel):
     latency_ms: int = Field(default=0, ge=0)
     lost_response_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     sync_hold_ms: int = Field(default=0, ge=0)
+    rate_limit_burst_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    rate_limit_burst_s: int = Field(default=2, ge=1)
+    latency_spike_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    latency_spike_ms: int = Field(default=0, ge=0)
     aimed: list[AimedFault] = Field(default_factory=list)
 
 
@@ -61,6 +75,8 @@ class FaultInjector:
         self.settings = settings
         self._seed = seed
         self._rng = random.Random(seed)
+        self._weather = random.Random(f"weather:{seed}")  # bursts and spikes
+        self._burst_until = float("-inf")
 
     def update(self, changes: dict[str, Any]) -> FaultSettings:
         """Merge ``changes`` into the settings; raises pydantic's ValidationError when invalid."""
@@ -87,5 +103,21 @@ class FaultInjector:
                 return rule.fault
         return None
 
+    def rate_limited_until(self, now: float) -> float | None:
+        """The end of the 429 burst this call falls in (one may open now), or None."""
+        if now < self._burst_until:
+            return self._burst_until
+        if self._weather.random() < self.settings.rate_limit_burst_rate:
+            self._burst_until = now + self.settings.rate_limit_burst_s
+            return self._burst_until
+        return None
+
+    def latency_s(self) -> float:
+        """The delay to add before this call: the steady latency, plus a spike now and then."""
+        spike = self._weather.random() < self.settings.latency_spike_rate
+        return (self.settings.latency_ms + (self.settings.latency_spike_ms if spike else 0)) / 1000
+
     def reseed(self) -> None:
         self._rng = random.Random(self._seed)
+        self._weather = random.Random(f"weather:{self._seed}")
+        self._burst_until = float("-inf")

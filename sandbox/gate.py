@@ -3,11 +3,12 @@
 For ``/rest/...`` calls, in this order, as Procore's edge does:
 
 1. contract check of the request (recorded in ``contract_violations``, never refused);
-2. quota: a call past the hourly or spike limit gets 429 and is not counted; any other call is
-   counted, whatever its outcome (401, 403 and 404 included);
+2. quota: a call within a 429 burst (``sandbox.faults``) or past the hourly or spike limit gets
+   429 and is not counted; any other call is counted, whatever its outcome (401, 403 and 404
+   included);
 3. bearer token (401), then the ``Procore-Company-Id`` header: 400 when missing (except on
    ``GET /rest/v1.0/companies``), 403 when it names a company the app is not installed in;
-4. faults: added latency, a 500/503 instead of the route, or a lost response;
+4. faults: added latency (and its spikes), a 500/503 instead of the route, or a lost response;
 5. the route, with ``X-Rate-Limit-*`` headers added to whatever it answers.
 
 Every answer, whatever its path, carries ``Date`` from the sandbox's clock, as Procore's carry
@@ -39,6 +40,7 @@ from sandbox.api_errors import NOT_INSTALLED
 from sandbox.auth import TokenState
 from sandbox.contract import Violation, query_dict, validate_request
 from sandbox.faults import Fault
+from sandbox.quota import QuotaStatus
 from sandbox.state import SandboxState
 
 COMPANY_HEADER = "Procore-Company-Id"
@@ -147,6 +149,10 @@ class Gate:
         receive = _replay(body)
         self._check_contract(scope, body)
         headers = Headers(scope=scope)
+        burst_until = self.state.faults.rate_limited_until(self.state.clock())
+        if burst_until is not None:  # a 429 burst is the quota's answer: before it, uncounted
+            await self._rate_limited(burst_until)(scope, receive, send)
+            return
         status = self.state.quota.consume(self._quota_key(headers))
         send = _with_headers(send, status.headers())
         refusal = self._refusal(scope, headers) if status.allowed else PlainTextResponse(TOO_MANY, 429)
@@ -155,11 +161,17 @@ class Gate:
             return
         await self._with_faults(scope, receive, send)
 
+    def _rate_limited(self, until: float) -> Response:
+        now = self.state.clock()
+        limit = self.state.quota.limits.spike_limit
+        spent = QuotaStatus(False, limit, 0, until, now)
+        return PlainTextResponse(TOO_MANY, 429, headers=spent.headers())
+
     async def _with_faults(self, scope: Scope, receive: Receive, send: Send) -> None:
         fault = self.state.faults.draw(scope["method"], scope["path"])
-        latency_ms = self.state.faults.settings.latency_ms
-        if latency_ms:
-            await self.state.sleep(latency_ms / 1000)
+        latency_s = self.state.faults.latency_s()
+        if latency_s:
+            await self.state.sleep(latency_s)
         if fault is Fault.UNAVAILABLE:
             unavailable = JSONResponse({"errors": "Service Unavailable"}, 503, headers={"Retry-After": "1"})
             await unavailable(scope, receive, send)

@@ -26,9 +26,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from sandbox import records, views_changes
+from sandbox.answers import JSONResponse
 from sandbox.api_errors import ApiError, missing_param, not_found, read_json
 from sandbox.fields import BLANK
 from sandbox.listing import apply_filters, paginate

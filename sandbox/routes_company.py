@@ -8,9 +8,10 @@ Each handler finds its scope (``sandbox.scopes``), hands the body to the resourc
 from __future__ import annotations
 
 from fastapi import APIRouter, Path, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from sandbox import records, views
+from sandbox.answers import JSONResponse
 from sandbox.api_errors import missing_param, not_found, read_json
 from sandbox.resources import LINE_ITEM_TYPES, PROJECTS, STANDARD_COST_CODES, USERS
 from sandbox.scopes import as_int, company_context, found, listed, project_context, saved, synced, within

@@ -12,9 +12,10 @@ Where each operation takes its project, as Procore's schemas declare it:
 from __future__ import annotations
 
 from fastapi import APIRouter, Path, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from sandbox import budget, views, wbs
+from sandbox.answers import JSONResponse
 from sandbox.api_errors import ApiError, not_found, read_json
 from sandbox.listing import apply_filters
 from sandbox.records import Context

@@ -19,9 +19,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from sandbox import records
+from sandbox.answers import JSONResponse
 from sandbox.api_errors import NOT_INSTALLED, ApiError, missing_param, not_found
 from sandbox.listing import MAX_PER_PAGE, SEARCH_FIELDS, apply_filters, clamp_page, paginate
 from sandbox.records import Context, Resource, find

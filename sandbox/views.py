@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from sandbox import wbs
-from sandbox.fields import money_text
+from sandbox.fields import JsonNumber, money_text
 from sandbox.records import Context
 from sandbox.resources import CONTRACT_DATE_NAMES
 from sandbox.store import Record
@@ -29,8 +29,9 @@ CURRENCY = {"currency_iso_code": "USD"}
 ZERO = "0.0"
 
 
-def number(amount: str | None) -> float | None:
-    return float(amount) if amount is not None else None
+def number(amount: str | None) -> JsonNumber | None:
+    """A stored amount shown as a JSON number, with all its digits (``sandbox.answers``)."""
+    return JsonNumber(amount) if amount is not None else None
 
 
 def total(amounts: list[str | None]) -> str:

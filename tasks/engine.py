@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,8 +28,9 @@ from prefect.utilities.timeout import timeout as prefect_timeout
 
 from connectors.erp import CsvErpSource, ErpSource, SourceRow
 from connectors.erp_sink import ErpSink
-from connectors.procore import ProcoreClient
+from connectors.procore import ProcoreClient, RunOutOfTime
 from connectors.quota import QuotaGate, quota_gate
+from connectors.run_lock import one_run_at_a_time
 from connectors.sources import UploadSource, build_sources, close_sources, source_of
 from connectors.state import Outcome, RecordState, StateStore
 from procore_sync.errors import (ConfigError, Handling, PermissionDenied, RunTimeLimitExceeded, SyncError,
@@ -281,9 +283,15 @@ class EntityRun:
             return None
         return self.cursor_before - timedelta(seconds=self.runtime.settings.erp_lookback_s)
 
+    def client(self) -> ProcoreClient:
+        """The run's Procore client, whose calls and waits end with the run's time limit."""
+        client = self.runtime.make_client(quota_waits(self.runtime.settings))
+        client.stop_by(self.clock_start + self.runtime.settings.run_time_limit_s)
+        return client
+
     def execute(self) -> report.RunSummary:
         log = _log()
-        with self.runtime.make_client(quota_waits(self.runtime.settings)) as client:
+        with self.client() as client:
             try:
                 check_company(client, self.runtime.settings)
                 check_pairing(self.store, self.runtime.settings, self.runtime.source)
@@ -561,26 +569,34 @@ def check_company(client: ProcoreClient, settings: Settings) -> None:
 
 
 def run_entity(spec: EntitySpec, options: SyncOptions | None = None, runtime: Runtime | None = None) -> report.RunSummary:
-    return until_deferred(EntityRun(spec, options or SyncOptions(), runtime or default_runtime()))
+    runtime = runtime or default_runtime()
+    with alone(spec.name, runtime):
+        return until_deferred(EntityRun(spec, options or SyncOptions(), runtime))
 
 
-class _RunTimeUp(TimeoutError):
-    """Raised by Prefect's ``timeout`` when a run outlasts ``run_time_limit_s``."""
+def alone(entity: str, runtime: Runtime) -> AbstractContextManager[None]:
+    """One run of the entity per company at a time, on every host (``connectors.run_lock``). Taken
+    before the run starts, so that its cursor and the state it plans from are the ones the
+    previous run left."""
+    return one_run_at_a_time(entity, runtime.settings.company_id, runtime.store, _log())
 
 
 def until_deferred(run: EntityRun) -> report.RunSummary:
     """Execute the run within its time limit; when its quota wait is deferred, record that and
     hand the flow run back.
 
-    The limit is Prefect's ``timeout``: an alarm in the main thread (it interrupts a blocked
-    call), an exception sent to the run's thread elsewhere (sync-all; it lands when the current
-    call returns, and every network wait has its own limit). On its way out the run gives back
-    its upload claim (``execute``'s ``finally``); ``timed_out`` finishes its ``runs`` row."""
+    The limit is enforced where the run waits most: its Procore client ends every call and
+    retry wait by the deadline (``ProcoreClient.stop_by``), in whichever thread, without a
+    signal. Prefect's ``timeout`` backs it for the other waits (each has its own limit too): an
+    alarm in a main thread whose SIGALRM is free (it interrupts a blocked call), else an
+    exception sent to the run's thread (sync-all; it lands when the current call returns). On
+    its way out the run gives back its upload claim (``execute``'s ``finally``); ``timed_out``
+    finishes its ``runs`` row."""
     limit = run.runtime.settings.run_time_limit_s
     try:
-        with prefect_timeout(limit, timeout_exc_type=_RunTimeUp):
+        with prefect_timeout(limit, timeout_exc_type=RunOutOfTime):
             return run.execute()
-    except _RunTimeUp:
+    except RunOutOfTime:
         raise run.timed_out(limit) from None
     except QuotaDeferred as deferred:
         run.deferred(deferred)

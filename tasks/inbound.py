@@ -20,7 +20,8 @@ does the rest, with the same state store, plan and report as the ERP → Procore
    with its content hash; an unchanged hash is skipped, so rereading the overlap writes nothing.
    A reference Procore has and the ERP does not (a contract created in Procore, a WBS code the
    ERP lacks) blocks the record, naming it; records written by an integration (an ``origin_id``
-   is set) are echoes of an ERP, not field changes, and are skipped with that reason.
+   is set) are echoes of an ERP, not field changes, and are skipped with that reason. A record
+   with a number the ERP's columns cannot hold fails, naming it (``SinkDocument.misfits``).
 4. **Write** the changed documents to the ERP tables and export files in one transaction, and
    mark the records deleted in Procore as ``deleted`` (never dropped).
 """
@@ -45,10 +46,10 @@ from tasks.engine import (
     EntityRun,
     Runtime,
     _log,
+    alone,
     check_company,
     default_runtime,
     outcome_without_call,
-    quota_waits,
     retry_whole_task,
     until_deferred,
 )
@@ -62,6 +63,7 @@ from tasks.spec import EntitySpec, SyncOptions
 KEY_SEPARATOR = "|"
 DELETED = "deleted in Procore; kept in the ERP marked deleted"
 DELETED_HASH = "deleted"
+MISFIT_HINT = "nothing of it was written: correct the amount in Procore and the next run imports it"
 
 
 @dataclass(frozen=True)
@@ -247,6 +249,10 @@ def map_and_plan_inbound(spec: InboundSpec, seen: list[Seen], store: StateStore,
             message = exc.message if isinstance(exc, InvalidRecord) else str(exc)
             records.append(MappedRecord(payload=None, error=f"cannot import it into the ERP: {message}", **base))
             continue
+        if misfits := mapped.document.misfits(spec.header, spec.lines):
+            records.append(MappedRecord(payload=None, error=f"cannot import it into the ERP: {'; '.join(misfits)}"
+                                        f"; {MISFIT_HINT}", **base))
+            continue
         payload = document_payload(mapped.document)
         documents[item.key] = mapped.document
         records.append(MappedRecord(payload=payload, payload_hash=payload_hash(payload),
@@ -302,7 +308,7 @@ class InboundRun(EntityRun):
         return Window(self.cursor_before - overlap, self.until)
 
     def execute(self) -> report.RunSummary:
-        with self.runtime.make_client(quota_waits(self.runtime.settings)) as client:
+        with self.client() as client:
             try:
                 check_company(client, self.runtime.settings)
                 check_pairing(self.store, self.runtime.settings, self.runtime.source)
@@ -402,4 +408,6 @@ def known_projects(store: StateStore) -> list[Project]:
 
 def run_inbound(spec: InboundSpec, options: SyncOptions | None = None,
                 runtime: Runtime | None = None) -> report.RunSummary:
-    return until_deferred(InboundRun(spec, options or SyncOptions(), runtime or default_runtime()))
+    runtime = runtime or default_runtime()
+    with alone(spec.name, runtime):
+        return until_deferred(InboundRun(spec, options or SyncOptions(), runtime))

@@ -216,13 +216,18 @@ def reconcile_inbound(spec: InboundSpec, client: ProcoreClient, store: StateStor
                 known.add(key)
                 continue
             try:
-                expected[key] = document_payload(spec.map_record(record, project, refs).document)
+                document = spec.map_record(record, project, refs).document
             except Blocked:
                 result.known_blocked += 1
                 known.add(key)
+                continue
             except (InvalidRecord, ValueError):
+                document = None
+            if document is None or document.misfits(spec.header, spec.lines):  # a run fails it
                 result.known_failed += 1
                 known.add(key)
+            else:
+                expected[key] = document_payload(document)
     rows = {f"{row['project_number']}{KEY_SEPARATOR}{row[spec.header.key]}": _as_json(row)
             for row in sink.rows(spec.header)}
     lines: dict[Any, list[dict[str, Any]]] = defaultdict(list)

@@ -27,6 +27,19 @@ from sandbox.config import SandboxConfig  # noqa: E402
 from sandbox.server import SandboxServer, start_in_thread  # noqa: E402
 
 
+# Modules that take minutes (a chaos run, a company synced through sync-all, a demo served for the
+# browser, deployments served by a process), longest first. They run first: under pytest-xdist
+# (``--dist loadfile`` in pyproject.toml, in collection order) each starts at once on a worker of
+# its own while the short modules fill in around them, instead of one of them starting last.
+LONG_FIRST = ("test_chaos.py", "test_all_entities.py", "test_browser.py", "test_run_lock.py",
+              "test_awaiting_quota.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: place for place, name in enumerate(LONG_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FIRST)))  # stable: the rest keep their order
+
+
 @pytest.fixture(scope="session")
 def prefect_api() -> Iterator[str]:
     """A real Prefect server for the whole session; yields its API URL."""

@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 from connectors.state import StateStore
 from flows.vendors import sync_vendors
 from procore_sync.cli import app
+from tests.support import free_killed_run_lock
 from sandbox.config import SandboxConfig
 from sandbox.server import SandboxServer, start_in_thread
 from tasks.liveness import ProcessId, mark_dead_runs
@@ -64,6 +65,7 @@ def held_sync(sandbox: SandboxServer, hold: Hold, prefect_api: str) -> Iterator[
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait()
+        free_killed_run_lock("vendors")
         requests.put(f"{sandbox.url}/_sandbox/faults", json={"latency_ms": 0}, timeout=10).raise_for_status()
         hold.released.set()
 

@@ -108,3 +108,43 @@ def test_an_importer_never_sees_half_a_file(tmp_path: Path) -> None:
         stop.set()
         reader.join()
     assert seen and not torn
+
+
+class Measured(BaseModel):
+    procore_id: int
+    header_id: int
+    quantity: Decimal | None
+    amount: Decimal
+
+
+MEASURED = SinkTable("thing_lines", Measured, parent="header_id")
+
+
+def test_numbers_keep_every_digit_and_old_narrow_columns_are_widened(tmp_path: Path) -> None:
+    """A table an earlier version made (amounts DECIMAL(18,2), quantities DOUBLE) is widened on
+    first use, its rows unchanged; from then on every digit lands, in the table and the file."""
+    erp = tmp_path / "erp.duckdb"
+    with duckdb.connect(str(erp)) as con:
+        con.execute("CREATE TABLE thing_lines (procore_id BIGINT, header_id BIGINT, quantity DOUBLE,"
+                    " amount DECIMAL(18,2), synced_at TIMESTAMPTZ, PRIMARY KEY (procore_id))")
+        con.execute("INSERT INTO thing_lines VALUES (1, 1, 1.1, 5.25, now())")
+    sink = ErpSink(erp, tmp_path / "export")
+    precise = Measured(procore_id=2, header_id=2, quantity=Decimal("1.123456789012345678"),
+                       amount=Decimal("4.9995"))
+    sink.write(HEADERS, MEASURED, [SinkDocument(document(2, "new", ["0"]).header, [precise])])
+
+    rows = {row["procore_id"]: (row["quantity"], row["amount"]) for row in sink.rows(MEASURED)}
+    assert rows == {1: (Decimal("1.1"), Decimal("5.25")), 2: (Decimal("1.123456789012345678"), Decimal("4.9995"))}
+    exported = [(row["quantity"], row["amount"]) for row in read_csv(tmp_path / "export" / "thing_lines.csv")]
+    assert exported == [("1.10", "5.25"), ("1.123456789012345678", "4.9995")]
+
+
+def test_a_number_the_columns_cannot_hold_is_named_not_rounded() -> None:
+    line = Measured(procore_id=7, header_id=1, quantity=Decimal("0.1234567890123456789"), amount=Decimal("1E+20"))
+    assert MEASURED.misfits(line) == [
+        "thing_lines 7: quantity 0.1234567890123456789 has 19 decimals, more than the 18 the ERP's DECIMAL(38,18) holds",
+        "thing_lines 7: amount 1E+20 has 21 digits before the point, more than the 20 the ERP's DECIMAL(38,18) holds",
+    ]
+    fits = Measured(procore_id=8, header_id=1, quantity=Decimal("-99999999999999999999.000000000000000001"),
+                    amount=Decimal("0"))
+    assert MEASURED.misfits(fits) == []

@@ -1,5 +1,5 @@
-"""Natural keys, exact money and updates Procore cannot take, end to end: real Prefect, the real
-sandbox over HTTP, a real ERP DuckDB file and a real state store.
+"""Natural keys, exact money both ways and updates Procore cannot take, end to end: real
+Prefect, the real sandbox over HTTP, a real ERP DuckDB file and a real state store.
 
 Budget lines have no origin_id: Procore keeps one line per WBS code and the writer matches its
 answer by that code, so two ERP lines on one WBS code would become one Procore line. Resource
@@ -9,6 +9,7 @@ travel by update.
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -18,9 +19,13 @@ from typing import Any
 import duckdb
 import pytest
 
+from connectors.erp_sink import ErpSink
 from connectors.procore import ProcoreClient
 from connectors.state import Outcome, RecordState, StateStore
+from flows.change_orders import COMMITMENT_CHANGE_ORDERS
+from flows.commitments import SUBCONTRACTS
 from flows.cost_structure import WBS_CODES
+from flows.modified_budget import BUDGET_CHANGES
 from flows.projects import PROJECTS
 from procore_sync.runner import reconcile_entities, run_entities
 from procore_sync.settings import Settings
@@ -168,6 +173,96 @@ def test_money_goes_as_exact_decimals(sandbox: SandboxServer, tmp_path: Path, mo
     [reconciled] = reconcile_entities(settings, ["budget_lines"])
     assert reconciled.differences == [] and reconciled.matched == 1
     assert sandbox.app.state.contract_violations == []
+
+
+# --- exact money from Procore to the ERP ---------------------------------------------------------
+
+
+def field_change_orders(client: ProcoreClient, project_id: int, wbs_code_id: int) -> int:
+    """Subcontract SC-1 and four change orders the field wrote on it, one with an amount no ERP
+    column holds (21 digits before the point); the contract's Procore id."""
+    header = {"number": "SC-1", "title": "Steel", "origin_id": "SC-1"}
+    [contract] = client.sync("/rest/v1.0/work_order_contracts/sync", scope={"project_id": project_id},
+                             items=[header]).entities
+    orders = {"Big": [{"amount": "1234567890123.45"}],
+              "Cents": [{"amount": "0.1"}, {"amount": "0.2"}],
+              "Precise": [{"quantity": "1.123456789012345678", "unit_cost": "0.000001", "amount": "99999999999999.99"}],
+              "Too large": [{"amount": "123456789012345678901.23"}]}
+    for title, lines in orders.items():
+        body = {"change_order": {"contract_id": contract["id"], "title": title, "status": "draft"}}
+        change_order = client.request("POST", f"/rest/v1.0/projects/{project_id}/commitment_change_orders",
+                                      json=body).json()
+        for line in lines:
+            client.request("POST", f"/rest/v2.0/companies/1/projects/{project_id}/commitment_change_orders"
+                           f"/{change_order['id']}/line_items", json={"wbs_code_id": str(wbs_code_id), **line})
+    return int(contract["id"])
+
+
+def field_budget_change(client: ProcoreClient, project_id: int, wbs_code_id: int) -> None:
+    """A budget change whose amounts are JSON numbers with more digits than a float keeps."""
+    lines = [{"adjustment_number": 1, "wbs_code_id": wbs_code_id, "amount": Decimal("99999999999999.99")},
+             {"adjustment_number": 2, "wbs_code_id": wbs_code_id, "amount": Decimal("0.1")},
+             {"adjustment_number": 2, "wbs_code_id": wbs_code_id, "amount": Decimal("0.2"),
+              "quantity": Decimal("3.333333333333333333"), "unit_cost": Decimal("0.06")}]
+    client.request("POST", f"/rest/v1.0/projects/{project_id}/budget_changes",
+                   json={"status": "approved", "title": "Contingency", "adjustment_line_items": lines})
+
+
+def test_money_stays_exact_from_procore_to_the_erp(
+    sandbox: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    erp = tmp_path / "erp.duckdb"
+    Erp(erp).execute("CREATE TABLE wbs_codes AS SELECT ? AS wbs_key, 'P-1' AS project_number,"
+                     " NULL AS sub_job_code, '02-300' AS cost_code, 'L' AS cost_type", [WBS_KEY])
+    settings = settings_env(monkeypatch, sandbox.url, erp, tmp_path / "home")
+    project_id = budget_parents(settings)
+    wbs_code_id = states("wbs_codes")[WBS_KEY].procore_id
+    with ProcoreClient(settings) as client:
+        contract_id = field_change_orders(client, project_id, wbs_code_id)
+        field_budget_change(client, project_id, wbs_code_id)
+    store = StateStore(settings.state_path)
+    run_id = store.start_run(SUBCONTRACTS.name)
+    store.record_outcomes(run_id, SUBCONTRACTS.name, [Outcome("SC-1", "create", "ok", contract_id, payload_hash="h")])
+    store.finish_run(run_id, status="completed", counts={})
+
+    change_orders, budget_changes = run_entities(settings, ["commitment_change_orders", "budget_changes"])
+
+    # The amount no ERP column holds fails its record, saying so; the others land.
+    assert (change_orders.status, change_orders.created, change_orders.failed) == ("completed", 3, 1)
+    [refused] = [s for s in states("commitment_change_orders").values() if s.status == "failed"]
+    assert "amount 123456789012345678901.23 has 21 digits before the point, more than the 20" in (refused.message or "")
+    assert (budget_changes.status, budget_changes.created) == ("completed", 1)
+    sink = ErpSink(erp, settings.export_dir)
+    headers = {row["title"]: row["amount"] for row in sink.rows(COMMITMENT_CHANGE_ORDERS.header)}
+    assert headers == {"Big": Decimal("1234567890123.45"), "Cents": Decimal("0.3"),
+                       "Precise": Decimal("99999999999999.99")}
+    [precise] = [row for row in sink.rows(COMMITMENT_CHANGE_ORDERS.lines) if row["quantity"] is not None]
+    assert (precise["quantity"], precise["unit_cost"]) == (Decimal("1.123456789012345678"), Decimal("0.000001"))
+    [change] = sink.rows(BUDGET_CHANGES.header)
+    assert change["amount"] == Decimal("100000000000000.29")
+    assert sorted(row["quantity"] or 0 for row in sink.rows(BUDGET_CHANGES.lines))[-1] == Decimal("3.333333333333333333")
+
+    # The export files hold the same digits, as text.
+    exported = read_export(settings, "commitment_change_orders")
+    assert {row["title"]: row["amount"] for row in exported} == {
+        "Big": "1234567890123.45", "Cents": "0.30", "Precise": "99999999999999.99"}
+    lines = read_export(settings, "commitment_change_order_lines")
+    assert sorted(row["amount"] for row in lines) == ["0.10", "0.20", "1234567890123.45", "99999999999999.99"]
+    assert [(row["quantity"], row["unit_cost"]) for row in lines if row["quantity"]] == [
+        ("1.123456789012345678", "0.000001")]
+    assert [row["amount"] for row in read_export(settings, "budget_changes")] == ["100000000000000.29"]
+    assert sorted(row["quantity"] for row in read_export(settings, "budget_change_lines")) == [
+        "", "", "3.333333333333333333"]
+    # Reconcile reads Procore as the runs do: everything equal, the refused record known as failed.
+    reconciled = reconcile_entities(settings, ["commitment_change_orders", "budget_changes"])
+    assert [(r.differences, r.matched, r.known_failed) for r in reconciled] == [([], 3, 1), ([], 1, 0)]
+    assert sandbox.app.state.contract_violations == []
+
+
+def read_export(settings: Settings, table: str) -> list[dict[str, str]]:
+    assert settings.export_dir is not None
+    with (settings.export_dir / f"{table}.csv").open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
 
 
 # --- a Resource Planning project's end date ---------------------------------------------------------

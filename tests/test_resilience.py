@@ -16,7 +16,7 @@ from sandbox.config import SandboxConfig
 from sandbox.server import start_in_thread
 from tasks.spec import SyncOptions
 from tests.conftest import SampleErp, settings_env
-from tests.support import engine_runtime, flow_run_logs, run_vendors
+from tests.support import engine_runtime, flow_run_logs, free_killed_run_lock, run_vendors
 from tests.test_vendors_flow import assert_sandbox_holds_exactly, bad_keys
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -56,6 +56,7 @@ def test_a_sync_killed_while_loading_converges_on_the_next_run(
         finally:
             child.send_signal(signal.SIGKILL)
             child.wait()
+            free_killed_run_lock("vendors")
         good = len(small_erp.expected["suppliers"]["bad"])
         assert landed and len(sandbox.store.vendors(1)) < small_erp.expected["suppliers"]["keys"] - good
 

@@ -538,7 +538,9 @@ def test_faults_are_reproducible_from_the_seed() -> None:
 
 
 def test_fault_switches_change_at_run_time(api: Api) -> None:
-    off = {"error_rate": 0.0, "latency_ms": 0, "lost_response_rate": 0.0, "sync_hold_ms": 0, "aimed": []}
+    off = {"error_rate": 0.0, "latency_ms": 0, "lost_response_rate": 0.0, "sync_hold_ms": 0,
+           "rate_limit_burst_rate": 0.0, "rate_limit_burst_s": 2, "latency_spike_rate": 0.0,
+           "latency_spike_ms": 0, "aimed": []}
     assert api.client.get("/_sandbox/faults").json() == off
     assert api.client.put("/_sandbox/faults", json={"error_rate": 1.0}).json()["error_rate"] == 1.0
     assert api.vendors().status_code in (500, 503)
@@ -564,6 +566,46 @@ def test_latency_is_added_before_rest_calls() -> None:
     token = client.post("/oauth/token", json=CREDENTIALS)
     client.get("/rest/v1.0/companies", headers={"Authorization": f"Bearer {token.json()['access_token']}"})
     assert slept == [0.25]
+
+
+def test_a_429_burst_answers_every_call_until_its_retry_after_is_over() -> None:
+    api = Api(rate_limit_burst_rate=1.0, rate_limit_burst_s=5, spike_limit=100)
+    refused = api.vendors()
+    assert refused.status_code == 429
+    assert refused.text == TOO_MANY
+    assert refused.headers["Retry-After"] == "5"
+    assert refused.headers["X-Rate-Limit-Remaining"] == "0"
+    assert refused.headers["X-Rate-Limit-Reset"] == str(int(api.clock()) + 5)
+    api.clock.advance(2)
+    assert api.client.put("/_sandbox/faults", json={"rate_limit_burst_rate": 0}).status_code == 200
+    still = api.vendors()  # the burst that began goes on, whatever the switch says now
+    assert (still.status_code, still.headers["Retry-After"]) == (429, "3")
+    api.clock.advance(3)
+    answered = api.vendors()
+    assert answered.status_code == 200
+    assert answered.headers["X-Rate-Limit-Remaining"] == "99"  # refused calls were not counted
+
+
+def test_bursts_and_spikes_leave_the_other_faults_draws_as_they_were() -> None:
+    def statuses(**switches: Any) -> list[int]:
+        api = Api(error_rate=0.5, spike_limit=100, seed=7, **switches)
+        return [api.vendors().status_code for _ in range(20)]
+
+    assert statuses() == statuses(latency_spike_rate=0.5, latency_spike_ms=10)
+
+
+def test_latency_spikes_delay_a_share_of_the_calls() -> None:
+    slept: list[float] = []
+
+    async def record_sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    config = SandboxConfig(latency_spike_rate=0.5, latency_spike_ms=2000, spike_limit=100, seed=3)
+    client = TestClient(create_app(config, ManualClock(), sleep=record_sleep))
+    token = client.post("/oauth/token", data=CREDENTIALS).json()["access_token"]
+    for _ in range(20):
+        client.get("/rest/v1.0/companies", headers={"Authorization": f"Bearer {token}"})
+    assert set(slept) == {2.0} and 3 <= len(slept) <= 17
 
 
 # --- persistence -----------------------------------------------------------------------------

@@ -8,7 +8,9 @@ checked against its documented response schema, and each test ends with no contr
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -424,6 +426,20 @@ def test_budget_change_create_update_delete_and_the_v2_line_list(remote: Remote,
     remote.call("DELETE", job.path("budget_changes", created["id"]), status=204)
     remote.call("GET", job.path("budget_changes", created["id"]), status=404)
     assert remote.call("GET", job.v2("budget_changes", "adjustment_line_items"))["data"] == []
+    remote.assert_conforming()
+
+
+def test_amounts_are_answered_with_every_digit(remote: Remote, job: Job) -> None:
+    """Procore's JSON numbers carry its decimals whole; a float would answer 99999999999999.98."""
+    line = f'{{"adjustment_number": 1, "wbs_code_id": {job.wbs_codes[0]}, "amount": 99999999999999.99}}'
+    body = f'{{"status": "draft", "{ADJUSTMENTS}": [{line}]}}'  # as text: the stdlib writes floats
+    created = remote.session.post(remote.server.url + job.path("budget_changes"), data=body, timeout=10,
+                                  headers={"Content-Type": "application/json"})
+    assert created.status_code == 201, created.text
+    budget_change_id = json.loads(created.text)["data"]["id"]
+    shown = remote.response("GET", job.path("budget_changes", budget_change_id)).text
+    assert json.loads(shown, parse_float=Decimal)["data"][ADJUSTMENTS][0]["amount"] == Decimal("99999999999999.99")
+    assert '"amount":99999999999999.99' in shown
     remote.assert_conforming()
 
 
