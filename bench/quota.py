@@ -13,9 +13,10 @@ process, one supplier per call, with an hour shortened to ``--hour-s`` seconds (
 windows plus 5 %, waiting in AwaitingQuota between them, with no 429.
 
     .venv/bin/python bench/quota.py [--scale 1] [--sets default,small] [--hour-s S]
-                                    [--three-hour-s 120] [--json]
+                                    [--three-hour-s 120] [--json] [--detail]
 
-``--three-hour-s 0`` skips the three-hour run; ``--hour-s`` sets the hour of both sets.
+``--three-hour-s 0`` skips the three-hour run; ``--hour-s`` sets the hour of both sets;
+``--detail`` prints, per entity run, its calls and its time at the gate, in HTTP and elsewhere.
 """
 
 from __future__ import annotations
@@ -24,21 +25,24 @@ import os
 import sys
 import tempfile
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from uuid import UUID
 
 from _harness import bench_environment, company_parser, print_rows, sample_company
 
 import httpx
 import requests
 from prefect.client.orchestration import PrefectClient, SyncPrefectClient, get_client
+from prefect.context import FlowRunContext
 from prefect.settings import PREFECT_API_URL
 
 from connectors.erp import DuckDbErpSource
-from connectors.quota import QuotaGate, ensure_quota_limit
+from connectors.procore import ProcoreClient
+from connectors.quota import QuotaGate, ensure_quota_limit, quota_gate
 from flows.sync_all import sync_all
 from procore_sync.settings import Settings
 from sandbox.config import SandboxConfig
@@ -71,6 +75,15 @@ def physical_limit_s(calls: int, hourly: int, hour_s: float, spike: int, spike_s
 
 
 @dataclass
+class RunTally:
+    """One entity run's calls and where its time went: at the budget's gate, in HTTP."""
+
+    calls: int = 0
+    gate_s: float = 0.0
+    http_s: float = 0.0
+
+
+@dataclass
 class Tally:
     """What the sandbox admitted and refused, and where the client's time went."""
 
@@ -79,6 +92,14 @@ class Tally:
     budget_wait_s: float = 0.0
     denials: int = 0
     denied_wait_s: float = 0.0
+    runs: dict[UUID, RunTally] = field(default_factory=dict)
+    admitted_at: list[float] = field(default_factory=list)  # time.monotonic of each admitted call
+
+    def run(self) -> RunTally:
+        """The tally of the entity run this thread works for."""
+        context = FlowRunContext.get()
+        run_id = context.flow_run.id if context and context.flow_run else UUID(int=0)
+        return self.runs.setdefault(run_id, RunTally())
 
 
 def _counting_denials(method, tally: Tally, is_async: bool):  # noqa: ANN001, ANN202
@@ -117,11 +138,13 @@ def tallied(sandbox, tally: Tally) -> Iterator[None]:  # noqa: ANN001 - the Sand
     """Count admitted and refused calls at the sandbox and the Prefect server's refusals of a
     slot; time every call's wait at the budget's gate (summed over sync-all's threads)."""
     quota = sandbox.app.state.sandbox.quota
-    consume, gate = quota.consume, QuotaGate.__call__
+    consume, gate, send = quota.consume, QuotaGate.__call__, ProcoreClient._send
 
     def counted(key: str):  # noqa: ANN202
         status = consume(key)
         tally.calls += status.allowed
+        if status.allowed:
+            tally.admitted_at.append(time.monotonic())
         tally.refused += not status.allowed
         return status
 
@@ -130,16 +153,26 @@ def tallied(sandbox, tally: Tally) -> Iterator[None]:  # noqa: ANN001 - the Sand
         try:
             return gate(self)
         finally:
-            tally.budget_wait_s += time.monotonic() - started
+            waited = time.monotonic() - started
+            tally.budget_wait_s += waited
+            tally.run().gate_s += waited
+
+    def sent(self: ProcoreClient, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        run, started, gated = tally.run(), time.monotonic(), tally.run().gate_s
+        try:
+            return send(self, *args, **kwargs)
+        finally:
+            run.calls += 1
+            run.http_s += time.monotonic() - started - (run.gate_s - gated)
 
     originals = [(cls, name, getattr(cls, name)) for cls, name, _ in SLOT_METHODS]
     for (cls, name, is_async), (_, _, method) in zip(SLOT_METHODS, originals):
         setattr(cls, name, _counting_denials(method, tally, is_async))
-    quota.consume, QuotaGate.__call__ = counted, timed
+    quota.consume, QuotaGate.__call__, ProcoreClient._send = counted, timed, sent
     try:
         yield
     finally:
-        quota.consume, QuotaGate.__call__ = consume, gate
+        quota.consume, QuotaGate.__call__, ProcoreClient._send = consume, gate, send
         for cls, name, method in originals:
             setattr(cls, name, method)
 
@@ -172,7 +205,8 @@ def row(run: str, hourly: int, hour_s: float, spike: int, wall_s: float, tally: 
             "final": "-", "awaiting_quota": "-", "within_3_windows_5pct": "-"}
 
 
-def one_set(sandbox, label: str, hourly: int, spike: int, hour_s: float, tmp: Path) -> dict:  # noqa: ANN001
+def one_set(sandbox, label: str, hourly: int, spike: int, hour_s: float, tmp: Path,  # noqa: ANN001
+            detail: bool = False) -> dict:
     limits(sandbox, hourly, hour_s, spike)
     os.environ.update(budget_env(f"bench-quota-{label}-{time.time_ns()}", hourly, hour_s, spike, tmp / label))
     ensure_quota_limit(Settings())
@@ -182,7 +216,35 @@ def one_set(sandbox, label: str, hourly: int, spike: int, hour_s: float, tmp: Pa
         started = time.monotonic()
         summaries = sync_all(options=SyncOptions())
         wall_s = time.monotonic() - started
+    if detail:
+        print_detail(tally, started)
     return row(label, hourly, hour_s, spike, wall_s, tally, sum(s.waited_s for s in summaries))
+
+
+DETAIL_COLUMNS = ("start_s", "end_s", "wall_s", "entity", "calls", "gate_s", "http_s", "other_s")
+
+
+def print_detail(tally: Tally, started: float) -> None:
+    """Per entity run (sync-all's first, then its revisits): when it ran, its calls, and its time
+    at the gate, in HTTP (with Procore's pacing) and elsewhere (local work, Prefect, the state);
+    then the spike log's leases and the slots they held unspent."""
+    offset = time.time() - (time.monotonic() - started)  # wall clock of sync-all's start
+    rows = []
+    with get_client(sync_client=True) as client:
+        for run_id, run in tally.runs.items():
+            flow_run = client.read_flow_run(run_id) if run_id.int else None
+            if flow_run is None or flow_run.start_time is None or flow_run.end_time is None:
+                continue
+            start, end = flow_run.start_time.timestamp() - offset, flow_run.end_time.timestamp() - offset
+            rows.append({"start_s": round(start, 1), "end_s": round(end, 1), "wall_s": round(end - start, 1),
+                         "entity": client.read_flow(flow_run.flow_id).name, "calls": run.calls,
+                         "gate_s": round(run.gate_s, 1), "http_s": round(run.http_s, 1),
+                         "other_s": round(end - start - run.gate_s - run.http_s, 1)})
+    print_rows(sorted(rows, key=lambda r: r["start_s"]), DETAIL_COLUMNS, False, width=10)
+    per_10s = Counter(int((t - started) // SPIKE_WINDOW_S) for t in tally.admitted_at)
+    print("calls per 10 s:", " ".join(str(per_10s[k]) for k in range(max(per_10s, default=-1) + 1)))
+    spike = quota_gate(Settings()).spike.stats
+    print(f"spike leases {spike.leases}, refused {spike.refusals}, slots held unspent {spike.unspent}")
 
 
 def three_hours(sandbox, suppliers: int, hour_s: float, tmp: Path) -> dict:  # noqa: ANN001
@@ -217,6 +279,7 @@ def main() -> None:
     parser.add_argument("--sets", default="default,small")
     parser.add_argument("--hour-s", type=float, default=None)
     parser.add_argument("--three-hour-s", type=float, default=120.0)
+    parser.add_argument("--detail", action="store_true", help="per entity run: calls, gate, HTTP, other time")
     args = parser.parse_args()
     rows: list[dict] = []
     config = SandboxConfig()  # Procore's default windows; each set sets its own
@@ -224,7 +287,8 @@ def main() -> None:
             bench_environment(home / "erp" / "erp.duckdb", home / "state", config=config) as sandbox:
         for label in [s for s in args.sets.split(",") if s]:
             hourly, spike, hour_s = SETS[label]
-            rows.append(one_set(sandbox, f"{label} scale {args.scale:g}", hourly, spike, args.hour_s or hour_s, Path(tmp)))
+            rows.append(one_set(sandbox, f"{label} scale {args.scale:g}", hourly, spike, args.hour_s or hour_s, Path(tmp),
+                               args.detail))
             print_rows(rows[-1:], COLUMNS, args.json)
         if args.three_hour_s:
             suppliers = sum(1 for _ in DuckDbErpSource(home / "erp" / "erp.duckdb").read("suppliers"))

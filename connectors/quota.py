@@ -108,6 +108,16 @@ class QuotaBudgetMissing(ConfigError):
 
 
 @dataclass
+class SpikeStats:
+    """What a log's leases cost: ``leases`` granted, ``refusals`` (the server's 423s), and the
+    slots of a lease retired before they were spent (``unspent``: held a window for nothing)."""
+
+    leases: int = 0
+    refusals: int = 0
+    unspent: int = 0
+
+
+@dataclass
 class _Lease:
     """Spike slots taken in one request: spent one per call while fresh, then held until a
     window after the last call made under them."""
@@ -150,6 +160,7 @@ class SpikeLog:
         self._thread: threading.Thread | None = None
         self._registered = False
         self._client: SyncPrefectClient | None = None
+        self.stats = SpikeStats()
 
     def take(self, deadline: float) -> bool:
         """One slot before ``deadline`` (``time.monotonic``), or False when none came free."""
@@ -207,6 +218,7 @@ class SpikeLog:
     def _retire(self, lease: _Lease) -> None:
         """No more calls under ``lease``: due a window after its last call (now, if none)."""
         when = lease.last_call + self.hold_s if lease.last_call is not None else self._clock()
+        self.stats.unspent += lease.left
         heapq.heappush(self._due, (when, lease.id))
         self._open = None
         self._wake.set()
@@ -228,11 +240,13 @@ class SpikeLog:
                 names=[self.name], slots=self.chunk, mode="concurrency", lease_duration=SPIKE_LEASE_S)
         except httpx.HTTPStatusError as exc:
             if exc.response.status_code == 423:
+                self.stats.refusals += 1
                 return None
             raise
         body = answer.json()
         if not body.get("limits"):
             raise QuotaBudgetMissing(f"the shared quota budget's limit {self.name!r} does not exist")
+        self.stats.leases += 1
         return str(body["lease_id"])
 
     def _prefect(self) -> SyncPrefectClient:
