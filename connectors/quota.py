@@ -25,12 +25,12 @@ Waiting for a slot has a limit (``quota_wait_limit_s``; a deployment's own run i
 from __future__ import annotations
 
 import atexit
-import heapq
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from uuid import UUID
 
 import httpx
@@ -44,13 +44,14 @@ from procore_sync.settings import Settings
 logger = logging.getLogger(__name__)
 
 SPIKE_WINDOW_S = 10.0
-# A spike slot is given back by this process a window after its call; the lease is the net for a
-# process that dies first (Prefect's shortest lease; its repossessor frees it soon after).
+# A lease of spike slots lives this long on the server (Prefect's shortest lease; its repossessor
+# frees it soon after): the net for a process that dies. Its slots make no call later than a
+# window and this margin before it ends, so none of its calls is in the window when it may go.
 SPIKE_LEASE_S = 60.0
-# Spike slots are taken this many at a time (capped at a quarter of the window) and spent while
-# fresh: one Prefect request per chunk; a chunk's unspent slots stop counting after this long.
+SPIKE_LEASE_MARGIN_S = 5.0
+# Spike slots are taken this many at a time (capped at a quarter of the window) and kept while
+# the process uses them.
 SPIKE_CHUNK = 4
-SPIKE_FRESH_S = 1.0
 # Hour slots are taken this many at a time: one Prefect round trip per chunk, not per call.
 HOUR_CHUNK = 10
 
@@ -110,7 +111,7 @@ class QuotaBudgetMissing(ConfigError):
 @dataclass
 class SpikeStats:
     """What a log's leases cost: ``leases`` granted, ``refusals`` (the server's 423s), and the
-    slots of a lease retired before they were spent (``unspent``: held a window for nothing)."""
+    slots of leases given back without ever making a call (``unspent``: held for nothing)."""
 
     leases: int = 0
     refusals: int = 0
@@ -119,42 +120,59 @@ class SpikeStats:
 
 @dataclass
 class _Lease:
-    """Spike slots taken in one request: spent one per call while fresh, then held until a
-    window after the last call made under them."""
+    """Spike slots taken in one request. Each slot carries one call per window while the lease
+    lives: it is spent again once its last call has left the window."""
 
     id: str
-    left: int
-    taken_at: float
+    slots: int
+    taken_at: float  # when it was asked for: the server's lease began no earlier
+    usable_until: float  # no call after this: its window ends before the server's lease does
+    calls: deque[float] = field(default_factory=deque)  # its calls still in the window
     last_call: float | None = None
+    spent: int = 0
+
+    def free_at(self, hold_s: float) -> float:
+        """When one of its slots is free for a call: at once, or when its oldest call leaves."""
+        return self.calls[0] + hold_s if len(self.calls) >= self.slots else self.taken_at
+
+    def due_at(self, hold_s: float) -> float:
+        """When it may go back: a window after its last call (after it was taken, if none)."""
+        return (self.last_call if self.last_call is not None else self.taken_at) + hold_s
 
 
 class SpikeLog:
     """Procore's rolling spike window on the Prefect server, shared by every process.
 
     A global concurrency limit (no decay) of the window's calls. A process takes its slots a few
-    at a time under one lease (``chunk``) and spends them one per call while they are fresh
-    (``fresh_s``); the lease is given back ``hold_s`` after the last call made under it. So every
-    call holds a slot for at least a window after it was made, at most ``limit`` calls fall in
-    any window, a full window's calls go at once, and the Prefect server sees two requests per
-    chunk instead of two per call: measured on 2 busy cores, a request per call cost 90-160 ms and
-    held a sync-all to half of Procore's rate. A background thread gives the leases back when
-    they are due (``release_due``); a process that dies leaves its leases to expire. A refused
-    chunk is tried again when this process's next lease comes back, or after the time one slot of
-    a full window takes, whichever is first: Prefect's own Retry-After grows with every refusal
-    of every waiter, a stall of seconds.
+    at a time under one lease (``chunk``) and keeps them while it is busy: each slot carries one
+    call per window, so a slot is spent again, without asking the server, as soon as its last
+    call has left the window. The server holds at most ``limit`` slots and each makes at most one
+    call in any window: at most ``limit`` calls fall in any window, across processes, and a full
+    window's calls go at once. A lease is given back a window after its last call, once the
+    process stops using it: when it has made no call for a window (the process needs fewer
+    slots; other processes get them), or when it is too old to outlive another window
+    (``SPIKE_LEASE_S`` less a window and a margin: the server may repossess it after that, with
+    its calls still in the window). A background thread gives leases back as they fall due
+    (``release_due``); a process that dies leaves its leases to expire.
+
+    Measured on 2 busy cores: a Prefect request per call cost 90-160 ms; a lease per four calls,
+    given back a window after them, still cost two requests and a refusal's wait per four calls
+    and held a sync-all to 0.75 of Procore's rate. A process that needs more slots than it holds
+    asks for another lease when its own next slot is further than a slot's time away (a full
+    window frees one every ``hold_s / limit``), and not again for that long after a refusal:
+    Prefect's own Retry-After grows with every refusal of every waiter, a stall of seconds.
     """
 
     def __init__(self, name: str, slots: int, hold_s: float, *, chunk: int = SPIKE_CHUNK,
-                 fresh_s: float = SPIKE_FRESH_S, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep, background: bool = True) -> None:
-        self.name, self.hold_s = name, hold_s
-        # At most a quarter of the window in one process's hand: the others' calls still flow.
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                 background: bool = True) -> None:
+        self.name, self.limit, self.hold_s = name, slots, hold_s
+        # At most a quarter of the window per lease: a process holds only what it uses.
         self.chunk = max(1, min(chunk, slots // 4))
-        self.fresh_s = fresh_s
         self._poll_s = hold_s / max(1, slots)  # how often a slot of a full window comes free
         self._clock, self._sleep, self._background = clock, sleep, background
-        self._open: _Lease | None = None
-        self._due: list[tuple[float, str]] = []  # (when, lease id), a heap
+        self._leases: list[_Lease] = []  # oldest first: spent first, so the newest go idle and back
+        self._ask_after = float("-inf")
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -168,22 +186,19 @@ class SpikeLog:
             with self._lock:
                 if self._spend():
                     return True
-                lease_id = self._try()
-                if lease_id is not None:
-                    self._open = _Lease(lease_id, self.chunk, self._clock())
-                    self._start_giving_back()
-                    continue
                 if self._release(self._pop_due()):
-                    continue  # one of ours left the window (before the thread gave it back)
-                wait_s = min(self._next_release_in(), self._poll_s, deadline - time.monotonic())
-            if wait_s <= 0:
+                    continue
+                own_in = self._own_slot_in()
+                if own_in > self._poll_s and self._may_ask() and self._ask():
+                    continue
+            left = deadline - time.monotonic()
+            if left <= 0:
                 return False
-            self._sleep(wait_s)
+            self._sleep(min(own_in, self._poll_s, left))
 
     def release_due(self) -> int:
-        """Give back every lease whose window has passed; returns how many."""
+        """Give back every lease whose last call has left the window and that is not in use."""
         with self._lock:
-            self._retire_if_stale()
             due = self._pop_due()
         return self._release(due)
 
@@ -191,63 +206,76 @@ class SpikeLog:
         """Give back every lease held, each when its window has passed (at most ``hold_s``)."""
         try:
             with self._lock:
-                if self._open is not None:
-                    self._retire(self._open)
-            while self._due:
-                self._sleep(self._next_release_in())
+                for lease in self._leases:
+                    lease.usable_until = min(lease.usable_until, self._clock())
+            while self._leases:
+                with self._lock:
+                    wait_s = self._next_due_in()
+                self._sleep(wait_s)
                 self.release_due()
         except Exception as exc:  # noqa: BLE001 - at exit the Prefect server may be gone; leases expire
             logger.debug("left quota slots of %r to their leases: %s", self.name, exc)
 
     def _spend(self) -> bool:
-        """One call from the open lease, if it is fresh and not spent (under ``_lock``)."""
-        self._retire_if_stale()
-        lease = self._open
-        if lease is None:
-            return False
-        lease.left -= 1
-        lease.last_call = self._clock()
-        if lease.left == 0:
-            self._retire(lease)
-        return True
+        """One call on a free slot of a lease in its life (under ``_lock``)."""
+        now = self._clock()
+        for lease in self._leases:
+            if now > lease.usable_until:
+                continue
+            while lease.calls and lease.calls[0] + self.hold_s <= now:
+                lease.calls.popleft()
+            if len(lease.calls) < lease.slots:
+                lease.calls.append(now)
+                lease.last_call, lease.spent = now, lease.spent + 1
+                return True
+        return False
 
-    def _retire_if_stale(self) -> None:
-        if self._open is not None and self._clock() - self._open.taken_at >= self.fresh_s:
-            self._retire(self._open)
+    def _own_slot_in(self) -> float:
+        """Seconds until one of the held slots is free for a call, or a lease goes back to the
+        server (room to ask); ``hold_s`` when nothing is held (under ``_lock``)."""
+        now = self._clock()
+        times = [lease.due_at(self.hold_s) for lease in self._leases]
+        times += [t for lease in self._leases if (t := max(now, lease.free_at(self.hold_s))) <= lease.usable_until]
+        return max(0.0, min(times) - now) if times else self.hold_s
 
-    def _retire(self, lease: _Lease) -> None:
-        """No more calls under ``lease``: due a window after its last call (now, if none)."""
-        when = lease.last_call + self.hold_s if lease.last_call is not None else self._clock()
-        self.stats.unspent += lease.left
-        heapq.heappush(self._due, (when, lease.id))
-        self._open = None
-        self._wake.set()
+    def _may_ask(self) -> bool:
+        """Not while the process holds the whole limit, nor within a slot's time of a refusal."""
+        held = sum(lease.slots for lease in self._leases)
+        return held + self.chunk <= self.limit and self._clock() >= self._ask_after
 
-    def _pop_due(self) -> list[str]:
-        now, due = self._clock(), []
-        while self._due and self._due[0][0] <= now:
-            due.append(heapq.heappop(self._due)[1])
+    def _pop_due(self) -> list[_Lease]:
+        now = self._clock()
+        due = [lease for lease in self._leases if lease.due_at(self.hold_s) <= now]
+        self._leases = [lease for lease in self._leases if lease not in due]
+        for lease in due:
+            self.stats.unspent += max(0, lease.slots - lease.spent)
         return due
 
-    def _release(self, lease_ids: list[str]) -> int:
-        for lease_id in lease_ids:
-            self._prefect().release_concurrency_slots_with_lease(UUID(lease_id))
-        return len(lease_ids)
+    def _release(self, leases: list[_Lease]) -> int:
+        for lease in leases:
+            self._prefect().release_concurrency_slots_with_lease(UUID(lease.id))
+        return len(leases)
 
-    def _try(self) -> str | None:
+    def _ask(self) -> bool:
+        """A new lease of ``chunk`` slots, if the server has them (under ``_lock``)."""
+        asked = self._clock()
         try:
             answer = self._prefect().increment_concurrency_slots_with_lease(
                 names=[self.name], slots=self.chunk, mode="concurrency", lease_duration=SPIKE_LEASE_S)
         except httpx.HTTPStatusError as exc:
             if exc.response.status_code == 423:
                 self.stats.refusals += 1
-                return None
+                self._ask_after = self._clock() + self._poll_s
+                return False
             raise
         body = answer.json()
         if not body.get("limits"):
             raise QuotaBudgetMissing(f"the shared quota budget's limit {self.name!r} does not exist")
         self.stats.leases += 1
-        return str(body["lease_id"])
+        usable_until = asked + SPIKE_LEASE_S - self.hold_s - SPIKE_LEASE_MARGIN_S
+        self._leases.append(_Lease(str(body["lease_id"]), self.chunk, asked, usable_until))
+        self._start_giving_back()
+        return True
 
     def _prefect(self) -> SyncPrefectClient:
         """One client for the log's life (httpx's client is thread-safe): a client per request
@@ -267,23 +295,20 @@ class SpikeLog:
             self._thread.start()
         self._wake.set()
 
-    def _next_release_in(self) -> float:
-        """Seconds until the next lease is due, or the open one goes stale (under ``_lock``)."""
-        now = self._clock()
-        times = [self._due[0][0]] if self._due else []
-        if self._open is not None:
-            times.append(self._open.taken_at + self.fresh_s)
-        return max(0.0, min(times) - now) if times else self.hold_s
+    def _next_due_in(self) -> float:
+        """Seconds until the next lease may go back (under ``_lock``)."""
+        times = [lease.due_at(self.hold_s) for lease in self._leases]
+        return max(0.0, min(times) - self._clock()) if times else self.hold_s
 
     def _give_back(self) -> None:
         """The background thread: returns leases as they fall due, ends when none is held."""
         while True:
             with self._lock:
-                if not self._due and self._open is None:
+                if not self._leases:
                     self._thread, self._registered = None, False
                     atexit.unregister(self.drain)
                     return
-                wait_s = self._next_release_in()
+                wait_s = self._next_due_in()
             self._wake.wait(wait_s)
             self._wake.clear()
             try:
@@ -299,7 +324,7 @@ class QuotaGate:
     Hour slots are taken from the server a few at a time and spent locally, one per call: a run
     never makes more calls than it took slots, so the shared bound holds, and the Prefect round
     trip is paid once per chunk (at most ``chunk - 1`` hour slots go unused when a run ends). The
-    spike slot is taken per call, right before it, since its hold starts with the call.
+    spike slot is spent per call, right before it, since its window starts with the call.
     """
 
     def __init__(self, name: str, chunk: int, *, spike: SpikeLog, wait_limit_s: float = 3600.0,

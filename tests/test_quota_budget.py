@@ -68,20 +68,67 @@ def test_a_burst_spends_the_spike_window_at_once_and_each_call_holds_its_slot_a_
     assert read_limit(spike_limit_name("quota-test-burst")).active_slots == 0
 
 
-def test_slots_not_spent_while_fresh_are_given_back_with_their_lease() -> None:
-    """A process that takes four slots and makes one call holds the four for a window after that
-    call, then gives them all back; its next call takes a new lease."""
-    settings = Settings(quota_limit_name="quota-test-stale", quota_per_hour=3600, quota_spike_per_10s=25)
+class ManualTime:
+    """The logs' clock and sleep: a sleep moves the clock, nothing waits; then every log gives
+    back what fell due, as its background thread would."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+        self.logs: list[SpikeLog] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        for log in self.logs:
+            log.release_due()
+
+
+def spike_of(name: str, time_: ManualTime, slots: int = 24) -> SpikeLog:
+    settings = Settings(quota_limit_name=name, quota_per_hour=3600, quota_spike_per_10s=slots + 1)
     ensure_quota_limit(settings)
-    now = [1000.0]
-    spike = SpikeLog(spike_limit_name(settings.quota_limit_name), 24, hold_s=10.0, clock=lambda: now[0], background=False)
-    assert spike.take(time.monotonic() + 30)
-    now[0] += spike.fresh_s
-    assert spike.take(time.monotonic() + 30)  # the first lease went stale: a second one
-    assert read_limit(spike_limit_name("quota-test-stale")).active_slots == 8
-    now[0] = 1010.0
-    assert spike.release_due() == 1
-    assert read_limit(spike_limit_name("quota-test-stale")).active_slots == 4
+    log = SpikeLog(spike_limit_name(name), slots, hold_s=10.0, clock=time_.clock, sleep=time_.sleep,
+                   background=False)
+    time_.logs.append(log)
+    return log
+
+
+def test_a_process_spends_its_slots_again_once_their_calls_left_the_window() -> None:
+    """A slot held under a lease carries one call per window for the lease's life: the process
+    spends it again, without a Prefect request, once its call has left the window. Taking and
+    giving back a lease per few calls cost two Prefect requests and a refusal's wait each time,
+    and held a sync-all to 0.75 of Procore's rate."""
+    time_ = ManualTime()
+    spike = spike_of("quota-test-reuse", time_)
+    for _ in range(24):
+        assert spike.take(time.monotonic() + 30)
+        time_.now += 0.1
+    assert spike.stats.leases == 6
+    time_.now = 1010.0  # the first call left the window
+    for _ in range(4):
+        assert spike.take(time.monotonic() + 30)  # at 1010.0, .1, .2, .3: one free slot each
+    assert spike.stats.leases == 6
+    assert time_.now == pytest.approx(1010.3)
+    assert read_limit(spike_limit_name("quota-test-reuse")).active_slots == 24
+
+
+def test_two_processes_never_make_more_calls_in_a_window_than_its_slots() -> None:
+    """Two logs of one limit (two processes), a call each in turn for two minutes of calls: no 10 s
+    window ever holds more than the limit's calls, and no call is made under a lease that may
+    expire before the call has left the window."""
+    time_ = ManualTime()
+    logs = [spike_of("quota-test-two", time_, slots=8) for _ in range(2)]
+    calls: list[float] = []
+    while time_.now < 1120.0:
+        for spike in logs:
+            assert spike.take(time.monotonic() + 30)
+            calls.append(time_.now)
+            time_.now += 0.05
+    most = max(sum(1 for c in calls if start <= c < start + 10.0) for start in calls)
+    assert most == 8
+    assert len(calls) >= 8 * 11  # each window's calls spent: eleven full windows in 120 s
+    assert all(spike.stats.leases > 2 for spike in logs)  # leases taken anew as they age
 
 
 def test_gate_refuses_to_run_without_its_limit() -> None:
