@@ -272,10 +272,12 @@ class ProcoreClient:
         self, method: str, path: str, params: dict[str, Any] | None, json: Any
     ) -> requests.Response:
         url = self._url(path)
-        self._pace()
-        headers = self._headers()  # may fetch a token: before we count the API call
-        # Our own encoding, not requests' json=: money goes as exact decimals.
+        # Our own encoding, not requests' json=: money goes as exact decimals. Before the pacing:
+        # a spike slot counts from the moment it is taken, Procore counts the call when it
+        # arrives, and encoding a big batch in between made calls land late (429s).
         body = None if json is None else json_request_body(json)
+        self._pace()
+        headers = self._headers()  # may fetch a token (after a long wait too): before we count the API call
         if body is not None:
             headers["Content-Type"] = "application/json"
         timeout = self._call_timeout()
