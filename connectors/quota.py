@@ -44,6 +44,10 @@ from procore_sync.settings import Settings
 logger = logging.getLogger(__name__)
 
 SPIKE_WINDOW_S = 10.0
+# A spike slot is held this much longer than the window: Procore counts a call when it arrives, a
+# moment after its slot was taken, and that moment varies on a busy host (a slot spent again a
+# window later could land in the same Procore window as its last call).
+SPIKE_TRANSIT_S = 0.1
 # A lease of spike slots lives this long on the server (Prefect's shortest lease; its repossessor
 # frees it soon after): the net for a process that dies. Its slots make no call later than a
 # window and this margin before it ends, so none of its calls is in the window when it may go.
@@ -70,7 +74,7 @@ class Budget:
 def budget_for(per_hour: int, spike_per_10s: int, hour_s: float = 3600.0) -> Budget:
     """Procore's windows as limits. The spike keeps one call in hand: our slot is taken a moment
     before Procore counts the call, so two calls a window apart by our clock may land closer."""
-    return Budget(spike_slots=max(1, spike_per_10s - 1), spike_hold_s=SPIKE_WINDOW_S,
+    return Budget(spike_slots=max(1, spike_per_10s - 1), spike_hold_s=SPIKE_WINDOW_S + SPIKE_TRANSIT_S,
                   hour_limit=per_hour, hour_per_second=per_hour / hour_s)
 
 

@@ -12,7 +12,8 @@ from tasks.report import RunSummary, artifact_key, chunk_rows, render_summary
                                                        (50, 10, 3600), (100000, 1000, 3600), (180, 25, 120)])
 def test_budget_spends_each_window_and_no_more(hourly: int, spike: int, hour_s: float) -> None:
     budget = budget_for(hourly, spike, hour_s)
-    assert budget.spike_slots == spike - 1 and budget.spike_hold_s == 10  # one call in hand
+    # One call in hand, and each held a little over the window: Procore counts it when it arrives.
+    assert budget.spike_slots == spike - 1 and 10 < budget.spike_hold_s <= 10.1
     assert budget.hour_limit == hourly  # the whole hour at once, while it has room
     assert budget.hour_per_second * hour_s == pytest.approx(hourly)  # and an hour's calls an hour
 
