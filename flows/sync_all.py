@@ -38,11 +38,11 @@ class Step:
 def schedule(names: list[str]) -> dict[Step, set[Step]]:
     """Each step and the steps that must have finished before it starts: an entity's parents
     among ``names``; a revisit, every step that depends on its entity, directly or not."""
-    after = {Step(n): {Step(p) for p in ENTITY_FLOWS[n][0].depends_on if p in names} for n in names}
-    for name in names:
-        if ENTITY_FLOWS[name][0].revisit:
-            after[Step(name, revisit=True)] = {Step(name)} | descendants(after, Step(name))
-    return after
+    first = {Step(n): {Step(p) for p in ENTITY_FLOWS[n][0].depends_on if p in names} for n in names}
+    # Descendants among the first passes only: two revisits do not wait for each other.
+    revisits = {Step(n, revisit=True): {Step(n)} | descendants(first, Step(n))
+                for n in names if ENTITY_FLOWS[n][0].revisit}
+    return first | revisits
 
 
 def descendants(after: Mapping[Step, set[Step]], step: Step) -> set[Step]:

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 from prefect import Flow, flow
 
-from flows.sync_all import sync_all
+from flows.sync_all import Step, schedule, sync_all
 from tasks.report import RunSummary
 from tasks.spec import SyncOptions
 from tests.conftest import settings_env
@@ -95,3 +95,16 @@ def test_a_failed_parent_leaves_its_children_running_and_revisits_come_after_the
     assert stand_ins.runs.count("contracts") == 2
     assert "lines" in stand_ins.ran_before["contracts"]
     assert summaries["contracts"].api_calls == 2
+
+
+def test_two_revisits_wait_for_their_dependants_not_for_each_other(
+        stand_ins: StandIns, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Subcontracts and purchase orders are both revisited after the change orders that depend
+    on both: the two revisits then run together, not one after the other."""
+    use(monkeypatch,
+        stand_ins.entity("subcontracts", revisit=True),
+        stand_ins.entity("purchase_orders", revisit=True),
+        stand_ins.entity("change_orders", ("subcontracts", "purchase_orders")))
+    after = schedule(["subcontracts", "purchase_orders", "change_orders"])
+    assert after[Step("purchase_orders", revisit=True)] == {Step("purchase_orders"), Step("change_orders")}
+    assert after[Step("subcontracts", revisit=True)] == {Step("subcontracts"), Step("change_orders")}
