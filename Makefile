@@ -25,6 +25,7 @@ bench: $(STAMP)
 	@$(BIN)/python bench/vendors_bulk.py
 	@$(BIN)/python bench/inbound.py
 	@$(BIN)/python bench/uploads.py
+	@$(BIN)/python bench/quota.py
 	@$(BIN)/python bench/chaos.py
 
 # Refresh the README's screenshots of the Prefect UI (needs Debian's chromium).

@@ -21,15 +21,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sandbox.config import SandboxConfig  # noqa: E402
 from procore_sync import sample_erp  # noqa: E402
 from procore_sync.prefect_server import temporary_prefect_server  # noqa: E402
-from sandbox.server import start_in_thread  # noqa: E402
+from sandbox.server import SandboxServer, start_in_thread  # noqa: E402
 
 QUOTA_PER_HOUR = 3600  # Procore's default per company
 
 
 @contextmanager
-def bench_environment(erp_path: Path, home: Path, **extra_env: str) -> Iterator[None]:
-    """Sandbox + Prefect; the shared rate limit is off (the bench measures calls, not pacing)."""
-    config = SandboxConfig(spike_limit=1_000_000, hourly_limit=1_000_000)
+def bench_environment(erp_path: Path, home: Path, *, config: SandboxConfig | None = None,
+                      **extra_env: str) -> Iterator[SandboxServer]:
+    """Sandbox + Prefect; the shared rate limit is off (the bench measures calls, not pacing),
+    and the sandbox never throttles, unless ``config`` says otherwise (bench/quota.py)."""
+    config = config or SandboxConfig(spike_limit=1_000_000, hourly_limit=1_000_000)
     with start_in_thread(config) as sandbox:
         os.environ.update({
             "PROCORE_SYNC_ENVIRONMENT": "local",
@@ -44,7 +46,7 @@ def bench_environment(erp_path: Path, home: Path, **extra_env: str) -> Iterator[
         })
         print("starting a temporary Prefect server...", file=sys.stderr, flush=True)
         with temporary_prefect_server():
-            yield
+            yield sandbox
 
 
 def company_parser(doc: str) -> argparse.ArgumentParser:

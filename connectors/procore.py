@@ -113,8 +113,11 @@ class ProcoreClient:
         self._before_request = before_request
         self.stats = CallStats()
         self._tokens = TokenSource(settings, self._session, self.stats, clock)
-        self._pacer = Pacer(self.stats, low_water=settings.pacing_low_water, sleep=sleep,
-                            clock=clock, on_wait=on_wait)
+        # Under the shared budget (before_request) the budget spaces the calls; spreading them
+        # again as Procore's window runs low only slowed a sync, so the headers then stop us
+        # only when Procore says a window is spent (other applications spent it).
+        low_water = 0 if before_request is not None else settings.pacing_low_water
+        self._pacer = Pacer(self.stats, low_water=low_water, sleep=sleep, clock=clock, on_wait=on_wait)
         self._backoff = wait_exponential_jitter(initial=1, max=BACKOFF_CAP_S, jitter=1)
         # Per attempt: when the server asked us to come back, and whether the request left.
         self._retry_at: float | None = None
@@ -269,10 +272,12 @@ class ProcoreClient:
         self, method: str, path: str, params: dict[str, Any] | None, json: Any
     ) -> requests.Response:
         url = self._url(path)
-        self._pace()
-        headers = self._headers()  # may fetch a token: before we count the API call
-        # Our own encoding, not requests' json=: money goes as exact decimals.
+        # Our own encoding, not requests' json=: money goes as exact decimals. Before the pacing:
+        # a spike slot counts from the moment it is taken, Procore counts the call when it
+        # arrives, and encoding a big batch in between made calls land late (429s).
         body = None if json is None else json_request_body(json)
+        self._pace()
+        headers = self._headers()  # may fetch a token (after a long wait too): before we count the API call
         if body is not None:
             headers["Content-Type"] = "application/json"
         timeout = self._call_timeout()
@@ -312,9 +317,10 @@ class ProcoreClient:
         self._sleep(seconds)
 
     def _pace(self) -> None:
+        # A spent window first: a spike slot of the budget counts from the moment it is taken.
+        self._pacer.before_request()
         if self._before_request is not None:
             self._before_request()
-        self._pacer.before_request()
 
     def _url(self, path: str) -> str:
         base = self._settings.api_base

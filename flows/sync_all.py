@@ -1,15 +1,21 @@
 """sync-all: every entity in dependency order, independent ones at the same time.
 
-Entities of one level depend only on earlier levels, so each level's flows run concurrently (as
-subflows, each with its own report) within the one shared quota. A failed entity does not stop
-the others: its dependants still run, and their records that need it are blocked, naming it.
-The Procore → ERP entities (change orders, modified budget) come after the contracts and WBS
-codes whose id maps link them back to the ERP. The company is checked once, for all of them.
+Each entity's flow starts as soon as the entities it depends on have finished (at most
+``MAX_PARALLEL`` at once, as subflows, each with its own report, within the one shared quota):
+not when a whole level of the dependency order has, whose slowest member may be slow for reasons
+of its own while the quota sits unspent. A failed entity does not stop the others: its dependants
+still run, and their records that need it are blocked, naming it. The Procore → ERP entities
+(change orders, modified budget) come after the contracts and WBS codes whose id maps link them
+back to the ERP. Entities revisited (contracts kept in Draft until their lines landed) run a
+second time once everything that depends on them has finished. The company is checked once, for
+all of them.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 
 from prefect import flow
 
@@ -22,9 +28,64 @@ from tasks.spec import SyncOptions
 MAX_PARALLEL = 4
 
 
-def run_level(names: list[str], options: SyncOptions, settings: Settings) -> list[RunSummary]:
-    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(names))) as pool:
-        return list(pool.map(lambda name: run_inside(name, options, settings), names))
+@dataclass(frozen=True)
+class Step:
+    """One entity run of sync-all: an entity's first pass, or its revisit."""
+
+    entity: str
+    revisit: bool = False
+
+
+def schedule(names: list[str]) -> dict[Step, set[Step]]:
+    """Each step and the steps that must have finished before it starts: an entity's parents
+    among ``names``; a revisit, every step that depends on its entity, directly or not."""
+    first = {Step(n): {Step(p) for p in ENTITY_FLOWS[n][0].depends_on if p in names} for n in names}
+    # Descendants among the first passes only: two revisits do not wait for each other.
+    revisits = {Step(n, revisit=True): {Step(n)} | descendants(first, Step(n))
+                for n in names if ENTITY_FLOWS[n][0].revisit}
+    return first | revisits
+
+
+def descendants(after: Mapping[Step, set[Step]], step: Step) -> set[Step]:
+    found: set[Step] = set()
+    while True:
+        more = {s for s, parents in after.items() if parents & (found | {step})} - found
+        if not more:
+            return found
+        found |= more
+
+
+def critical_first(after: Mapping[Step, set[Step]]) -> list[Step]:
+    """The steps, those with the longest chain of steps waiting on them first (ties in the given
+    order): with ``MAX_PARALLEL`` runs at once, a long chain started late ends the sync late."""
+    depth: dict[Step, int] = {}
+
+    def chain(step: Step) -> int:
+        if step not in depth:
+            depth[step] = 1 + max((chain(s) for s, parents in after.items() if step in parents), default=0)
+        return depth[step]
+
+    order = list(after)
+    return sorted(order, key=lambda s: (-chain(s), order.index(s)))
+
+
+def run_steps(after: Mapping[Step, set[Step]], run: Callable[[Step], RunSummary],
+              max_parallel: int = MAX_PARALLEL) -> dict[Step, RunSummary]:
+    """Run every step once its ``after`` steps have finished, failed or not, at most
+    ``max_parallel`` at a time; returns each step's summary."""
+    waiting, done = critical_first(after), {}
+    running: dict[Future[RunSummary], Step] = {}
+    with ThreadPoolExecutor(max_workers=max_parallel) as pool:
+        while waiting or running:
+            for step in [s for s in waiting if after[s] <= done.keys()][:max_parallel - len(running)]:
+                waiting.remove(step)
+                running[pool.submit(run, step)] = step
+            if not running:
+                raise ValueError(f"dependency cycle among {[s.entity for s in waiting]}")
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                done[running.pop(future)] = future.result()
+    return done
 
 
 @flow(name="sync-all", description=__doc__)
@@ -32,13 +93,13 @@ def sync_all(options: SyncOptions = SyncOptions()) -> list[RunSummary]:
     """Sync every entity, both directions, parents first."""
     entity_options = options.model_copy(update={"erp_keys": []})
     settings = Settings()
-    runnable = [[name for name in level if enabled(name, settings)] for level in levels()]
+    # Summaries in the dependency order's levels, as the overview always listed them.
+    names = [name for level in levels() for name in level if enabled(name, settings)]
     with one_company_check(settings):  # one call for every entity run, not one each
-        summaries = [s for level in runnable if level for s in run_level(level, entity_options, settings)]
-        # Contracts kept in Draft until their lines landed get their ERP status now.
-        revisits = [name for name, (spec, _) in ENTITY_FLOWS.items() if spec.revisit]
-        final = {s.entity: s for s in run_level(revisits, entity_options, settings)} if revisits else {}
-    summaries = [merge(s, final[s.entity]) if s.entity in final else s for s in summaries]
+        done = run_steps(schedule(names), lambda step: run_inside(step.entity, entity_options, settings))
+    # Contracts kept in Draft until their lines landed got their ERP status in their revisit.
+    summaries = [merge(done[Step(n)], done[Step(n, True)]) if Step(n, True) in done else done[Step(n)]
+                 for n in names]
     publish_overview(summaries)
     return summaries
 

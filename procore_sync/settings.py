@@ -70,10 +70,14 @@ class Settings(BaseSettings):
     wbs_segment_cost_code: int = 2
     wbs_segment_cost_type: int = 3
 
-    # Shared quota budget (one Prefect global concurrency limit used as a rate limit)
+    # Shared quota budget: Procore's two windows as two Prefect global concurrency limits, the
+    # hour's named quota_limit_name and the spike window's "<quota_limit_name>-spike".
     quota_limit_name: str = "procore-api-quota"
     quota_per_hour: int = Field(default=3600, gt=0)
     quota_spike_per_10s: int = Field(default=25, gt=0)
+    # The length of Procore's hourly window: an hour, shorter only against a local sandbox whose
+    # hourly_window_s was shortened (tests, bench/quota.py).
+    quota_hour_s: float = Field(default=3600.0, gt=0)
     quota_enabled: bool = True
     # Below this many calls left in Procore's reported window, pacing spreads the rest out.
     pacing_low_water: int = Field(default=20, ge=0)

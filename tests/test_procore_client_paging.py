@@ -319,3 +319,49 @@ def test_debug_line_per_request_with_status_and_quota(
     client.get("/rest/v1.0/vendors", params={"company_id": 42})
     lines = [r.getMessage() for r in caplog.records if r.name == "connectors.procore"]
     assert "GET /rest/v1.0/vendors?company_id=42 -> 200 (quota 24 left)" in lines
+
+
+def test_under_the_shared_budget_the_headers_only_stop_a_spent_window_before_the_slot_is_taken(
+    rsps: responses.RequestsMock, fake: FakeTime
+) -> None:
+    """The budget spaces the calls (connectors/quota.py): spreading them again at the low water
+    mark only slowed a sync; a window Procore says is spent is still waited out, and before the
+    call's slot is taken, since a spike slot counts from the moment it is taken."""
+    events: list[str] = []
+
+    def sleep(seconds: float) -> None:
+        events.append(f"sleep {seconds:g}")
+        fake.sleep(seconds)
+
+    rsps.add(responses.GET, VENDORS, json=[], headers=quota_headers(remaining=2, reset_in=30))
+    rsps.add(responses.GET, VENDORS, json=[], headers=quota_headers(remaining=0, reset_in=8))
+    rsps.add(responses.GET, VENDORS, json=[], headers=quota_headers(remaining=24, reset_in=9))
+    with ProcoreClient(make_settings(pacing_low_water=5), sleep=sleep, clock=fake.clock,
+                       before_request=lambda: events.append("slot")) as client:
+        for _ in range(3):
+            client.get("/rest/v1.0/vendors")
+    assert events == ["slot", "slot", "sleep 8", "slot"]
+
+
+def test_a_calls_spike_slot_is_taken_once_its_body_is_encoded_right_before_it_leaves(
+    rsps: responses.RequestsMock, fake: FakeTime
+) -> None:
+    """A spike slot counts from the moment it is taken; Procore counts the call when it arrives.
+    Encoding a batch of a thousand records between the two made a call land later than its slot
+    said, and a slot spent again a window later landed in the same Procore window: 429s."""
+    events: list[str] = []
+
+    class Key(str):
+        def __str__(self) -> str:
+            events.append("encoded")
+            return super().__str__()
+
+    def answer(request: Any) -> tuple[int, dict[str, str], str]:
+        events.append("http")
+        return 200, {}, "{}"
+
+    rsps.add_callback(responses.POST, VENDORS, callback=answer)
+    with ProcoreClient(make_settings(), sleep=fake.sleep, clock=fake.clock,
+                       before_request=lambda: events.append("slot")) as client:
+        client.request("POST", "/rest/v1.0/vendors", json={Key("vendor"): {"name": "A"}})
+    assert events == ["encoded", "slot", "http"]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from prefect.client.orchestration import get_client
 
-from connectors.quota import bucket_for, ensure_quota_limit, quota_gate
+from connectors.quota import QuotaGate, SpikeLog, budget_for, ensure_quota_limit, quota_gate, spike_limit_name
 from flows.vendors import sync_vendors
 from procore_sync.settings import Settings
 from tasks.spec import SyncOptions
@@ -20,15 +22,113 @@ def read_limit(name: str):
         return client.read_global_concurrency_limit_by_name(name)
 
 
-def test_limit_is_created_from_settings_and_updated_in_place() -> None:
+def test_limits_are_created_from_settings_and_updated_in_place() -> None:
     settings = Settings(quota_limit_name="quota-test-idempotent", quota_per_hour=3600, quota_spike_per_10s=25)
     ensure_quota_limit(settings)
     first = read_limit(settings.quota_limit_name)
     ensure_quota_limit(settings.model_copy(update={"quota_per_hour": 600}))
     second = read_limit(settings.quota_limit_name)
     assert first.id == second.id
-    expected = bucket_for(600, 25)
-    assert (second.limit, second.slot_decay_per_second) == (expected.limit, pytest.approx(expected.per_second))
+    expected = budget_for(600, 25)
+    assert (second.limit, second.slot_decay_per_second) == (expected.hour_limit, pytest.approx(expected.hour_per_second))
+
+
+def test_both_windows_are_budgeted_apart() -> None:
+    """The hour is a bucket of the whole hour refilling at the hour's average; the spike window is
+    its own limit of (almost) all its calls, so a sync bursts at the spike rate while the hour has
+    room. The old single bucket refilled at 80 % of the hour's average and burst 14 calls."""
+    settings = Settings(quota_limit_name="quota-test-windows", quota_per_hour=600, quota_spike_per_10s=25,
+                        quota_hour_s=120)
+    ensure_quota_limit(settings)
+    hour, spike = read_limit("quota-test-windows"), read_limit(spike_limit_name("quota-test-windows"))
+    assert (hour.limit, hour.slot_decay_per_second) == (600, pytest.approx(600 / 120))
+    assert (spike.limit, spike.slot_decay_per_second) == (24, 0.0)
+
+
+def test_a_burst_spends_the_spike_window_at_once_and_each_call_holds_its_slot_a_window_after_it() -> None:
+    """Slots are taken four at a time (one Prefect request per four calls) and each lease is given
+    back a window after the last call made under it: no call leaves the window early."""
+    settings = Settings(quota_limit_name="quota-test-burst", quota_per_hour=3600, quota_spike_per_10s=25)
+    ensure_quota_limit(settings)
+    now = [1000.0]
+    spike = SpikeLog(spike_limit_name(settings.quota_limit_name), 24, hold_s=10.0, clock=lambda: now[0], background=False)
+    gate = QuotaGate(settings.quota_limit_name, chunk=10, spike=spike, wait_limit_s=30)
+    for _ in range(24):
+        gate()  # none waits: the spike window's calls are all there at once
+        now[0] += 0.1
+    assert read_limit(spike_limit_name("quota-test-burst")).active_slots == 24
+    assert read_limit("quota-test-burst").active_slots >= 24  # the hour counts them too
+    now[0] = 1010.25
+    assert spike.release_due() == 0  # the first four calls, the last at 1000.3, hold their slots...
+    now[0] = 1010.35
+    assert spike.release_due() == 1  # ...until a window after it, and not a moment longer
+    assert read_limit(spike_limit_name("quota-test-burst")).active_slots == 20
+    now[0] = 1012.35
+    assert spike.release_due() == 5
+    assert read_limit(spike_limit_name("quota-test-burst")).active_slots == 0
+
+
+class ManualTime:
+    """The logs' clock and sleep: a sleep moves the clock, nothing waits; then every log gives
+    back what fell due, as its background thread would."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+        self.logs: list[SpikeLog] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        for log in self.logs:
+            log.release_due()
+
+
+def spike_of(name: str, time_: ManualTime, slots: int = 24) -> SpikeLog:
+    settings = Settings(quota_limit_name=name, quota_per_hour=3600, quota_spike_per_10s=slots + 1)
+    ensure_quota_limit(settings)
+    log = SpikeLog(spike_limit_name(name), slots, hold_s=10.0, clock=time_.clock, sleep=time_.sleep,
+                   background=False)
+    time_.logs.append(log)
+    return log
+
+
+def test_a_process_spends_its_slots_again_once_their_calls_left_the_window() -> None:
+    """A slot held under a lease carries one call per window for the lease's life: the process
+    spends it again, without a Prefect request, once its call has left the window. Taking and
+    giving back a lease per few calls cost two Prefect requests and a refusal's wait each time,
+    and held a sync-all to 0.75 of Procore's rate."""
+    time_ = ManualTime()
+    spike = spike_of("quota-test-reuse", time_)
+    for _ in range(24):
+        assert spike.take(time.monotonic() + 30)
+        time_.now += 0.1
+    assert spike.stats.leases == 6
+    time_.now = 1010.0  # the first call left the window
+    for _ in range(4):
+        assert spike.take(time.monotonic() + 30)  # at 1010.0, .1, .2, .3: one free slot each
+    assert spike.stats.leases == 6
+    assert time_.now == pytest.approx(1010.3)
+    assert read_limit(spike_limit_name("quota-test-reuse")).active_slots == 24
+
+
+def test_two_processes_never_make_more_calls_in_a_window_than_its_slots() -> None:
+    """Two logs of one limit (two processes), a call each in turn for two minutes of calls: no 10 s
+    window ever holds more than the limit's calls, and no call is made under a lease that may
+    expire before the call has left the window."""
+    time_ = ManualTime()
+    logs = [spike_of("quota-test-two", time_, slots=8) for _ in range(2)]
+    calls: list[float] = []
+    while time_.now < 1120.0:
+        for spike in logs:
+            assert spike.take(time.monotonic() + 30)
+            calls.append(time_.now)
+            time_.now += 0.05
+    most = max(sum(1 for c in calls if start <= c < start + 10.0) for start in calls)
+    assert most == 8
+    assert len(calls) >= 8 * 11  # each window's calls spent: eleven full windows in 120 s
+    assert all(spike.stats.leases > 2 for spike in logs)  # leases taken anew as they age
 
 
 def test_gate_refuses_to_run_without_its_limit() -> None:
@@ -66,3 +166,26 @@ def test_the_real_flow_goes_through_the_budget(sandbox, small_erp: SampleErp, tm
     assert state.is_failed()
     assert "quota-test-missing" in state.message
     assert sandbox.store.vendors(1) == []
+
+
+def test_a_full_spike_window_waits_for_its_oldest_call_then_goes_on() -> None:
+    """A refused spike slot is tried again as soon as one of ours leaves the window (injected
+    clock and sleep: no real wait), not failed nor left to Prefect's growing Retry-After."""
+    settings = Settings(quota_limit_name="quota-test-full", quota_per_hour=3600, quota_spike_per_10s=4)
+    ensure_quota_limit(settings)
+    now, slept = [1000.0], []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    spike = SpikeLog(spike_limit_name(settings.quota_limit_name), 3, hold_s=10.0, clock=lambda: now[0],
+                     sleep=sleep, background=False)
+    gate = QuotaGate(settings.quota_limit_name, chunk=10, spike=spike, wait_limit_s=30)
+    for _ in range(3):  # calls at 1000, 1001 and 1002
+        gate()
+        now[0] += 1.0
+    now[0] += 3.0
+    gate()  # at 1006 the window is full: it goes when the first call leaves it, at 1010
+    assert sum(slept) == pytest.approx(4.0)
+    assert read_limit(spike_limit_name("quota-test-full")).active_slots == 3  # 1001, 1002, 1010

@@ -4,21 +4,18 @@ import json
 
 import pytest
 
-from connectors.quota import bucket_for
+from connectors.quota import budget_for
 from tasks.report import RunSummary, artifact_key, chunk_rows, render_summary
 
 
-@pytest.mark.parametrize(("hourly", "spike"), [(3600, 25), (600, 25), (3600, 100), (50, 10), (100000, 1000)])
-def test_bucket_stays_inside_both_windows(hourly: int, spike: int) -> None:
-    bucket = bucket_for(hourly, spike)
-    assert bucket.limit >= 1 and bucket.per_second > 0
-    assert bucket.limit + 10 * bucket.per_second <= spike
-    assert bucket.limit + 3600 * bucket.per_second <= hourly
-
-
-def test_bucket_for_procore_defaults_uses_most_of_the_hour() -> None:
-    bucket = bucket_for(3600, 25)
-    assert 2800 <= bucket.per_second * 3600 + bucket.limit <= 3600
+@pytest.mark.parametrize(("hourly", "spike", "hour_s"), [(3600, 25, 3600), (600, 25, 3600), (3600, 100, 3600),
+                                                       (50, 10, 3600), (100000, 1000, 3600), (180, 25, 120)])
+def test_budget_spends_each_window_and_no_more(hourly: int, spike: int, hour_s: float) -> None:
+    budget = budget_for(hourly, spike, hour_s)
+    # One call in hand, and each held a little over the window: Procore counts it when it arrives.
+    assert budget.spike_slots == spike - 1 and 10 < budget.spike_hold_s <= 10.1
+    assert budget.hour_limit == hourly  # the whole hour at once, while it has room
+    assert budget.hour_per_second * hour_s == pytest.approx(hourly)  # and an hour's calls an hour
 
 
 def test_chunks_stay_under_the_size_cap_and_keep_every_row() -> None:
