@@ -27,7 +27,7 @@ from types import TracebackType
 # Debian puts the server's programs out of PATH, one folder per major version.
 _DEBIAN_BIN = Path("/usr/lib/postgresql")
 # Settings of a cluster whose data may be lost with the process: no waiting for the disk.
-_THROWAWAY = ("-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c listen_addresses=127.0.0.1")
+_THROWAWAY = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c listen_addresses=127.0.0.1"
 
 
 def binaries() -> Path | None:
