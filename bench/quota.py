@@ -15,7 +15,8 @@ windows plus 5 %, waiting in AwaitingQuota between them, with no 429.
     .venv/bin/python bench/quota.py [--scale 1] [--sets default,small] [--hour-s S]
                                     [--three-hour-s 120] [--json] [--detail]
 
-``--three-hour-s 0`` skips the three-hour run; ``--hour-s`` sets the hour of both sets;
+``--three-hour-s 0`` skips the three-hour run, ``--sets ''`` runs it alone (with its timeline:
+states, each deferral's until, the sandbox's hour openings); ``--hour-s`` sets the hour of both sets;
 ``--detail`` prints, per entity run, its calls and its time at the gate, in HTTP and elsewhere.
 """
 
@@ -94,6 +95,7 @@ class Tally:
     denied_wait_s: float = 0.0
     runs: dict[UUID, RunTally] = field(default_factory=dict)
     admitted_at: list[float] = field(default_factory=list)  # time.monotonic of each admitted call
+    windows: list[float] = field(default_factory=list)  # time.monotonic of each Procore hour's opening
 
     def run(self) -> RunTally:
         """The tally of the entity run this thread works for."""
@@ -141,7 +143,10 @@ def tallied(sandbox, tally: Tally) -> Iterator[None]:  # noqa: ANN001 - the Sand
     consume, gate, send = quota.consume, QuotaGate.__call__, ProcoreClient._send
 
     def counted(key: str):  # noqa: ANN202
+        opened = quota._usage.get(key) and quota._usage[key].hourly_start
         status = consume(key)
+        if status.allowed and quota._usage[key].hourly_start != opened:
+            tally.windows.append(time.monotonic())
         tally.calls += status.allowed
         if status.allowed:
             tally.admitted_at.append(time.monotonic())
@@ -266,12 +271,28 @@ def three_hours(sandbox, suppliers: int, hour_s: float, tmp: Path) -> dict:  # n
         final = wait_for(lambda: final_state(run.id), "the vendors run", timeout_s=6 * hour_s + 600)
         wall_s = time.monotonic() - started
     with get_client(sync_client=True) as client:
-        states = [s.name for s in client.read_flow_run_states(run.id)]
+        states = client.read_flow_run_states(run.id)
+    print_timeline(states, tally, started, hour_s)
+    states = [s.name for s in states]
     result = row("three hours", hourly, hour_s, 25, wall_s, tally, 0.0)
     result["final"] = final
     result["awaiting_quota"] = states.count("AwaitingQuota")
     result["within_3_windows_5pct"] = wall_s <= 3 * hour_s * 1.05
     return result
+
+
+def print_timeline(states: list, tally: Tally, started: float, hour_s: float) -> None:  # noqa: ANN001
+    """The run's states from Prefect (an AwaitingQuota's ``until`` beside it) and the sandbox's
+    hours (each opening with its first call, reset ``hour_s`` later), in seconds from the start."""
+    offset = time.time() - (time.monotonic() - started)  # wall clock of the run's start
+    events = [(t - started, f"Procore hour opens (resets at {t - started + hour_s:.1f})") for t in tally.windows]
+    for state in states:
+        until = state.state_details.scheduled_time if state.name == "AwaitingQuota" else None
+        note = f" until {until.timestamp() - offset:.1f}" if until else ""
+        events.append((state.timestamp.timestamp() - offset, f"{state.name}{note}"))
+    for at, what in sorted(events):
+        print(f"{at:8.1f}  {what}")
+    print(f"calls {len(tally.admitted_at)}, last at {tally.admitted_at[-1] - started:.1f}" if tally.admitted_at else "")
 
 
 def main() -> None:
