@@ -121,8 +121,15 @@ def temporary_prefect_server() -> Iterator[str]:
             postgres = stack.enter_context(local_postgres.LocalPostgres(bin_dir, free_port()))
             stack.enter_context(_harness_on(postgres.create_database("prefect")))
         url = PREFECT_API_URL.value()
+        before = os.environ.get("PREFECT_API_URL")
         os.environ["PREFECT_API_URL"] = url
-        yield url
+        try:
+            yield url
+        finally:  # no child process started later is sent to a server that is gone
+            if before is None:
+                os.environ.pop("PREFECT_API_URL", None)
+            else:
+                os.environ["PREFECT_API_URL"] = before
 
 
 @contextmanager
