@@ -220,6 +220,24 @@ class StateEvent:
     message: str
 
 
+@dataclass(frozen=True)
+class WebhookEvent:
+    """One Procore webhook event as received (``payload``) and what became of it (``status``:
+    migrations/0008_webhook_events.sql)."""
+
+    event_key: str
+    received_at: datetime
+    resource_name: str
+    event_type: str
+    resource_id: str
+    project_id: str | None
+    payload: dict[str, Any]
+    status: str = "pending"
+    entity: str | None = None
+    flow_run_id: str | None = None
+    message: str | None = None
+
+
 class StateStoreBusy(TransientError):
     """Another process kept the state file locked for longer than the store waits."""
 
@@ -544,6 +562,52 @@ class StateStore:
                 " SET value = excluded.value, updated_at = excluded.updated_at",
                 [entity, aware, self._clock()],
             )
+
+    def keys_of_procore_ids(self, entity: str, procore_ids: Iterable[str]) -> dict[str, str]:
+        """The ERP keys of ``entity``'s records with these Procore ids: Procore id → ERP key."""
+        ids = [str(i) for i in procore_ids]
+        if not ids:
+            return {}
+        with self._connect(write=False) as con:
+            rows = con.execute("SELECT procore_id, erp_key FROM record_state WHERE entity = ?"
+                               " AND procore_id IN (SELECT unnest(?::VARCHAR[]))", [entity, ids]).fetchall()
+        return dict(rows)
+
+    # webhook events (docs/webhooks.md)
+
+    def add_webhook_event(self, event: WebhookEvent) -> bool:
+        """Keep a received event; False when it was received before (a delivery sent twice)."""
+        with self._write() as con:
+            if con.execute("SELECT 1 FROM webhook_events WHERE event_key = ?", [event.event_key]).fetchone():
+                return False
+            con.execute(
+                "INSERT INTO webhook_events (event_key, received_at, resource_name, event_type, resource_id,"
+                " project_id, payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [event.event_key, _require_aware(event.received_at, "received_at"), event.resource_name,
+                 event.event_type, event.resource_id, event.project_id, json.dumps(event.payload)])
+        return True
+
+    def webhook_events(self, *, status: str | None = None, limit: int = 1000) -> list[WebhookEvent]:
+        """Events oldest first, only those with ``status`` when given."""
+        where, params = _where({"status = ?": status})
+        with self._connect(write=False) as con:
+            rows = _dicts(con.execute(
+                f"SELECT event_key, received_at, resource_name, event_type, resource_id, project_id, payload,"
+                f" status, entity, flow_run_id, message FROM webhook_events {where}"
+                f" ORDER BY received_at, event_key LIMIT ?", [*params, limit]))
+        return [WebhookEvent(**row | {"received_at": _as_utc(row["received_at"]),
+                                      "payload": json.loads(row["payload"])}) for row in rows]
+
+    def settle_webhook_events(self, keys: Sequence[str], status: str, *, entity: str | None = None,
+                              flow_run_id: str | None = None, message: str | None = None) -> None:
+        """What became of pending events; events settled before keep their first outcome."""
+        if not keys:
+            return
+        with self._write() as con:
+            con.execute(
+                "UPDATE webhook_events SET status = ?, entity = ?, flow_run_id = ?, message = ?, settled_at = ?"
+                " WHERE status = 'pending' AND event_key IN (SELECT unnest(?::VARCHAR[]))",
+                [status, entity, flow_run_id, message, self._clock(), list(keys)])
 
 
 # What a crashed run recorded before it died, counted as finish_run would have.

@@ -80,6 +80,7 @@ def budget_detail_rows(client: ProcoreClient, scope: dict[str, Any]) -> Iterable
 
 
 BUDGET_LINES = EntitySpec(
+    webhook_resources=("Budget Line Items",),
     name="budget_lines",
     title="Original budget lines",
     erp_table="budget_lines",

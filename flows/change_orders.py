@@ -226,6 +226,8 @@ class ChangeOrderKind:
             read_one=self.read_one,
             map_record=self.map_record,
             probe_path=f"/rest/v1.0/projects/{{project_id}}/{self.collection}",
+            # Procore names commitment and prime change orders alike in its webhooks.
+            webhook_resources=("Change Order Packages",),
             parents=(*self.contracts, *self.contract_lines, WBS_CODES),
         )
 

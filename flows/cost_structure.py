@@ -63,6 +63,7 @@ def standard_list(client: ProcoreClient, context: dict[str, Any]) -> dict[str, i
 
 
 STANDARD_COST_CODES = EntitySpec(
+    webhook_resources=("Standard Cost Codes",),
     name="standard_cost_codes",
     title="Standard cost codes",
     erp_table="standard_cost_codes",
@@ -141,6 +142,7 @@ def map_sub_job(row: ErpSubJob, refs: Refs) -> Mapped:
 
 
 SUB_JOBS = EntitySpec(
+    webhook_resources=("Sub Jobs",),
     name="sub_jobs",
     title="Sub jobs",
     erp_table="sub_jobs",
@@ -183,6 +185,7 @@ def map_project_cost_code(row: ErpProjectCostCode, refs: Refs) -> Mapped:
 
 
 PROJECT_COST_CODES = EntitySpec(
+    webhook_resources=("Cost Codes",),
     name="project_cost_codes",
     title="Project cost codes",
     erp_table="project_cost_codes",

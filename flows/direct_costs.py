@@ -80,6 +80,7 @@ def map_direct_cost(row: ErpDirectCost, refs: Refs) -> Mapped:
 
 
 DIRECT_COSTS = EntitySpec(
+    webhook_resources=("Direct Costs",),
     name="direct_costs",
     title="Direct costs",
     erp_table="direct_costs",
@@ -131,6 +132,7 @@ def map_direct_cost_line(line: ErpDirectCostLine, refs: Refs) -> Mapped:
 
 
 DIRECT_COST_LINES = EntitySpec(
+    webhook_resources=("Direct Cost Line Items",),
     name="direct_cost_lines",
     title="Direct cost lines",
     erp_table="direct_cost_lines",

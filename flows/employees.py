@@ -57,6 +57,7 @@ def map_employee(employee: ErpEmployee, refs: Refs | None = None) -> Mapped:
 
 
 EMPLOYEES = EntitySpec(
+    webhook_resources=("Company Users",),
     name="employees",
     title="Employees (Procore users)",
     erp_table="employees",

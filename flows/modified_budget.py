@@ -151,6 +151,8 @@ BUDGET_CHANGES = InboundSpec(
     read_one=read_one_budget_change,
     map_record=map_budget_change,
     probe_path="/rest/v1.0/projects/{project_id}/budget_changes",
+    webhook_resources=("Budget Changes",),
+    webhook_line_resources=("Budget Change Adjustments", "Budget Change Adjustment Line Items"),
     parents=(WBS_CODES,),
 )
 
@@ -210,6 +212,7 @@ BUDGET_MODIFICATIONS = InboundSpec(
     read_one=read_one_modification,
     map_record=map_modification,
     probe_path="/rest/v1.0/projects/{project_id}/budget_modifications",
+    webhook_resources=("Budget Modifications",),
     parents=(BUDGET_LINES,),
     echo=integration_echo,
 )

@@ -74,6 +74,7 @@ def map_project(project: ErpProject, refs: Refs | None = None) -> Mapped:
 
 
 PROJECTS = EntitySpec(
+    webhook_resources=("Projects",),
     name="projects",
     title="Projects",
     erp_table="projects",

@@ -95,6 +95,7 @@ def map_supplier(supplier: ErpSupplier, refs: Refs | None = None) -> Mapped:
 
 
 VENDORS = EntitySpec(
+    webhook_resources=("Company Vendors",),
     name="vendors",
     title="Vendors (ERP suppliers)",
     erp_table="suppliers",

@@ -365,6 +365,54 @@ def state_pair() -> None:
     console.print(f"paired with {now.pairing.describe()}")
 
 
+webhooks_app = typer.Typer(help="Procore webhooks: Procore's changes start targeted runs within seconds.",
+                           no_args_is_help=True)
+app.add_typer(webhooks_app, name="webhooks")
+
+
+@webhooks_app.command("serve")
+def webhooks_serve() -> None:
+    """Receive Procore's webhook deliveries (PROCORE_SYNC_WEBHOOK_*) and start a targeted run of
+    each changed entity's deployment, until Ctrl-C."""
+    install_log_redaction()
+    from procore_sync.receiver import serve
+
+    try:
+        serve(Settings(), ready=lambda url: console.print(f"receiving Procore's webhook deliveries on {url}"))
+    except SyncError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        pass
+
+
+@webhooks_app.command("events")
+def webhooks_events(
+    status: Annotated[Optional[str], typer.Option(
+        help="Only pending, started, echo, drift or ignored events.")] = None,
+    limit: int = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line on stdout.")] = False,
+) -> None:
+    """The webhook events received, oldest first: the run each started, or why none."""
+    from connectors.state import StateStore
+
+    settings = Settings()
+    assert settings.state_path is not None
+    events = StateStore(settings.state_path).webhook_events(status=status, limit=limit)
+    columns = ("received_at", "resource_name", "event_type", "resource_id", "project_id", "status", "entity",
+               "flow_run_id", "message")
+    rows = [{c: getattr(e, c) for c in columns} for e in events]
+    if as_json:
+        for row in rows:
+            print(json.dumps(row | {"received_at": row["received_at"].isoformat()}), flush=True)
+        return
+    table = Table(title="procore-sync webhook events")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["received_at"].isoformat(timespec="seconds"), *(str(row[c] or "") for c in columns[1:]))
+    out.print(table)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app(prog_name="procore-sync")
 

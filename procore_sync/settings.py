@@ -117,6 +117,17 @@ class Settings(BaseSettings):
     inbound_overlap_s: float = Field(default=120.0, ge=0)
     budget_tool: Literal["budget_changes", "budget_modifications"] = "budget_changes"
 
+    # Procore webhooks (docs/webhooks.md): where `procore-sync webhooks serve` listens; the
+    # Authorization value every delivery must carry (the hook's destination header: nothing else
+    # proves a delivery is Procore's); how long the receiver gathers events before it starts runs
+    # (a burst of edits, one run per entity); the Procore application ids whose changes are
+    # procore-sync's own writes (dropped, so nothing echoes), by default the OAuth client's.
+    webhook_host: str = "127.0.0.1"
+    webhook_port: int = Field(default=8770, ge=0, le=65535)
+    webhook_authorization: SecretStr = SecretStr("")
+    webhook_coalesce_s: float = Field(default=2.0, ge=0)
+    webhook_application_ids: list[str] = Field(default_factory=list)
+
     # Local files
     home: Path = Path(".procore-sync")
     state_path: Path | None = None
@@ -136,7 +147,13 @@ class Settings(BaseSettings):
         if self.export_dir is None:
             self.export_dir = self.home / "export"
         register_secret(self.client_secret.get_secret_value())
+        register_secret(self.webhook_authorization.get_secret_value())
         return self
+
+    @property
+    def own_application_ids(self) -> set[str]:
+        """The Procore applications whose webhook events are procore-sync's own writes."""
+        return set(self.webhook_application_ids or [self.client_id])
 
     @property
     def uploads_dir(self) -> Path:

@@ -157,6 +157,11 @@ class InboundSpec:
     # A reason when a Procore record is an echo of an integration's write, not a field change.
     echo: Callable[[dict[str, Any]], str | None] = lambda record: None
     revisit: bool = False  # as EntitySpec: inbound entities need no second pass in sync-all
+    # Procore's webhook resource names (docs/webhooks.md): an event on one of ``webhook_resources``
+    # names a record of this entity, so a run reads that record alone; an event on one of
+    # ``webhook_line_resources`` names a line, not its record, so a run reads its project.
+    webhook_resources: tuple[str, ...] = ()
+    webhook_line_resources: tuple[str, ...] = ()
 
     @property
     def display_name(self) -> str:
