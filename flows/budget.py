@@ -81,6 +81,7 @@ def budget_detail_rows(client: ProcoreClient, scope: dict[str, Any]) -> Iterable
 
 BUDGET_LINES = EntitySpec(
     name="budget_lines",
+    webhook_resources=("Budget Line Items",),
     title="Original budget lines",
     erp_table="budget_lines",
     erp_model=ErpBudgetLine,

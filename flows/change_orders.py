@@ -218,6 +218,8 @@ class ChangeOrderKind:
     def spec(self) -> InboundSpec:
         return InboundSpec(
             name=self.name,
+            # Procore names no change order webhook resource; each change order's package stands for it.
+            webhook_resources=("Change Order Packages",),
             title=self.title,
             header=SinkTable(self.name, ErpChangeOrder),
             lines=SinkTable(f"{self.name.removesuffix('s')}_lines", ErpChangeOrderLine,

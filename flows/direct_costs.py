@@ -81,6 +81,7 @@ def map_direct_cost(row: ErpDirectCost, refs: Refs) -> Mapped:
 
 DIRECT_COSTS = EntitySpec(
     name="direct_costs",
+    webhook_resources=("Direct Costs",),
     title="Direct costs",
     erp_table="direct_costs",
     erp_model=ErpDirectCost,
@@ -132,6 +133,7 @@ def map_direct_cost_line(line: ErpDirectCostLine, refs: Refs) -> Mapped:
 
 DIRECT_COST_LINES = EntitySpec(
     name="direct_cost_lines",
+    webhook_resources=("Direct Cost Line Items",),
     title="Direct cost lines",
     erp_table="direct_cost_lines",
     erp_model=ErpDirectCostLine,

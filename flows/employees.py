@@ -58,6 +58,7 @@ def map_employee(employee: ErpEmployee, refs: Refs | None = None) -> Mapped:
 
 EMPLOYEES = EntitySpec(
     name="employees",
+    webhook_resources=("Company Users",),
     title="Employees (Procore users)",
     erp_table="employees",
     erp_model=ErpEmployee,

@@ -144,6 +144,7 @@ def map_budget_change(record: dict[str, Any], project: Project, refs: Refs) -> I
 
 BUDGET_CHANGES = InboundSpec(
     name="budget_changes",
+    webhook_resources=("Budget Changes",),
     title="Budget changes (modified budget)",
     header=SinkTable("budget_changes", ErpBudgetChange),
     lines=SinkTable("budget_change_lines", ErpBudgetChangeLine, parent="budget_change_procore_id"),
@@ -203,6 +204,7 @@ def integration_echo(record: Mapping[str, Any]) -> str | None:
 
 BUDGET_MODIFICATIONS = InboundSpec(
     name="budget_modifications",
+    webhook_resources=("Budget Modifications",),
     title="Budget modifications (legacy modified budget)",
     header=SinkTable("budget_modifications", ErpBudgetModification),
     lines=None,

@@ -75,6 +75,7 @@ def map_project(project: ErpProject, refs: Refs | None = None) -> Mapped:
 
 PROJECTS = EntitySpec(
     name="projects",
+    webhook_resources=("Projects",),
     title="Projects",
     erp_table="projects",
     erp_model=ErpProject,

@@ -96,6 +96,7 @@ def map_supplier(supplier: ErpSupplier, refs: Refs | None = None) -> Mapped:
 
 VENDORS = EntitySpec(
     name="vendors",
+    webhook_resources=("Company Vendors",),
     title="Vendors (ERP suppliers)",
     erp_table="suppliers",
     erp_model=ErpSupplier,

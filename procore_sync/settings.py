@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connectors.sources import SourceConfig
 from procore_sync.redact import register_secret
+from procore_sync.secrets import Secret, register_inline
 
 
 class ProcoreEnvironment(str, Enum):
@@ -127,6 +128,14 @@ class Settings(BaseSettings):
     # source (duckdb, query, api, folder or sftp templates). Unnamed tables: the ERP file above.
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
 
+    # Procore webhooks (``procore-sync webhooks install``): one company hook in this namespace
+    # (lowercase letters, digits, dashes; one per integration), sending events to this URL with
+    # ``Authorization: Bearer <webhook_secret>``; the secret inline or by reference
+    # ({"env": ...} or {"prefect_secret": ...}), the receiver checks it.
+    webhook_namespace: str = Field(default="procore-sync", pattern=r"^[a-z0-9-]+$")
+    webhook_url: str = "http://127.0.0.1:8766/procore/webhooks"
+    webhook_secret: Secret | None = None
+
     @model_validator(mode="after")
     def _derive_paths_and_register_secrets(self) -> "Settings":
         if self.state_path is None:
@@ -136,6 +145,7 @@ class Settings(BaseSettings):
         if self.export_dir is None:
             self.export_dir = self.home / "export"
         register_secret(self.client_secret.get_secret_value())
+        register_inline(self.webhook_secret)
         return self
 
     @property

@@ -157,6 +157,8 @@ class InboundSpec:
     # A reason when a Procore record is an echo of an integration's write, not a field change.
     echo: Callable[[dict[str, Any]], str | None] = lambda record: None
     revisit: bool = False  # as EntitySpec: inbound entities need no second pass in sync-all
+    # Procore's webhook resource names of what the entity reads (``procore-sync webhooks install``).
+    webhook_resources: tuple[str, ...] = ()
 
     @property
     def display_name(self) -> str:
