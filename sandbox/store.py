@@ -51,7 +51,7 @@ class Change(NamedTuple):
     kind: str
     scope_id: int
     company_id: int
-    record: Record
+    record_id: int | str
     event: str
 
 
@@ -332,7 +332,7 @@ class Store:
         earlier = self._changes.get(key)
         if earlier is not None:
             event = _FOLD.get((earlier.event, event), event)
-        self._changes[key] = Change(kind, scope_id, self.company_of(kind, scope_id), dict(record), event)
+        self._changes[key] = Change(kind, scope_id, self.company_of(kind, scope_id), record["id"], event)
 
     def _seed(self) -> None:
         for company_id in self._companies:

@@ -305,7 +305,7 @@ class Webhooks:
             "id": self.new_id(), "ulid": ulid(now, self._event_rng), "timestamp": stamp(now),
             "metadata": metadata, "user_id": user_id, "company_id": change.company_id,
             "project_id": project_id, "api_version": "v2.0", "event_type": change.event,
-            "resource_name": resource_name, "resource_id": change.record["id"],
+            "resource_name": resource_name, "resource_id": change.record_id,
         }
 
     def _publish(self, event: dict[str, Any]) -> None:
