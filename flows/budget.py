@@ -80,8 +80,8 @@ def budget_detail_rows(client: ProcoreClient, scope: dict[str, Any]) -> Iterable
 
 
 BUDGET_LINES = EntitySpec(
-    webhook_resources=("Budget Line Items",),
     name="budget_lines",
+    webhook_resources=("Budget Line Items",),
     title="Original budget lines",
     erp_table="budget_lines",
     erp_model=ErpBudgetLine,

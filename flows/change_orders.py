@@ -218,6 +218,8 @@ class ChangeOrderKind:
     def spec(self) -> InboundSpec:
         return InboundSpec(
             name=self.name,
+            # Procore names no change order webhook resource; each change order's package stands for it.
+            webhook_resources=("Change Order Packages",),
             title=self.title,
             header=SinkTable(self.name, ErpChangeOrder),
             lines=SinkTable(f"{self.name.removesuffix('s')}_lines", ErpChangeOrderLine,
@@ -226,8 +228,6 @@ class ChangeOrderKind:
             read_one=self.read_one,
             map_record=self.map_record,
             probe_path=f"/rest/v1.0/projects/{{project_id}}/{self.collection}",
-            # Procore names commitment and prime change orders alike in its webhooks.
-            webhook_resources=("Change Order Packages",),
             parents=(*self.contracts, *self.contract_lines, WBS_CODES),
         )
 

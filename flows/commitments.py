@@ -88,10 +88,10 @@ def commitment_mapper(statuses: tuple[str, ...], model: type[ProcoreCommitment],
 
 
 def commitment_spec(name: str, title: str, table: str, key: str, path: str, model: type[ProcoreCommitment],
-                    statuses: tuple[str, ...], lines: Callable[[], EntitySpec], webhook_resource: str) -> EntitySpec:
+                    statuses: tuple[str, ...], lines: Callable[[], EntitySpec], *, webhook: str) -> EntitySpec:
     return EntitySpec(
-        webhook_resources=(webhook_resource,),
         name=name,
+        webhook_resources=(webhook,),
         title=title,
         erp_table=table,
         erp_model=ErpCommitment,
@@ -110,19 +110,19 @@ def commitment_spec(name: str, title: str, table: str, key: str, path: str, mode
 # The line specs are named late (they need their contract's spec): looked up at mapping time.
 SUBCONTRACTS = commitment_spec("subcontracts", "Subcontracts", "subcontracts", "subcontract_number",
                                "/rest/v1.0/work_order_contracts", ProcoreCommitment, SUBCONTRACT_STATUSES,
-                               lambda: SUBCONTRACT_LINES, "Work Order Contracts")
+                               lambda: SUBCONTRACT_LINES, webhook="Work Order Contracts")
 PURCHASE_ORDERS = commitment_spec("purchase_orders", "Purchase orders", "purchase_orders", "po_number",
                                   "/rest/v1.0/purchase_order_contracts", ProcorePurchaseOrder, PO_STATUSES,
-                                  lambda: PURCHASE_ORDER_LINES, "Purchase Order Contracts")
+                                  lambda: PURCHASE_ORDER_LINES, webhook="Purchase Order Contracts")
 SUBCONTRACT_LINES = line_spec(
     "subcontract_lines", "Subcontract lines", SUBCONTRACTS, "subcontract_lines",
     "/rest/v1.0/work_order_contracts/{work_order_contract_id}/line_items/sync", "work_order_contract_id",
-    sends_id=False, webhook_resource="Work Order Contract Line Items",
+    sends_id=False, webhook="Work Order Contract Line Items",
 )
 PURCHASE_ORDER_LINES = line_spec(
     "purchase_order_lines", "Purchase order lines", PURCHASE_ORDERS, "purchase_order_lines",
     "/rest/v1.0/purchase_order_contracts/{purchase_order_contract_id}/line_items/sync",
-    "purchase_order_contract_id", sends_id=False, webhook_resource="Purchase Order Contract Line Items",
+    "purchase_order_contract_id", sends_id=False, webhook="Purchase Order Contract Line Items",
 )
 
 

@@ -111,10 +111,10 @@ def line_mapper(contract: EntitySpec, contract_id_field: str):  # noqa: ANN201 -
 
 
 def line_spec(name: str, title: str, contract: EntitySpec, erp_table: str, path: str, contract_id_field: str,
-              *, sends_id: bool, webhook_resource: str) -> EntitySpec:
+              *, sends_id: bool, webhook: str) -> EntitySpec:
     return EntitySpec(
-        webhook_resources=(webhook_resource,),
         name=name,
+        webhook_resources=(webhook,),
         title=title,
         erp_table=erp_table,
         erp_model=ErpContractLine,

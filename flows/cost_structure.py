@@ -63,8 +63,8 @@ def standard_list(client: ProcoreClient, context: dict[str, Any]) -> dict[str, i
 
 
 STANDARD_COST_CODES = EntitySpec(
-    webhook_resources=("Standard Cost Codes",),
     name="standard_cost_codes",
+    webhook_resources=("Standard Cost Codes",),
     title="Standard cost codes",
     erp_table="standard_cost_codes",
     erp_model=ErpCostCode,
@@ -105,6 +105,7 @@ def map_cost_type(row: ErpCostType, refs: Refs | None = None) -> Mapped:
 
 COST_TYPES = EntitySpec(
     name="cost_types",
+    webhook_resources=("Line Item Types",),
     title="Cost types",
     erp_table="cost_types",
     erp_model=ErpCostType,
@@ -142,8 +143,8 @@ def map_sub_job(row: ErpSubJob, refs: Refs) -> Mapped:
 
 
 SUB_JOBS = EntitySpec(
-    webhook_resources=("Sub Jobs",),
     name="sub_jobs",
+    webhook_resources=("Sub Jobs",),
     title="Sub jobs",
     erp_table="sub_jobs",
     erp_model=ErpSubJob,
@@ -185,8 +186,8 @@ def map_project_cost_code(row: ErpProjectCostCode, refs: Refs) -> Mapped:
 
 
 PROJECT_COST_CODES = EntitySpec(
-    webhook_resources=("Cost Codes",),
     name="project_cost_codes",
+    webhook_resources=("Cost Codes",),
     title="Project cost codes",
     erp_table="project_cost_codes",
     erp_model=ErpProjectCostCode,

@@ -80,8 +80,8 @@ def map_direct_cost(row: ErpDirectCost, refs: Refs) -> Mapped:
 
 
 DIRECT_COSTS = EntitySpec(
-    webhook_resources=("Direct Costs",),
     name="direct_costs",
+    webhook_resources=("Direct Costs",),
     title="Direct costs",
     erp_table="direct_costs",
     erp_model=ErpDirectCost,
@@ -132,8 +132,8 @@ def map_direct_cost_line(line: ErpDirectCostLine, refs: Refs) -> Mapped:
 
 
 DIRECT_COST_LINES = EntitySpec(
-    webhook_resources=("Direct Cost Line Items",),
     name="direct_cost_lines",
+    webhook_resources=("Direct Cost Line Items",),
     title="Direct cost lines",
     erp_table="direct_cost_lines",
     erp_model=ErpDirectCostLine,

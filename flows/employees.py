@@ -57,8 +57,8 @@ def map_employee(employee: ErpEmployee, refs: Refs | None = None) -> Mapped:
 
 
 EMPLOYEES = EntitySpec(
-    webhook_resources=("Company Users",),
     name="employees",
+    webhook_resources=("Company Users",),
     title="Employees (Procore users)",
     erp_table="employees",
     erp_model=ErpEmployee,

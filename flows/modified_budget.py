@@ -144,6 +144,8 @@ def map_budget_change(record: dict[str, Any], project: Project, refs: Refs) -> I
 
 BUDGET_CHANGES = InboundSpec(
     name="budget_changes",
+    webhook_resources=("Budget Changes", "Budget Change Adjustment Line Items"),
+    webhook_line_resources=("Budget Change Adjustment Line Items",),
     title="Budget changes (modified budget)",
     header=SinkTable("budget_changes", ErpBudgetChange),
     lines=SinkTable("budget_change_lines", ErpBudgetChangeLine, parent="budget_change_procore_id"),
@@ -151,8 +153,6 @@ BUDGET_CHANGES = InboundSpec(
     read_one=read_one_budget_change,
     map_record=map_budget_change,
     probe_path="/rest/v1.0/projects/{project_id}/budget_changes",
-    webhook_resources=("Budget Changes",),
-    webhook_line_resources=("Budget Change Adjustments", "Budget Change Adjustment Line Items"),
     parents=(WBS_CODES,),
 )
 
@@ -205,6 +205,7 @@ def integration_echo(record: Mapping[str, Any]) -> str | None:
 
 BUDGET_MODIFICATIONS = InboundSpec(
     name="budget_modifications",
+    webhook_resources=("Budget Modifications",),
     title="Budget modifications (legacy modified budget)",
     header=SinkTable("budget_modifications", ErpBudgetModification),
     lines=None,
@@ -212,7 +213,6 @@ BUDGET_MODIFICATIONS = InboundSpec(
     read_one=read_one_modification,
     map_record=map_modification,
     probe_path="/rest/v1.0/projects/{project_id}/budget_modifications",
-    webhook_resources=("Budget Modifications",),
     parents=(BUDGET_LINES,),
     echo=integration_echo,
 )

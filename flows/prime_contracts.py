@@ -51,8 +51,8 @@ def map_prime_contract(row: ErpPrimeContract, refs: Refs) -> Mapped:
 
 
 PRIME_CONTRACTS = EntitySpec(
-    webhook_resources=("Prime Contracts",),
     name="prime_contracts",
+    webhook_resources=("Prime Contracts",),
     title="Prime contracts",
     erp_table="prime_contracts",
     erp_model=ErpPrimeContract,
@@ -69,7 +69,7 @@ PRIME_CONTRACTS = EntitySpec(
 PRIME_CONTRACT_LINES = line_spec(
     "prime_contract_lines", "Prime contract lines", PRIME_CONTRACTS, "prime_contract_lines",
     "/rest/v1.0/prime_contracts/{prime_contract_id}/line_items/sync", "prime_contract_id", sends_id=True,
-    webhook_resource="Prime Contract Line Items",
+    webhook="Prime Contract Line Items",
 )
 
 

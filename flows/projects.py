@@ -74,8 +74,8 @@ def map_project(project: ErpProject, refs: Refs | None = None) -> Mapped:
 
 
 PROJECTS = EntitySpec(
-    webhook_resources=("Projects",),
     name="projects",
+    webhook_resources=("Projects",),
     title="Projects",
     erp_table="projects",
     erp_model=ErpProject,

@@ -95,8 +95,8 @@ def map_supplier(supplier: ErpSupplier, refs: Refs | None = None) -> Mapped:
 
 
 VENDORS = EntitySpec(
-    webhook_resources=("Company Vendors",),
     name="vendors",
+    webhook_resources=("Company Vendors",),
     title="Vendors (ERP suppliers)",
     erp_table="suppliers",
     erp_model=ErpSupplier,

@@ -365,7 +365,8 @@ def state_pair() -> None:
     console.print(f"paired with {now.pairing.describe()}")
 
 
-webhooks_app = typer.Typer(help="Procore webhooks: Procore's changes start targeted runs within seconds.",
+webhooks_app = typer.Typer(help="Procore webhooks: Procore's changes start targeted runs within seconds "
+                                "(install, serve, health-check, events).",
                            no_args_is_help=True)
 app.add_typer(webhooks_app, name="webhooks")
 
@@ -411,6 +412,77 @@ def webhooks_events(
     for row in rows:
         table.add_row(row["received_at"].isoformat(timespec="seconds"), *(str(row[c] or "") for c in columns[1:]))
     out.print(table)
+
+
+def _webhooks_api(settings: Settings):  # noqa: ANN202 - connectors imported lazily
+    from connectors.procore import ProcoreClient
+    from connectors.procore_webhooks import WebhooksApi
+
+    return WebhooksApi(ProcoreClient(settings), settings.company_id)
+
+
+@webhooks_app.command("install")
+def webhooks_install() -> None:
+    """Create the company hook (namespace, URL, secret from the settings) and the triggers the
+    configured entities need; run again, it adds only what is missing."""
+    install_log_redaction()
+    from tasks.webhooks import configured_resources, install
+
+    settings = Settings()
+    try:
+        done = install(_webhooks_api(settings), settings, configured_resources(settings))
+    except SyncError as exc:
+        _fail(exc)
+    verb = "created" if done.created else "found" + (", secret updated" if done.secret_updated else "")
+    out.print(f"hook {done.hook_id} {verb}: {settings.webhook_namespace} → {settings.webhook_url}")
+    out.print(f"triggers: {len(done.added)} added, {done.kept} already there")
+    for key in done.added:
+        out.print(f"  + {key}")
+
+
+@webhooks_app.command("uninstall")
+def webhooks_uninstall() -> None:
+    """Remove the hook of this namespace and URL, and its triggers."""
+    install_log_redaction()
+    from tasks.webhooks import uninstall
+
+    settings = Settings()
+    try:
+        removed = uninstall(_webhooks_api(settings), settings)
+    except SyncError as exc:
+        _fail(exc)
+    out.print(f"hook {removed} removed" if removed else f"no hook of {settings.webhook_namespace} for {settings.webhook_url}")
+
+
+@webhooks_app.command("health-check")
+def webhooks_health_check(as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False) -> None:
+    """The hook, its triggers and its latest deliveries' outcomes; exits 1 when it is missing,
+    lacks triggers, or deliveries are failing or were discarded."""
+    install_log_redaction()
+    from tasks.webhooks import configured_resources, health
+
+    settings = Settings()
+    try:
+        report = health(_webhooks_api(settings), settings, configured_resources(settings))
+    except SyncError as exc:
+        _fail(exc)
+    if as_json:
+        print(report.model_dump_json(), flush=True)
+    else:
+        table = Table(title="procore-sync webhooks")
+        table.add_column("check")
+        table.add_column("detail")
+        table.add_row("status", report.status)
+        table.add_row("hook", f"{report.hook_id} {report.namespace} → {report.destination_url}")
+        table.add_row("triggers", f"{len(report.triggers)}" + (f", missing: {', '.join(report.missing_triggers)}"
+                                                              if report.missing_triggers else ""))
+        table.add_row("latest deliveries", ", ".join(f"{n} {outcome}" for outcome, n in sorted(report.outcomes.items())) or "none")
+        table.add_row("failing now", str(report.failing))
+        table.add_row("discarded", str(report.discarded))
+        if report.last_error:
+            table.add_row("last error", report.last_error)
+        out.print(table)
+    raise typer.Exit(0 if report.healthy else 1)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -37,11 +37,11 @@ from prefect.deployments import run_deployment
 
 from connectors.state import StateStore, StateStoreBusy, WebhookEvent, utc_now
 from flows import ENTITY_FLOWS, enabled
-from procore_sync.errors import ConfigError
 from procore_sync.settings import Settings
 from tasks.events import decide
 from tasks.inbound import KEY_SEPARATOR, InboundSpec
 from tasks.spec import EntitySpec, SyncOptions
+from tasks.webhooks import authorization
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def event_from(payload: dict[str, Any]) -> WebhookEvent:
 
 def receiver_app(settings: Settings, store: StateStore, wake: Callable[[], None]) -> FastAPI:
     """The HTTP side: one route for Procore's deliveries (``PATH``) and one for a load balancer."""
-    expected = settings.webhook_authorization.get_secret_value().encode()
+    expected = authorization(settings).encode()
     app = FastAPI(title="procore-sync webhooks", docs_url=None, redoc_url=None, openapi_url=None)
 
     # Plain functions: FastAPI runs them in its thread pool, so a state file taking its time
@@ -211,10 +211,7 @@ class _Wanted:
 
 def serve(settings: Settings, *, ready: Callable[[str], None] | None = None) -> None:
     """Receive and dispatch until interrupted (Ctrl-C, SIGTERM)."""
-    if not settings.webhook_authorization.get_secret_value():
-        raise ConfigError("PROCORE_SYNC_WEBHOOK_AUTHORIZATION is not set: the receiver would take any delivery; "
-                          "set it to the Authorization value of the hook (`procore-sync webhooks install` "
-                          "creates the hook with it)")
+    authorization(settings)  # no secret, no receiver: it would take any delivery
     store = StateStore(settings.state_path, lock_timeout_s=RECEIVE_LOCK_S)
     dispatcher = Dispatcher(settings, store)
     stop = threading.Event()

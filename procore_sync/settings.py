@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connectors.sources import SourceConfig
 from procore_sync.redact import register_secret
+from procore_sync.secrets import Secret, register_inline
 
 
 class ProcoreEnvironment(str, Enum):
@@ -117,17 +118,6 @@ class Settings(BaseSettings):
     inbound_overlap_s: float = Field(default=120.0, ge=0)
     budget_tool: Literal["budget_changes", "budget_modifications"] = "budget_changes"
 
-    # Procore webhooks (docs/webhooks.md): where `procore-sync webhooks serve` listens; the
-    # Authorization value every delivery must carry (the hook's destination header: nothing else
-    # proves a delivery is Procore's); how long the receiver gathers events before it starts runs
-    # (a burst of edits, one run per entity); the Procore application ids whose changes are
-    # procore-sync's own writes (dropped, so nothing echoes), by default the OAuth client's.
-    webhook_host: str = "127.0.0.1"
-    webhook_port: int = Field(default=8770, ge=0, le=65535)
-    webhook_authorization: SecretStr = SecretStr("")
-    webhook_coalesce_s: float = Field(default=2.0, ge=0)
-    webhook_application_ids: list[str] = Field(default_factory=list)
-
     # Local files
     home: Path = Path(".procore-sync")
     state_path: Path | None = None
@@ -138,6 +128,23 @@ class Settings(BaseSettings):
     # source (duckdb, query, api, folder or sftp templates). Unnamed tables: the ERP file above.
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
 
+    # Procore webhooks (``procore-sync webhooks install``): one company hook in this namespace
+    # (lowercase letters, digits, dashes; one per integration), sending events to this URL with
+    # ``Authorization: Bearer <webhook_secret>``; the secret inline or by reference
+    # ({"env": ...} or {"prefect_secret": ...}), the receiver checks it.
+    webhook_namespace: str = Field(default="procore-sync", pattern=r"^[a-z0-9-]+$")
+    webhook_url: str = "http://127.0.0.1:8766/procore/webhooks"
+    webhook_secret: Secret | None = None
+    # The receiver (`procore-sync webhooks serve`): the address it listens on (webhook_url is
+    # where Procore reaches it, through a proxy in production); how long it gathers a burst of
+    # events before it starts runs (one run per entity); the Procore application ids whose
+    # changes are procore-sync's own writes (dropped, so nothing echoes), by default the OAuth
+    # client id (set your application's id from Procore's Developer Portal).
+    webhook_host: str = "127.0.0.1"
+    webhook_port: int = Field(default=8766, ge=0, le=65535)
+    webhook_coalesce_s: float = Field(default=2.0, ge=0)
+    webhook_application_ids: list[str] = Field(default_factory=list)
+
     @model_validator(mode="after")
     def _derive_paths_and_register_secrets(self) -> "Settings":
         if self.state_path is None:
@@ -147,7 +154,7 @@ class Settings(BaseSettings):
         if self.export_dir is None:
             self.export_dir = self.home / "export"
         register_secret(self.client_secret.get_secret_value())
-        register_secret(self.webhook_authorization.get_secret_value())
+        register_inline(self.webhook_secret)
         return self
 
     @property

@@ -8,7 +8,9 @@ demo can always reach them:
   ``aimed`` faults (a PUT may name just the ones to change; see ``sandbox.faults``).
 - ``GET|PUT /_sandbox/quota``: read or change the four quota limits (same partial PUT); counts
   already made stay.
-- ``POST /_sandbox/reset``: wipe every record (vendors, projects and everything in them; the
+- ``GET|PUT /_sandbox/webhooks``: how webhook deliveries behave (``sandbox.routes_webhooks``).
+- ``POST /_sandbox/reset``: wipe every record (vendors, projects and everything in them; webhook
+  hooks, triggers and deliveries; the
   company's standard cost code list is seeded again, with a new id), quota counts and recorded
   contract violations, and restart the fault generator from its seed. Issued tokens stay valid,
   so a client keeps going.
@@ -77,6 +79,7 @@ async def reset(request: Request) -> dict[str, bool]:
     state.quota.reset()
     state.faults.reseed()
     state.contract_violations.clear()
+    state.webhooks.reset()
     return {"reset": True}
 
 

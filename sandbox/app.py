@@ -24,15 +24,18 @@ from sandbox import (
     routes_direct_costs,
     routes_planning,
     routes_project,
+    routes_webhooks,
 )
 from sandbox.api_errors import install_error_handlers
 from sandbox.auth import TokenRegistry
+from sandbox.clock import ManualClock
 from sandbox.config import SandboxConfig
 from sandbox.faults import FaultInjector, FaultSettings
 from sandbox.gate import Gate
 from sandbox.quota import Quota, QuotaLimits
 from sandbox.state import SandboxState
 from sandbox.store import Store
+from sandbox.webhooks import Webhooks
 
 
 def build_state(
@@ -54,14 +57,20 @@ def build_state(
         latency_spike_rate=config.latency_spike_rate,
         latency_spike_ms=config.latency_spike_ms,
     )
+    store = Store(clock, config.data_file, companies=(config.company_id,))
+    webhooks = Webhooks(config, clock)
+    store.on_commit(webhooks.on_commit)  # every committed change may be a webhook event
+    if isinstance(clock, ManualClock):
+        clock.on_advance(webhooks.wake)  # its deliveries wait for the manual clock, not for time
     return SandboxState(
         config=config,
         clock=clock,
         sleep=sleep,
-        store=Store(clock, config.data_file, companies=(config.company_id,)),
+        store=store,
         tokens=TokenRegistry(config, clock),
         quota=Quota(limits, clock),
         faults=FaultInjector(faults, config.seed),
+        webhooks=webhooks,
     )
 
 
@@ -98,6 +107,7 @@ def create_app(
         routes_direct_costs.router,
         routes_changes.router,
         routes_planning.router,
+        routes_webhooks.router,
         admin.router,
     )
     for router in routers:

@@ -1,8 +1,10 @@
 """OAuth client credentials, as Procore's Doorkeeper server answers them.
 
-One client (``client_id`` / ``client_secret`` from the config) may fetch bearer tokens; each is
-random and lives ``token_ttl_s`` seconds by the injected clock. There is no refresh token for this
-grant, so a client must simply ask again before expiry, exactly as against Procore.
+The configured client (``client_id`` / ``client_secret``) and the ``other_clients`` may fetch
+bearer tokens; each is random and lives ``token_ttl_s`` seconds by the injected clock. There is no
+refresh token for this grant, so a client must simply ask again before expiry, exactly as against
+Procore. A token remembers whose it is (``Actor``: the application and its user), which the gate
+puts in ``CURRENT_ACTOR`` for the request, so a webhook event names who made the change.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import math
 import secrets
 from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
@@ -21,6 +25,18 @@ class TokenState(Enum):
     MISSING = "missing"
     UNKNOWN = "unknown"
     EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who a request acts as: its OAuth application (None: Procore's own UI) and user."""
+
+    application_id: int | None
+    user_id: int
+
+
+# The actor of the request being served (set by the gate once the token is checked).
+CURRENT_ACTOR: ContextVar[Actor | None] = ContextVar("sandbox_actor", default=None)
 
 
 class OAuthError(Exception):
@@ -37,6 +53,7 @@ class TokenRegistry:
         self._config = config
         self._clock = clock
         self._expiry: dict[str, float] = {}
+        self._actors: dict[str, Actor] = {}
 
     def grant(self, params: dict[str, Any]) -> dict[str, Any]:
         """Answer a token request or raise ``OAuthError``."""
@@ -45,9 +62,10 @@ class TokenRegistry:
                 raise OAuthError(400, "invalid_request", f"The request is missing the {name} parameter.")
         if params["grant_type"] != "client_credentials":
             raise OAuthError(400, "unsupported_grant_type", "The sandbox supports only client_credentials.")
-        if not self._credentials_match(str(params["client_id"]), str(params["client_secret"])):
+        actor = self._actor_of_client(str(params["client_id"]), str(params["client_secret"]))
+        if actor is None:
             raise OAuthError(401, "invalid_client", "Client authentication failed due to unknown client.")
-        return self._issue()
+        return self._issue(actor)
 
     def check(self, authorization: str | None) -> TokenState:
         """State of the token in an ``Authorization`` header value."""
@@ -59,21 +77,29 @@ class TokenRegistry:
             return TokenState.UNKNOWN
         return TokenState.VALID if self._clock() < expires_at else TokenState.EXPIRED
 
+    def actor(self, authorization: str | None) -> Actor | None:
+        """Whose token an ``Authorization`` header value carries (None: no known token)."""
+        return self._actors.get((authorization or "").partition(" ")[2].strip())
+
     def issued(self) -> list[str]:
         """Every token still remembered (tests scan their output for them)."""
         return list(self._expiry)
 
-    def _credentials_match(self, client_id: str, client_secret: str) -> bool:
-        # Constant-time comparison, out of habit: this is how secrets are compared.
-        id_ok = secrets.compare_digest(client_id.encode(), self._config.client_id.encode())
-        secret_ok = secrets.compare_digest(client_secret.encode(), self._config.client_secret.encode())
-        return id_ok and secret_ok
+    def _actor_of_client(self, client_id: str, client_secret: str) -> Actor | None:
+        config = self._config
+        clients = [(config.client_id, config.client_secret, Actor(config.application_id, config.user_id))]
+        clients += [(c.client_id, c.client_secret, Actor(c.application_id, c.user_id)) for c in config.other_clients]
+        for known_id, known_secret, actor in clients:
+            if _credentials_match(client_id, client_secret, known_id, known_secret):
+                return actor
+        return None
 
-    def _issue(self) -> dict[str, Any]:
+    def _issue(self, actor: Actor) -> dict[str, Any]:
         now = self._clock()
         self._forget_expired(now)
         token = secrets.token_urlsafe(32)
         self._expiry[token] = now + self._config.token_ttl_s
+        self._actors[token] = actor
         return {
             "access_token": token,
             "token_type": "bearer",
@@ -86,3 +112,11 @@ class TokenRegistry:
         cutoff = now - self._config.token_ttl_s
         for token in [token for token, expires_at in self._expiry.items() if expires_at <= cutoff]:
             del self._expiry[token]
+            self._actors.pop(token, None)
+
+
+def _credentials_match(client_id: str, client_secret: str, known_id: str, known_secret: str) -> bool:
+    # Constant-time comparison, out of habit: this is how secrets are compared.
+    id_ok = secrets.compare_digest(client_id.encode(), known_id.encode())
+    secret_ok = secrets.compare_digest(client_secret.encode(), known_secret.encode())
+    return id_ok and secret_ok

@@ -37,7 +37,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sandbox.api_errors import NOT_INSTALLED
-from sandbox.auth import TokenState
+from sandbox.auth import CURRENT_ACTOR, TokenState
 from sandbox.contract import Violation, query_dict, validate_request
 from sandbox.faults import Fault
 from sandbox.quota import QuotaStatus
@@ -159,6 +159,8 @@ class Gate:
         if refusal is not None:
             await refusal(scope, receive, send)
             return
+        # Who the route's changes are made by, for their webhook events (same task: the route sees it).
+        CURRENT_ACTOR.set(self.state.tokens.actor(headers.get("authorization")))
         await self._with_faults(scope, receive, send)
 
     def _rate_limited(self, until: float) -> Response:

@@ -78,6 +78,7 @@ class SandboxServer:
     def stop(self) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=START_TIMEOUT_S)
+        self.app.state.sandbox.webhooks.stop()
         self.store.flush()
 
     def __enter__(self) -> SandboxServer:
@@ -131,4 +132,5 @@ def serve(config: SandboxConfig, host: str = "127.0.0.1", port: int = 8765) -> N
     try:
         uvicorn.Server(_uvicorn_config(app, host, port)).run()
     finally:
+        app.state.sandbox.webhooks.stop()
         app.state.store.flush()

@@ -18,6 +18,7 @@ from sandbox.contract import Violation
 from sandbox.faults import FaultInjector
 from sandbox.quota import Quota
 from sandbox.store import Store
+from sandbox.webhooks import Webhooks
 
 
 @dataclass
@@ -29,6 +30,7 @@ class SandboxState:
     tokens: TokenRegistry
     quota: Quota
     faults: FaultInjector
+    webhooks: Webhooks
     contract_violations: list[Violation] = field(default_factory=list)
     # Projects whose direct cost line item sync is running (Procore answers an overlap with 409).
     running_line_syncs: set[int] = field(default_factory=set)

@@ -19,6 +19,11 @@ regions do, so a client that squeezes ids into 32 bits fails here rather than in
 Records are the resources' writable fields plus ``id``, ``created_at`` and ``updated_at`` (and
 ``project_id`` for project-level kinds); views decide what Procore shows of them.
 
+Every change goes through ``insert`` / ``update`` / ``touch`` / ``delete``, so this is where the
+sandbox sees what changed: each one is noted (``Change``: created, updated or deleted; an update
+that sets ``deleted_at``, a soft delete, counts as a delete) and ``commit`` hands the request's
+changes, one per record, to the listeners (``on_commit``: the webhooks).
+
 Two things exist before anyone writes: each company named at construction gets one standard cost
 code list (Procore companies always have one) and Resource Planning's groups, and ``reset`` puts
 them back. Resource Planning's records (``rp_*``) have UUID ids, as in Procore.
@@ -34,10 +39,24 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 FIRST_ID = 562_949_953_421_313
 Record = dict[str, Any]
+
+
+class Change(NamedTuple):
+    """One record's change in one request: ``event`` is "create", "update" or "delete"."""
+
+    kind: str
+    scope_id: int
+    company_id: int
+    record_id: int | str
+    event: str
+
+
+# What one request did to a record, whatever it did in between: a create then updates is a create.
+_FOLD = {("create", "update"): "create", ("create", "delete"): "delete", ("update", "create"): "create"}
 
 # Kinds whose scope is the company; every other kind is scoped by project.
 COMPANY_KINDS: tuple[str, ...] = (
@@ -132,9 +151,12 @@ class Store:
         self._companies = tuple(companies)
         self._collections = {kind: Collection(kind) for kind in KINDS}
         self._next_id = FIRST_ID
+        self._changes: dict[tuple[str, int | str], Change] = {}
+        self._listeners: list[Callable[[list[Change]], None]] = []
         if data_file is not None and data_file.exists():
             self._load(data_file)
         self._seed()
+        self._changes.clear()  # what every company starts with is no one's change
 
     # --- reading, any kind ---------------------------------------------------------------------
 
@@ -253,6 +275,7 @@ class Store:
         if kind not in UUID_KINDS:
             self._next_id += 1
         self._collections[kind].add(scope_id, self.company_of(kind, scope_id), record)
+        self._note(kind, scope_id, record, "create")
         return dict(record)
 
     def update(self, kind: str, scope_id: int, record_id: int, changes: Record) -> Record:
@@ -261,15 +284,18 @@ class Store:
         record = collection.records[scope_id][record_id]
         if any(record.get(field) != value for field, value in changes.items()):
             old_origin_id = record.get("origin_id")
+            soft_deleted = record.get("deleted_at") is None and changes.get("deleted_at") is not None
             record.update(changes)
             record["updated_at"] = iso_utc(self._clock())
             collection.index_origin(self.company_of(kind, scope_id), old_origin_id, record)
+            self._note(kind, scope_id, record, "delete" if soft_deleted else "update")
         return dict(record)
 
     def touch(self, kind: str, scope_id: int, record_id: int) -> Record:
         """Move ``updated_at`` to now without changing a value: a parent whose children changed."""
         record = self._collections[kind].records[scope_id][record_id]
         record["updated_at"] = iso_utc(self._clock())
+        self._note(kind, scope_id, record, "update")
         return dict(record)
 
     def delete(self, kind: str, scope_id: int, record_id: int) -> None:
@@ -280,6 +306,7 @@ class Store:
         index = collection.by_origin.get(self.company_of(kind, scope_id), {})
         if record.get("origin_id") is not None and index.get(record["origin_id"]) == record_id:
             del index[record["origin_id"]]
+        self._note(kind, scope_id, record, "delete")
 
     def insert_vendor(self, company_id: int, fields: Record) -> Record:
         return self.insert("vendors", company_id, fields)
@@ -292,6 +319,20 @@ class Store:
             collection.clear()
         self._next_id = FIRST_ID
         self._seed()
+        self._changes.clear()
+
+    # --- changes -------------------------------------------------------------------------------
+
+    def on_commit(self, listener: Callable[[list[Change]], None]) -> None:
+        """Call ``listener`` with each request's changes when it commits."""
+        self._listeners.append(listener)
+
+    def _note(self, kind: str, scope_id: int, record: Record, event: str) -> None:
+        key = (kind, record["id"])
+        earlier = self._changes.get(key)
+        if earlier is not None:
+            event = _FOLD.get((earlier.event, event), event)
+        self._changes[key] = Change(kind, scope_id, self.company_of(kind, scope_id), record["id"], event)
 
     def _seed(self) -> None:
         for company_id in self._companies:
@@ -308,6 +349,9 @@ class Store:
         second; ``flush`` (called when the server stops) writes what is left.
         """
         self._dirty = True
+        changes, self._changes = list(self._changes.values()), {}
+        for listener in self._listeners:
+            listener(changes)
         if self._data_file is not None and time.monotonic() - self._saved_at >= SAVE_INTERVAL_S:
             self.flush()
 

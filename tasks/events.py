@@ -62,9 +62,9 @@ def decide(event: WebhookEvent, *, inbound: Sequence[InboundSpec], outbound: Seq
 
 
 def _inbound(event: WebhookEvent, spec: InboundSpec, projects: Mapping[str, str]) -> Decision | None:
-    on_line = event.resource_name in spec.webhook_line_resources
-    if event.resource_name not in spec.webhook_resources and not on_line:
+    if event.resource_name not in spec.webhook_resources:
         return None
+    on_line = event.resource_name in spec.webhook_line_resources
     number = projects.get(event.project_id or "")
     if number is None:
         return Decision("ignored", f"{event.resource_name} {event.resource_id} is in Procore project "

@@ -157,9 +157,10 @@ class InboundSpec:
     # A reason when a Procore record is an echo of an integration's write, not a field change.
     echo: Callable[[dict[str, Any]], str | None] = lambda record: None
     revisit: bool = False  # as EntitySpec: inbound entities need no second pass in sync-all
-    # Procore's webhook resource names (docs/webhooks.md): an event on one of ``webhook_resources``
-    # names a record of this entity, so a run reads that record alone; an event on one of
-    # ``webhook_line_resources`` names a line, not its record, so a run reads its project.
+    # Procore's webhook resource names of what the entity reads (``procore-sync webhooks install``):
+    # an event on one names a record of this entity, so a run reads that record alone
+    # (``tasks/events.py``); one on those of them in ``webhook_line_resources`` names a line, not
+    # its record, so a run reads the line's project.
     webhook_resources: tuple[str, ...] = ()
     webhook_line_resources: tuple[str, ...] = ()
 

@@ -106,8 +106,7 @@ class EntitySpec:
     # What the writer matches Procore's records on, where there is no origin_id: two records
     # sharing it would become one Procore record, so they fail instead (``tasks.keys``).
     natural_key: NaturalKey | None = None
-    # Procore's webhook resource names for this entity's records: a change to one of them made
-    # in Procore, not by procore-sync, is drift from the ERP (docs/webhooks.md).
+    # Procore's webhook resource names of what the entity writes (``procore-sync webhooks install``).
     webhook_resources: tuple[str, ...] = ()
 
     @property

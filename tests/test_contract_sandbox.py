@@ -127,6 +127,17 @@ SERVED = (
     "RestV10Workforce-planningV2CompaniesCompanyIdProjectsProjectIdGet",
     "RestV10Workforce-planningV2CompaniesCompanyIdProjectsProjectIdPost",
     "RestV10Workforce-planningV2CompaniesCompanyIdProjectsProjectIdDelete",
+    # webhooks: hooks, triggers, deliveries
+    "RestV10WebhooksHooksGet",
+    "RestV10WebhooksHooksPost",
+    "RestV10WebhooksHooksIdPatch",
+    "RestV10WebhooksHooksIdDelete",
+    "RestV10WebhooksHooksHookIdTriggersGet",
+    "RestV10WebhooksHooksHookIdTriggersPost",
+    "RestV10WebhooksHooksHookIdTriggersIdDelete",
+    "RestV10WebhooksHooksHookIdTriggersBulkPost",
+    "RestV10WebhooksHooksHookIdTriggersBulkDelete",
+    "RestV10WebhooksHooksHookIdDeliveriesGet",
 )
 
 

@@ -23,7 +23,7 @@ from sandbox.server import run_in_thread
 from tasks.events import decide
 from tasks.spec import SyncOptions
 
-SECRET = "Bearer hook-secret-1234"
+SECRET = "Bearer hook-secret-1234"  # what install puts on the hook for webhook_secret below
 OURS = "sandbox-client"
 
 
@@ -88,7 +88,7 @@ class Receiver:
     """The receiver's app on a real socket, its state file, and the runs its dispatcher started."""
 
     def __init__(self, tmp_path: Path) -> None:
-        self.settings = Settings(home=tmp_path, webhook_authorization=SECRET, webhook_coalesce_s=0)
+        self.settings = Settings(home=tmp_path, webhook_secret="hook-secret-1234", webhook_coalesce_s=0)
         self.store = StateStore(self.settings.state_path)
         run_id = self.store.start_run("projects")
         self.store.record_outcomes(run_id, "projects", [Outcome("P-1001", "create", "ok", procore_id=501,
