@@ -220,6 +220,8 @@ class ChangeOrderKind:
             name=self.name,
             # Procore names no change order webhook resource; each change order's package stands for it.
             webhook_resources=("Change Order Packages",),
+            # The package has an id of its own: an event on it makes a run read its project.
+            webhook_project_resources=("Change Order Packages",),
             title=self.title,
             header=SinkTable(self.name, ErpChangeOrder),
             lines=SinkTable(f"{self.name.removesuffix('s')}_lines", ErpChangeOrderLine,

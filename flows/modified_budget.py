@@ -145,7 +145,7 @@ def map_budget_change(record: dict[str, Any], project: Project, refs: Refs) -> I
 BUDGET_CHANGES = InboundSpec(
     name="budget_changes",
     webhook_resources=("Budget Changes", "Budget Change Adjustment Line Items"),
-    webhook_line_resources=("Budget Change Adjustment Line Items",),
+    webhook_project_resources=("Budget Change Adjustment Line Items",),
     title="Budget changes (modified budget)",
     header=SinkTable("budget_changes", ErpBudgetChange),
     lines=SinkTable("budget_change_lines", ErpBudgetChangeLine, parent="budget_change_procore_id"),

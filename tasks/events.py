@@ -7,10 +7,10 @@ what to do with one, from the entities' declarations alone, with no I/O:
   It is dropped, so nothing echoes back and forth.
 - **Run.** A record of a Procore → ERP entity changed (a change order approved in the field): a
   targeted run of that entity reads that one record (its ERP key, ``<project number>|<Procore
-  id>``). An event on a line names the line, not its record, so the run reads the line's project.
-  Commitment and prime change orders share Procore's resource name: both entities run, and the
-  one the record is not is answered 404 and leaves no trace (``InboundRun._mark_deleted`` marks
-  only records it holds).
+  id>``). An event that names something else (a budget change's line; a change order's package,
+  the only webhook resource Procore has for change orders, with an id of its own) makes the run
+  read that project: a list call, and in full only what changed. Commitment and prime change
+  orders share the package resource: both entities read the project.
 - **Drift.** A record of an ERP → Procore entity was created, edited or deleted in Procore by
   someone else. The ERP is the master: it is reported with what the operator can do, never
   written back to the ERP.
@@ -64,14 +64,14 @@ def decide(event: WebhookEvent, *, inbound: Sequence[InboundSpec], outbound: Seq
 def _inbound(event: WebhookEvent, spec: InboundSpec, projects: Mapping[str, str]) -> Decision | None:
     if event.resource_name not in spec.webhook_resources:
         return None
-    on_line = event.resource_name in spec.webhook_line_resources
+    by_project = event.resource_name in spec.webhook_project_resources
     number = projects.get(event.project_id or "")
     if number is None:
         return Decision("ignored", f"{event.resource_name} {event.resource_id} is in Procore project "
                                    f"{event.project_id}, which procore-sync does not sync", entity=spec.name)
-    if on_line:
-        return Decision("run", f"a line of project {number} changed: the project is read", entity=spec.name,
-                        project=number)
+    if by_project:
+        return Decision("run", f"{event.resource_name} {event.resource_id} of project {number} "
+                               f"{_past(event.event_type)}: the project is read", entity=spec.name, project=number)
     key = Project(int(event.project_id or 0), number).key(event.resource_id)
     return Decision("run", f"{_past(event.event_type)} in Procore: read again", entity=spec.name, erp_key=key)
 

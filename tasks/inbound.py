@@ -159,10 +159,10 @@ class InboundSpec:
     revisit: bool = False  # as EntitySpec: inbound entities need no second pass in sync-all
     # Procore's webhook resource names of what the entity reads (``procore-sync webhooks install``):
     # an event on one names a record of this entity, so a run reads that record alone
-    # (``tasks/events.py``); one on those of them in ``webhook_line_resources`` names a line, not
-    # its record, so a run reads the line's project.
+    # (``tasks/events.py``); one on those of them in ``webhook_project_resources`` names something
+    # else (a line, a change order's package), so a run reads that project.
     webhook_resources: tuple[str, ...] = ()
-    webhook_line_resources: tuple[str, ...] = ()
+    webhook_project_resources: tuple[str, ...] = ()
 
     @property
     def display_name(self) -> str:

@@ -48,19 +48,21 @@ def decisions(payload: dict[str, Any], known: dict[tuple[str, str], str] | None 
     return [(d.verdict, d.entity or "", d.erp_key or d.project or "", d.message) for d in found]
 
 
-def test_a_change_order_edited_in_the_field_is_read_again_by_its_erp_key() -> None:
-    found = decisions(event("Change Order Packages", 77))
-    assert [(v, e, k) for v, e, k, _ in found] == [("run", "commitment_change_orders", "P-1001|77"),
-                                                  ("run", "prime_change_orders", "P-1001|77")]
+def test_a_budget_change_edited_in_the_field_is_read_again_by_its_erp_key() -> None:
+    found = decisions(event("Budget Changes", 77))
+    assert [(v, e, k) for v, e, k, _ in found] == [("run", "budget_changes", "P-1001|77")]
 
 
-def test_a_line_names_no_record_so_its_project_is_read() -> None:
+def test_a_line_or_a_change_orders_package_names_no_record_so_its_project_is_read() -> None:
     found = decisions(event("Budget Change Adjustment Line Items", 5))
     assert [(v, e, k) for v, e, k, _ in found] == [("run", "budget_changes", "P-1001")]
+    found = decisions(event("Change Order Packages", 77))  # the package's id, not the change order's
+    assert [(v, e, k) for v, e, k, _ in found] == [("run", "commitment_change_orders", "P-1001"),
+                                                  ("run", "prime_change_orders", "P-1001")]
 
 
 def test_procore_syncs_own_writes_are_echoes_and_start_nothing() -> None:
-    assert decisions(event("Change Order Packages", 77, app=OURS))[0][0] == "echo"
+    assert decisions(event("Budget Changes", 77, app=OURS))[0][0] == "echo"
 
 
 def test_events_outside_what_procore_sync_syncs_are_ignored_with_why() -> None:
@@ -126,35 +128,51 @@ def test_a_forged_delivery_is_refused_and_kept_nowhere(receiver: Receiver) -> No
 
 
 def test_an_event_delivered_twice_starts_one_run_for_its_record(receiver: Receiver) -> None:
-    first = receiver.deliver(event("Change Order Packages", 77))
-    second = receiver.deliver(event("Change Order Packages", 77))
+    first = receiver.deliver(event("Budget Changes", 77))
+    second = receiver.deliver(event("Budget Changes", 77))
     assert (first.status_code, first.json()["duplicate"]) == (200, False)
     assert (second.status_code, second.json()["duplicate"]) == (200, True)
     receiver.dispatcher.dispatch()
     assert [(entity, options.erp_keys) for entity, options, _ in receiver.started] == [
-        ("commitment_change_orders", ["P-1001|77"]), ("prime_change_orders", ["P-1001|77"])]
-    receiver.deliver(event("Change Order Packages", 77))  # Procore's retry after the dispatch
+        ("budget_changes", ["P-1001|77"])]
+    receiver.deliver(event("Budget Changes", 77))  # Procore's retry after the dispatch
     receiver.dispatcher.dispatch()
-    assert len(receiver.started) == 2
+    assert len(receiver.started) == 1
+    (settled,) = receiver.store.webhook_events()
+    assert (settled.status, settled.entity, settled.flow_run_id) == ("started", "budget_changes", "run-1")
+
+
+def test_a_package_event_starts_both_change_order_entities_for_its_project(receiver: Receiver) -> None:
+    receiver.deliver(event("Change Order Packages", 77))
+    receiver.dispatcher.dispatch()
+    assert [(entity, options.projects) for entity, options, _ in receiver.started] == [
+        ("commitment_change_orders", ["P-1001"]), ("prime_change_orders", ["P-1001"])]
     (settled,) = receiver.store.webhook_events()
     assert (settled.status, settled.flow_run_id) == ("started", "run-1, run-2")
 
 
 def test_a_burst_of_events_is_one_run_per_entity_with_a_key_made_of_its_events(receiver: Receiver) -> None:
     for number, record in enumerate((77, 78, 77)):
-        receiver.deliver(event("Change Order Packages", record, ulid=f"01J00000000000000000000{number:03d}"))
-    receiver.deliver(event("Budget Change Adjustment Line Items", 5, ulid="01J000000000000000000000B1"))
-    receiver.deliver(event("Budget Changes", 6, ulid="01J000000000000000000000B2"))
+        receiver.deliver(event("Budget Changes", record, ulid=f"01J00000000000000000000{number:03d}"))
+    receiver.deliver(event("Change Order Packages", 5, ulid="01J000000000000000000000B1"))
     receiver.dispatcher.dispatch()
     runs = {entity: (options.erp_keys, options.projects, key) for entity, options, key in receiver.started}
-    assert runs["commitment_change_orders"][:2] == (["P-1001|77", "P-1001|78"], [])
-    assert runs["budget_changes"][:2] == ([], ["P-1001"])  # the project read covers budget change 6
+    assert runs["budget_changes"][:2] == (["P-1001|77", "P-1001|78"], [])
+    assert runs["commitment_change_orders"][:2] == ([], ["P-1001"])
     keys = [key for _, _, key in runs.values()]
     assert len(set(keys)) == 3 and all(key.startswith("webhook:") for key in keys)
 
 
+def test_a_project_read_covers_the_records_named_in_the_same_burst(receiver: Receiver) -> None:
+    receiver.deliver(event("Budget Changes", 6, ulid="01J000000000000000000000B2"))
+    receiver.deliver(event("Budget Change Adjustment Line Items", 5, ulid="01J000000000000000000000B1"))
+    receiver.dispatcher.dispatch()
+    assert [(entity, options.erp_keys, options.projects) for entity, options, _ in receiver.started] == [
+        ("budget_changes", [], ["P-1001"])]
+
+
 def test_echoes_and_drift_are_settled_without_a_run(receiver: Receiver) -> None:
-    receiver.deliver(event("Change Order Packages", 77, app=OURS, ulid="01J000000000000000000000E1"))
+    receiver.deliver(event("Budget Changes", 77, app=OURS, ulid="01J000000000000000000000E1"))
     receiver.deliver(event("Company Vendors", 42, project=None, ulid="01J000000000000000000000E2"))
     receiver.dispatcher.dispatch()
     assert receiver.started == []
