@@ -8,7 +8,9 @@ still run, and their records that need it are blocked, naming it. The Procore â†
 (change orders, modified budget) come after the contracts and WBS codes whose id maps link them
 back to the ERP. Entities revisited (contracts kept in Draft until their lines landed) run a
 second time once everything that depends on them has finished. The company is checked once, for
-all of them.
+all of them. While Procore's webhooks deliver the Procore â†’ ERP entities' changes (the hook
+healthy), those are read only once their last full read is ``webhook_sweep_s`` old: the safety
+net (``tasks.webhooks.left_to_webhooks``); a full resync reads them all.
 """
 
 from __future__ import annotations
@@ -17,13 +19,15 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
-from prefect import flow
+from prefect import flow, get_run_logger
 
 from flows import ENTITY_FLOWS, enabled, levels, run_inside
 from procore_sync.settings import Settings
 from tasks.engine import one_company_check
+from tasks.inbound import InboundSpec
 from tasks.report import RunSummary, publish_overview
 from tasks.spec import SyncOptions
+from tasks.webhooks import polling_left_to_webhooks
 
 MAX_PARALLEL = 4
 
@@ -96,6 +100,11 @@ def sync_all(options: SyncOptions = SyncOptions()) -> list[RunSummary]:
     # Summaries in the dependency order's levels, as the overview always listed them.
     names = [name for level in levels() for name in level if enabled(name, settings)]
     with one_company_check(settings):  # one call for every entity run, not one each
+        left, why = polling_left_to_webhooks(
+            settings, [n for n in names if isinstance(ENTITY_FLOWS[n][0], InboundSpec) and not options.full_resync])
+        if why:
+            get_run_logger().info(why)
+        names = [n for n in names if n not in left]
         done = run_steps(schedule(names), lambda step: run_inside(step.entity, entity_options, settings))
     # Contracts kept in Draft until their lines landed got their ERP status in their revisit.
     summaries = [merge(done[Step(n)], done[Step(n, True)]) if Step(n, True) in done else done[Step(n)]

@@ -144,6 +144,10 @@ class Settings(BaseSettings):
     webhook_port: int = Field(default=8766, ge=0, le=65535)
     webhook_coalesce_s: float = Field(default=2.0, ge=0)
     webhook_application_ids: list[str] = Field(default_factory=list)
+    # While the hook is healthy (webhooks health-check OK), sync-all reads a Procore → ERP entity
+    # only once its last full read is this old (the safety net for deliveries Procore discarded
+    # or never sent); 0 reads every entity in every sync-all, as without webhooks.
+    webhook_sweep_s: float = Field(default=86400.0, ge=0)
 
     @model_validator(mode="after")
     def _derive_paths_and_register_secrets(self) -> "Settings":

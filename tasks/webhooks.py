@@ -21,7 +21,9 @@ writes or reads (``webhook_resources`` on its spec); the entities are the ones s
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
@@ -157,3 +159,43 @@ def _last_error(deliveries: list[dict[str, Any]]) -> str | None:
             status = delivery.get("response_status")
             return f"{delivery.get('completed_at')}: " + (f"HTTP {status}" if status else str(delivery.get("response_error")))
     return None
+
+
+def left_to_webhooks(api: WebhooksApi, settings: Settings, cursors: Mapping[str, datetime | None],
+                     now: Callable[[], datetime]) -> tuple[set[str], str]:
+    """The Procore → ERP entities (of ``cursors``: each one's last full read) that sync-all need
+    not poll now, and why, for its log.
+
+    Webhooks bring their changes within seconds while the hook is healthy: then polling is the
+    safety net for what a delivery never brought (an event Procore discarded or never sent), and
+    an entity is polled once its last full read is ``webhook_sweep_s`` old. A hook that is
+    missing, missing triggers, failing or discarding means every entity is polled, as without
+    webhooks. Four calls (the hook, its triggers, its deliveries twice) instead of one or more
+    per project and entity. ``now`` is asked after those calls: Procore's clock, as the cursors are.
+    """
+    report = health(api, settings, configured_resources(settings))
+    if not report.healthy:
+        return set(), f"webhooks {report.status}: every Procore → ERP entity is polled"
+    sweep = timedelta(seconds=settings.webhook_sweep_s)
+    at = now()
+    left = {name for name, cursor in cursors.items() if cursor is not None and at - cursor < sweep}
+    polled = sorted(set(cursors) - left)
+    return left, (f"webhooks healthy: {', '.join(sorted(left)) or 'no entity'} left to them until their next sweep "
+                  f"(every {settings.webhook_sweep_s:g} s); polled now: {', '.join(polled) or 'none'}")
+
+
+def polling_left_to_webhooks(settings: Settings, inbound: list[str]) -> tuple[set[str], str]:
+    """``left_to_webhooks`` for sync-all's Procore → ERP entities ``inbound``: nothing is left,
+    and no call made, without a webhook secret (no receiver) or with ``webhook_sweep_s`` 0."""
+    if not settings.webhook_sweep_s or settings.webhook_secret is None or not inbound:
+        return set(), ""
+    from connectors.procore import ProcoreClient
+    from connectors.quota import quota_gate
+    from connectors.state import StateStore, utc_now
+
+    assert settings.state_path is not None
+    store = StateStore(settings.state_path)
+    with ProcoreClient(settings, before_request=quota_gate(settings)) as client:
+        return left_to_webhooks(WebhooksApi(client, settings.company_id), settings,
+                                {name: store.get_cursor(name) for name in inbound},
+                                lambda: client.procore_time or utc_now())

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import csv
 import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from connectors.erp_sink import ErpSink
 from connectors.procore import ProcoreClient
 from connectors.procore_webhooks import WebhooksApi
 from connectors.state import Outcome, StateStore
+from flows import ENTITY_FLOWS
 from flows.change_orders import COMMITMENT_CHANGE_ORDERS
 from flows.commitments import SUBCONTRACTS
 from flows.projects import PROJECTS
@@ -30,11 +33,11 @@ from procore_sync.receiver import PATH, Dispatcher, receiver_app
 from procore_sync.settings import Settings
 from sandbox.clock import ManualClock
 from sandbox.config import SandboxConfig
-from sandbox.server import run_in_thread, start_in_thread
-from tasks.webhooks import configured_resources, install
+from sandbox.server import SandboxServer, run_in_thread, start_in_thread
+from tasks.webhooks import configured_resources, install, polling_left_to_webhooks
 from tests.conftest import settings_env
 from tests.support import served_deployments, wait_for
-from tests.webhook_support import FIELD_CREDENTIALS, Caller
+from tests.webhook_support import FIELD_CREDENTIALS, Caller, receiving
 
 SECRET = "hook-secret-e2e-1234"
 # Every event is delivered twice: Procore's at-least-once, made certain.
@@ -74,8 +77,32 @@ def _exported_titles(settings: Settings) -> list[str]:
         return [row["title"] for row in csv.DictReader(file)]
 
 
-def test_a_change_order_approved_in_the_field_reaches_the_erp_once_through_its_webhook(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_api: str) -> None:
+@dataclass
+class Company:
+    """A sandbox on a manual clock holding a project and a subcontract procore-sync synced (the
+    state knows both), procore-sync's settings for it, and the field's way in."""
+
+    sandbox: SandboxServer
+    clock: ManualClock
+    settings: Settings
+    store: StateStore
+    project_id: int
+    contract_id: int
+
+    def field_change_order(self, title: str) -> dict[str, Any]:
+        body = {"change_order": {"contract_id": self.contract_id, "title": title, "status": "approved"}}
+        path = f"/rest/v1.0/projects/{self.project_id}/commitment_change_orders"
+        answer: dict[str, Any] = Caller(self.sandbox, FIELD_CREDENTIALS).call("POST", path, body=body, status=201)
+        return answer
+
+    def erp_row(self, procore_id: int) -> dict[str, Any] | None:
+        sink = ErpSink(self.settings.erp_path, self.settings.export_dir)
+        return next((row for row in sink.rows(COMMITMENT_CHANGE_ORDERS.header) if row["procore_id"] == procore_id),
+                    None)
+
+
+@pytest.fixture
+def company(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Company]:
     clock = ManualClock()
     with start_in_thread(SandboxConfig(**EVERY_EVENT_TWICE), clock) as sandbox:
         settings = settings_env(monkeypatch, sandbox.url, tmp_path / "erp.duckdb", tmp_path,
@@ -86,47 +113,76 @@ def test_a_change_order_approved_in_the_field_reaches_the_erp_once_through_its_w
         store = StateStore(settings.state_path)
         _as_synced(store, PROJECTS.name, "P-1", project_id)
         _as_synced(store, SUBCONTRACTS.name, "SC-1", contract_id)
+        yield Company(sandbox, clock, settings, store, project_id, contract_id)
 
-        dispatcher, stop = Dispatcher(settings, store), threading.Event()
-        server, thread, url = run_in_thread(receiver_app(settings, store, dispatcher.wake), "webhook-receiver")
-        dispatching = threading.Thread(target=dispatcher.run, args=(stop,), daemon=True)
-        dispatching.start()
-        monkeypatch.setenv("PROCORE_SYNC_WEBHOOK_URL", url + PATH)
-        settings = Settings()
-        try:
-            api_client = ProcoreClient(settings, clock=clock, sleep=clock.advance)
-            api = WebhooksApi(api_client, settings.company_id)
-            hook_id = install(api, settings, configured_resources(settings)).hook_id
-            with served_deployments(prefect_api):
-                field = Caller(sandbox, FIELD_CREDENTIALS)
-                body = {"change_order": {"contract_id": contract_id, "title": "Extra steel", "status": "approved"}}
-                change_order = field.call("POST", f"/rest/v1.0/projects/{project_id}/commitment_change_orders",
-                                          body=body, status=201)
-                sandbox.app.state.sandbox.webhooks.settle(timeout_s=20)
 
-                sink = ErpSink(settings.erp_path, settings.export_dir)
-                wait_for(lambda: next((row for row in sink.rows(COMMITMENT_CHANGE_ORDERS.header)
-                                       if row["procore_id"] == change_order["id"]), None),
-                         "the change order in the ERP table")
-                runs = wait_for(lambda: runs if len(runs := _webhook_runs()) == 2
-                                and all(r.state and r.state.is_final() for r in runs) else None,
-                                "both change order runs to finish")
-                assert sorted(r.state.type.value for r in runs) == ["COMPLETED", "COMPLETED"]
-                assert _exported_titles(settings) == ["Extra steel"]
+def installed(company: Company, monkeypatch: pytest.MonkeyPatch, url: str) -> tuple[WebhooksApi, int]:
+    """procore-sync's hook on ``url``, as `procore-sync webhooks install` makes it."""
+    monkeypatch.setenv("PROCORE_SYNC_WEBHOOK_URL", url)
+    company.settings = Settings()
+    client = ProcoreClient(company.settings, clock=company.clock, sleep=company.clock.advance)
+    api = WebhooksApi(client, company.settings.company_id)
+    return api, install(api, company.settings, configured_resources(company.settings)).hook_id
 
-                events = store.webhook_events()
-                delivered = [d for d in api.deliveries(hook_id, "any", 100) if d.get("outcome") == "ok"]
-                assert len(delivered) == 2 * len(events)  # each event arrived twice, kept once
-                assert {e.status for e in events} == {"started"}
 
-                forged = requests.post(url + PATH, json={**events[0].payload, "ulid": "01FORGED"},
-                                       headers={"Authorization": "Bearer guessed"}, timeout=10)
-                assert forged.status_code == 401
-                dispatcher.dispatch()
-                assert len(_webhook_runs()) == 2
-        finally:
-            api_client.close()
-            stop.set()
-            dispatcher.wake()
-            server.should_exit = True
-            thread.join(timeout=10)
+def test_a_change_order_approved_in_the_field_reaches_the_erp_once_through_its_webhook(
+        company: Company, monkeypatch: pytest.MonkeyPatch, prefect_api: str) -> None:
+    dispatcher, stop = Dispatcher(company.settings, company.store), threading.Event()
+    server, thread, url = run_in_thread(receiver_app(company.settings, company.store, dispatcher.wake),
+                                        "webhook-receiver")
+    dispatching = threading.Thread(target=dispatcher.run, args=(stop,), daemon=True)
+    dispatching.start()
+    try:
+        api, hook_id = installed(company, monkeypatch, url + PATH)
+        with served_deployments(prefect_api):
+            change_order = company.field_change_order("Extra steel")
+            company.sandbox.app.state.sandbox.webhooks.settle(timeout_s=20)
+
+            wait_for(lambda: company.erp_row(change_order["id"]), "the change order in the ERP table")
+            runs = wait_for(lambda: runs if len(runs := _webhook_runs()) == 2
+                            and all(r.state and r.state.is_final() for r in runs) else None,
+                            "both change order runs to finish")
+            assert sorted(r.state.type.value for r in runs) == ["COMPLETED", "COMPLETED"]
+            assert _exported_titles(company.settings) == ["Extra steel"]
+
+            events = company.store.webhook_events()
+            delivered = [d for d in api.deliveries(hook_id, "any", 100) if d.get("outcome") == "ok"]
+            assert len(delivered) == 2 * len(events)  # each event arrived twice, kept once
+            assert {e.status for e in events} == {"started"}
+
+            forged = requests.post(url + PATH, json={**events[0].payload, "ulid": "01FORGED"},
+                                   headers={"Authorization": "Bearer guessed"}, timeout=10)
+            assert forged.status_code == 401
+            dispatcher.dispatch()
+            assert len(_webhook_runs()) == 2
+    finally:
+        stop.set()
+        dispatcher.wake()
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_a_delivery_lost_on_the_way_is_brought_by_the_sweep(company: Company, monkeypatch: pytest.MonkeyPatch,
+                                                            prefect_api: str) -> None:
+    """Healthy webhooks let sync-all skip polling the change orders until their sweep is due;
+    an event Procore never sent (dropped) reaches the ERP at the sweep."""
+    sweep_s = 3600
+    monkeypatch.setenv("PROCORE_SYNC_WEBHOOK_SWEEP_S", str(sweep_s))
+    with receiving() as receiver:
+        installed(company, monkeypatch, receiver.url)
+        polled = ENTITY_FLOWS[COMMITMENT_CHANGE_ORDERS.name][1]
+        polled()  # the last full read: the cursor
+        requests.put(f"{company.sandbox.url}/_sandbox/webhooks", json={"drop_rate": 1.0}, timeout=10).raise_for_status()
+        change_order = company.field_change_order("Lost event")
+        company.sandbox.app.state.sandbox.webhooks.settle(timeout_s=20)
+        assert receiver.events() == []
+
+        entities = [COMMITMENT_CHANGE_ORDERS.name]
+        left, why = polling_left_to_webhooks(company.settings, entities)
+        assert left == {COMMITMENT_CHANGE_ORDERS.name}, why
+
+        company.clock.advance(sweep_s)
+        left, why = polling_left_to_webhooks(company.settings, entities)
+        assert left == set(), why
+        polled()
+        assert company.erp_row(change_order["id"]) is not None
