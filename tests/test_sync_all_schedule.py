@@ -7,17 +7,25 @@ events, never for a time.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from prefect import Flow, flow
 
+from connectors.procore import ProcoreClient
+from connectors.procore_webhooks import WebhooksApi
+from connectors.state import StateStore
+from flows.change_orders import COMMITMENT_CHANGE_ORDERS
 from flows.sync_all import Step, schedule, sync_all
+from procore_sync.settings import Settings
 from sandbox.server import SandboxServer
 from tasks.report import RunSummary
 from tasks.spec import SyncOptions
+from tasks.webhooks import configured_resources, install
 from tests.conftest import settings_env
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -52,7 +60,7 @@ class StandIns:
                 raise RuntimeError(f"{name} failed on purpose")
             return RunSummary(entity=name, run_id="", status="completed", api_calls=1)
 
-        spec = SimpleNamespace(name=name, depends_on=list(depends_on), revisit=revisit)
+        spec = SimpleNamespace(name=name, depends_on=list(depends_on), revisit=revisit, webhook_resources=())
         return spec, stand_in
 
 
@@ -110,3 +118,23 @@ def test_two_revisits_wait_for_their_dependants_not_for_each_other(
     after = schedule(["subcontracts", "purchase_orders", "change_orders"])
     assert after[Step("purchase_orders", revisit=True)] == {Step("purchase_orders"), Step("change_orders")}
     assert after[Step("subcontracts", revisit=True)] == {Step("subcontracts"), Step("change_orders")}
+
+
+def test_while_webhooks_are_healthy_a_procore_to_erp_entity_is_read_only_at_its_sweep(
+        stand_ins: StandIns, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Polling is the safety net once webhooks bring the field's changes: a Procore → ERP entity
+    read less than ``webhook_sweep_s`` ago is left to them; a full resync reads it anyway."""
+    _, change_orders = stand_ins.entity("change_orders")
+    inbound = dataclasses.replace(COMMITMENT_CHANGE_ORDERS, name="change_orders", parents=())
+    use(monkeypatch, stand_ins.entity("vendors"), (inbound, change_orders))
+    monkeypatch.setenv("PROCORE_SYNC_WEBHOOK_SECRET", "whsec-sync-all-12345")
+    settings = Settings()
+    with ProcoreClient(settings) as client:
+        install(WebhooksApi(client, settings.company_id), settings, configured_resources(settings))
+
+    sync_all(options=SyncOptions())  # never read: polled
+    assert settings.state_path is not None
+    StateStore(settings.state_path).set_cursor("change_orders", datetime.now(UTC))
+    assert [s.entity for s in sync_all(options=SyncOptions())] == ["vendors"]
+    assert [s.entity for s in sync_all(options=SyncOptions(full_resync=True))] == ["vendors", "change_orders"]
+    assert sorted(stand_ins.runs) == ["change_orders"] * 2 + ["vendors"] * 3
