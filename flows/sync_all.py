@@ -15,6 +15,7 @@ net (``tasks.webhooks.left_to_webhooks``); a full resync reads them all.
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -76,14 +77,18 @@ def critical_first(after: Mapping[Step, set[Step]]) -> list[Step]:
 def run_steps(after: Mapping[Step, set[Step]], run: Callable[[Step], RunSummary],
               max_parallel: int = MAX_PARALLEL) -> dict[Step, RunSummary]:
     """Run every step once its ``after`` steps have finished, failed or not, at most
-    ``max_parallel`` at a time; returns each step's summary."""
+    ``max_parallel`` at a time; returns each step's summary.
+
+    Each step runs in a copy of the caller's context: Prefect finds the parent of a flow called
+    inside a flow run in the context (``FlowRunContext``), which a pool's thread does not
+    inherit, and without it an entity's run is not sync-all's subflow in the UI."""
     waiting, done = critical_first(after), {}
     running: dict[Future[RunSummary], Step] = {}
     with ThreadPoolExecutor(max_workers=max_parallel) as pool:
         while waiting or running:
             for step in [s for s in waiting if after[s] <= done.keys()][:max_parallel - len(running)]:
                 waiting.remove(step)
-                running[pool.submit(run, step)] = step
+                running[pool.submit(contextvars.copy_context().run, run, step)] = step
             if not running:
                 raise ValueError(f"dependency cycle among {[s.entity for s in waiting]}")
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -120,5 +125,5 @@ def merge(first: RunSummary, second: RunSummary) -> RunSummary:
     # Records the second pass released were counted as warnings (held back) by the first.
     warnings = max(0, first.warnings - second.updated) + second.warnings
     return first.model_copy(update=added | {"status": second.status if second.status == "failed" else first.status,
-                                            "warnings": warnings,
+                                            "warnings": warnings, "revisit_flow_run_id": second.flow_run_id,
                                             "duration_s": round(first.duration_s + second.duration_s, 3)})

@@ -21,6 +21,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import sys
+import threading
 from collections.abc import Callable
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -28,7 +31,7 @@ from pathlib import Path
 
 import requests
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from procore_sync import sample_erp
 from procore_sync.prefect_server import PrefectServer, free_port, port_is_free
@@ -132,6 +135,38 @@ def work_in_the_field(settings: Settings) -> "FieldActivity":
         return simulate_field_activity(client, settings.company_id, seed=7)
 
 
+@contextmanager
+def stopping_in_order(server: PrefectServer, say: Callable[[str], None]) -> Iterator[None]:
+    """The demo's end (Ctrl-C, or ``--once`` done), before the Prefect server and the sandbox
+    stop: the quota slots this process still holds go back to the server that lends them while
+    it answers (a spike window after their last call at the latest; once the server is gone,
+    each release would retry against it for a minute). From then on a second Ctrl-C forces the
+    end: the server killed, this process gone at once. The caller restores Ctrl-C's handler once
+    everything has stopped."""
+    try:
+        yield
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, lambda *_: force_stop(server))
+        say("Stopping the demo (Ctrl-C again to force it).")
+        give_back_quota()
+
+
+def give_back_quota() -> None:
+    from connectors.quota import quota_gate
+
+    if (gate := quota_gate(Settings())) is not None:
+        gate.spike.drain()
+
+
+def force_stop(server: PrefectServer) -> NoReturn:
+    """A second Ctrl-C: the server killed, this process ended without its cleanup (whatever it
+    held on the server goes with it, or with its leases' expiry on a server it did not start)."""
+    server.kill()
+    sys.stderr.flush()
+    os._exit(130)
+
+
 def run_demo(
     options: DemoOptions,
     say: Callable[[str], None],
@@ -143,11 +178,14 @@ def run_demo(
     settings = Settings()
     hr_drop = prepare(settings, options)
     with ExitStack() as stack:
+        if threading.current_thread() is threading.main_thread():  # Ctrl-C as it was, once all stopped
+            stack.callback(signal.signal, signal.SIGINT, signal.getsignal(signal.SIGINT))
         sandbox = stack.enter_context(start_sandbox(settings, options))
         server = stack.enter_context(PrefectServer(settings.home / "prefect", port=options.prefect_port))
         # Flow runs (here and in the served subprocesses) read both from the environment.
         os.environ["PROCORE_SYNC_LOCAL_SANDBOX_URL"] = sandbox.url
         os.environ["PREFECT_API_URL"] = server.api_url
+        stack.enter_context(stopping_in_order(server, say))
         say(f"Prefect UI: {server.ui_url}   Procore sandbox: {sandbox.url}   ERP: {settings.erp_path}")
         if hr_drop is not None:
             say(f"Resource Planning people come from the HR system's uploads in {hr_drop} "

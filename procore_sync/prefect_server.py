@@ -71,7 +71,11 @@ class PrefectServer:
         env.pop("PREFECT_API_URL", None)
         log = (self.home / "server.log").open("ab")
         command = [sys.executable, "-m", "prefect", "server", "start", "--host", self.host, "--port", str(self.port)]
-        self.process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        # A session of its own: Ctrl-C in the terminal reaches the demo, which stops what uses the
+        # server (the serve loop, the quota slots it lends) before the server; otherwise the
+        # server is the first to go, and the rest retries against it.
+        self.process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
         self._wait_until_healthy()
         return self
 
@@ -92,8 +96,14 @@ class PrefectServer:
         try:
             self.process.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            self.kill()
         self.process = None
+
+    def kill(self) -> None:
+        """Stop the server this object started at once, without waiting for its shutdown."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
 
     def __enter__(self) -> "PrefectServer":
         return self.start()

@@ -21,6 +21,7 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 from prefect.context import FlowRunContext
+from prefect.utilities.urls import url_for
 from pydantic import BaseModel
 
 from tasks.plan import Action
@@ -35,6 +36,8 @@ class RunSummary(BaseModel):
     entity: str
     run_id: str
     flow_run_id: str | None = None
+    # sync-all's second pass of a revisited entity (``flows.sync_all.merge``): its own flow run.
+    revisit_flow_run_id: str | None = None
     status: str
     # erp_to_procore, or procore_to_erp (change orders, modified budget).
     direction: str = "erp_to_procore"
@@ -142,7 +145,7 @@ def plan_rows(actions: Iterable[Action]) -> list[dict[str, Any]]:
     ]
 
 
-OVERVIEW_COLUMNS = ("entity", "status", "created", "updated", "unchanged", "failed", "blocked", "warnings",
+OVERVIEW_COLUMNS = ("entity", "status", "run", "created", "updated", "unchanged", "failed", "blocked", "warnings",
                     "api_calls", "write_calls", "duration_s", "message")
 
 
@@ -150,12 +153,25 @@ def publish_overview(summaries: Sequence[RunSummary]) -> None:
     """sync-all's one table: every entity with its state and counts."""
     if not _in_flow_run():
         return
-    rows = [{c: getattr(s, c) for c in OVERVIEW_COLUMNS} | {"status": overview_status(s)} for s in summaries]
+    rows = [overview_row(s) for s in summaries]
     failed = sum(s.status == "failed" for s in summaries)
     stuck = sum(s.status != "failed" and s.blocked_under_failed_parent > 0 for s in summaries)
     under = f", {stuck} with records blocked under a failed parent" if stuck else ""
     create_table_artifact(table=rows, key="sync-all-overview",
                           description=f"sync-all: {len(summaries)} entities, {failed} failed{under}")
+
+
+def overview_row(s: RunSummary) -> dict[str, Any]:
+    shown = {"status": overview_status(s), "run": run_links(s)}
+    return {c: shown[c] if c in shown else getattr(s, c) for c in OVERVIEW_COLUMNS}
+
+
+def run_links(s: RunSummary) -> str:
+    """Links to the entity's flow run pages (and its revisit's), as markdown, which the UI's
+    table renders as links: the overview leads to the run with the records table and summary."""
+    runs = [("run", s.flow_run_id), ("revisit", s.revisit_flow_run_id)]
+    return " · ".join(f"[{label}]({url})" if (url := url_for("flow-run", obj_id=run_id)) else run_id
+                      for label, run_id in runs if run_id)
 
 
 def overview_status(s: RunSummary) -> str:
