@@ -105,8 +105,9 @@ def sync_all(options: SyncOptions = SyncOptions()) -> list[RunSummary]:
     # Summaries in the dependency order's levels, as the overview always listed them.
     names = [name for level in levels() for name in level if enabled(name, settings)]
     with one_company_check(settings):  # one call for every entity run, not one each
-        left, why = polling_left_to_webhooks(
-            settings, [n for n in names if isinstance(ENTITY_FLOWS[n][0], InboundSpec) and not options.full_resync])
+        # A full resync reads everything; otherwise healthy webhooks may stand for the polling.
+        inbound = [] if options.full_resync else [n for n in names if isinstance(ENTITY_FLOWS[n][0], InboundSpec)]
+        left, why = polling_left_to_webhooks(settings, inbound)
         if why:
             get_run_logger().info(why)
         names = [n for n in names if n not in left]
