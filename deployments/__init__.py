@@ -20,6 +20,7 @@ from prefect.schedules import Cron
 from flows import ENTITY_FLOWS, entrypoint
 from flows.health import health_check
 from flows.maintenance import resync_failed, retry_failed_runs
+from flows.reconcile import reconcile_money
 from flows.sync_all import sync_all
 from procore_sync.errors import ConfigError
 from procore_sync.settings import Settings
@@ -61,11 +62,11 @@ def entity_schedules(settings: Settings) -> dict[str, tuple[str, ...]]:
     return {name: tuple(crons) for name, crons in settings.schedules.items()}
 
 
-def _check_cron(entity: str, cron: str) -> None:
+def _check_cron(entity: str, cron: str, setting: str = "PROCORE_SYNC_SCHEDULES") -> None:
     try:
         Cron(cron)  # Prefect's own parser, so what passes here is what serve and deploy accept
     except ValueError as exc:
-        raise ConfigError(f"PROCORE_SYNC_SCHEDULES: {cron!r} for {entity} is not a valid cron expression "
+        raise ConfigError(f"{setting}: {cron!r} for {entity} is not a valid cron expression "
                           f"(minute hour day month weekday)", entity=entity) from exc
 
 
@@ -100,12 +101,22 @@ def maintenance_specs() -> list[DeploymentSpec]:
     ]
 
 
+def reconcile_spec(settings: Settings) -> DeploymentSpec:
+    """Finance's reconciliation, daily and active: tagged ``procore-sync`` like the syncs, so an
+    unexplained difference (a failed run) reaches whoever the failed-run alert reaches."""
+    _check_cron("reconcile", settings.reconcile_cron, "PROCORE_SYNC_RECONCILE_CRON")
+    return DeploymentSpec("reconcile", reconcile_money, (settings.reconcile_cron,), True,
+                          description="Reconcile the ERP's money with Procore's per project and cost code; "
+                                      "fails when a difference is not explained by a failed, blocked or unsynced "
+                                      "record.", tags=("procore-sync", "reconcile"))
+
+
 def deployment_specs(settings: Settings) -> list[DeploymentSpec]:
     own = entity_schedules(settings)
     flows = [("sync-all", sync_all, "every entity, parents first")]
     flows += [(name, flow, spec.display_name) for name, (spec, flow) in ENTITY_FLOWS.items()]
     specs = [d for name, flow, what in flows for d in sync_specs(name, flow, what, settings, own)]
-    return specs + maintenance_specs()
+    return specs + maintenance_specs() + [reconcile_spec(settings)]
 
 
 def schedules_of(d: DeploymentSpec, settings: Settings) -> list[dict[str, Any]]:

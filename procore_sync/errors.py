@@ -108,6 +108,15 @@ class RunTimeLimitExceeded(SyncError):
             "PROCORE_SYNC_RUN_TIME_LIMIT_S; otherwise the run's log shows the wait that did not end.")
 
 
+class UnexplainedDifferences(SyncError):
+    """reconcile found money that differs between the ERP and Procore where no failed, blocked
+    or unsynced record explains it: its run fails, so the failed-run alert tells someone."""
+
+    handling = Handling.STOP
+    hint = ("read the run's reconcile-records table: the records on each cost code named, and what "
+            "each side holds; an amount changed in Procore goes back with a full resync of its entity.")
+
+
 class UploadRefused(ConfigError):
     hint = ("check that the upload is complete and right; if those records really left the system "
             "of record, run again with force_deactivation (the upload waits until then).")

@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     # Schedules of the deployments (cron, in schedule_timezone)
     schedule_cron: str = "0 7-19/3 * * 1-5"
     full_resync_cron: str = "0 2 * * 0"
+    # The reconcile deployment (money per project and cost code), daily before the working day.
+    reconcile_cron: str = "0 5 * * *"
     schedule_timezone: str = "UTC"
     # Entities that also run on their own schedules (active), besides sync-all: entity → cron(s).
     # Resource Planning is refreshed from the system of record several times a day, every day,

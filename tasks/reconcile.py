@@ -142,11 +142,11 @@ def _unexpected(spec: EntitySpec, records: list[MappedRecord], by_origin: dict[s
 def _total_differences(money_field: str, wanted: list[MappedRecord], procore: Iterable[dict]) -> list[Difference]:
     erp: dict[tuple, Decimal] = defaultdict(Decimal)
     for record in wanted:
-        erp[(record.scope.get("project_id"), (record.payload or {}).get("wbs_code_id"))] += _decimal(
+        erp[(record.scope.get("project_id"), (record.payload or {}).get("wbs_code_id"))] += amount_of(
             (record.payload or {}).get(money_field))
     seen: dict[tuple, Decimal] = defaultdict(Decimal)
     for found in procore:
-        seen[(found["_scope"].get("project_id"), field_of(found, "wbs_code_id"))] += _decimal(found.get(money_field))
+        seen[(found["_scope"].get("project_id"), field_of(found, "wbs_code_id"))] += amount_of(found.get(money_field))
     return [
         Difference(f"project {project} / wbs code {wbs}", "total", money_field, str(erp[(project, wbs)]),
                    str(seen[(project, wbs)]))
@@ -155,7 +155,7 @@ def _total_differences(money_field: str, wanted: list[MappedRecord], procore: It
     ]
 
 
-def _decimal(value: Any) -> Decimal:
+def amount_of(value: Any) -> Decimal:
     try:
         return Decimal(str(value)) if value not in (None, "") else Decimal(0)
     except InvalidOperation:

@@ -35,7 +35,7 @@ def test_every_entity_and_sync_all_have_a_scheduled_and_a_full_resync_deployment
             assert declared[variant]["concurrency_limit"] == 1
         assert declared[f"{name}-full-resync"]["parameters"] == {"options": {"full_resync": True}}
     active = {name for name, d in declared.items() if d["schedules"] and d["schedules"][0]["active"]}
-    assert active == {"sync-all", "sync-all-full-resync", "resource_people", "resource_projects"}
+    assert active == {"sync-all", "sync-all-full-resync", "resource_people", "resource_projects", "reconcile"}
 
 
 def test_maintenance_deployments_are_started_by_hand_from_a_form_that_defaults_to_a_dry_run() -> None:
@@ -46,6 +46,21 @@ def test_maintenance_deployments_are_started_by_hand_from_a_form_that_defaults_t
     assert set(form) == {"entities", "project", "message_contains", "erp_keys", "since", "dry_run", "recreate_deleted"}
     assert form["recreate_deleted"]["default"] is False
     assert form["dry_run"]["default"] is True
+
+
+def test_reconcile_runs_daily_with_the_procore_sync_tags_and_a_form(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Finance's reconciliation: scheduled daily and active by default, tagged like the syncs so
+    the failed-run alert (automations on procore-sync runs) catches an unexplained difference."""
+    declared = {d["name"]: d for d in yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]}
+    reconcile = declared["reconcile"]
+    assert reconcile["schedules"] == [{"cron": "0 5 * * *", "timezone": "UTC", "active": True}]
+    assert "procore-sync" in reconcile["tags"] and reconcile["concurrency_limit"] == 1
+    schema = parameter_schema(load_flow_from_entrypoint(str(ROOT / reconcile["entrypoint"])))
+    form = schema.model_dump()["definitions"]["ReconcileOptions"]["properties"]
+    assert set(form) == {"projects", "entities", "tolerance"}
+    monkeypatch.setenv("PROCORE_SYNC_RECONCILE_CRON", "30 4 * * 1-5")
+    built = {d.name: d for d in runner_deployments(Settings())}
+    assert _schedules(built["reconcile"]) == [("30 4 * * 1-5", True)]
 
 
 def test_entrypoints_load_their_flows() -> None:
