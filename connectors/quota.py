@@ -224,8 +224,10 @@ class SpikeLog:
                     wait_s = self._next_due_in()
                 self._sleep(wait_s)
                 self.release_due()
-        except Exception as exc:  # noqa: BLE001 - at exit the Prefect server may be gone; leases expire
-            logger.debug("left quota slots of %r to their leases: %s", self.name, exc)
+        except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - leases expire on the server
+            # At exit the Prefect server may be gone, or Ctrl-C may cut the wait short (a served
+            # run stopped with its serve process): either way the leases free the slots.
+            logger.debug("left quota slots of %r to their leases: %r", self.name, exc)
 
     def _spend(self) -> bool:
         """One call on a free slot of a lease in its life (under ``_lock``)."""

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import requests
 from dataclasses import dataclass
+from pydantic import SecretStr
 from typing import TYPE_CHECKING, NoReturn
 
 from procore_sync import sample_erp
@@ -56,6 +57,12 @@ class DemoOptions:
 # The local sandbox is ours: the demo gives it (and the shared budget) ten times Procore's default
 # quota, so a first sync of the whole sample company takes a minute, not a quarter of an hour.
 DEMO_QUOTA = {"PROCORE_SYNC_QUOTA_PER_HOUR": "36000", "PROCORE_SYNC_QUOTA_SPIKE_PER_10S": "250"}
+# The webhook path while the demo serves: the hook's secret, and the sandbox's application id for
+# procore-sync's own writes (their events are echoes).
+DEMO_WEBHOOKS = {"PROCORE_SYNC_WEBHOOK_SECRET": "demo-webhook-secret",
+                 "PROCORE_SYNC_WEBHOOK_APPLICATION_IDS": f'["{SandboxConfig().application_id}"]'}
+# While the demo serves, the field edits a change order this often (the first one at once).
+FIELD_EDIT_S = 60.0
 
 
 def prepare(settings: Settings, options: DemoOptions) -> Path | None:
@@ -167,13 +174,71 @@ def force_stop(server: PrefectServer) -> NoReturn:
     os._exit(130)
 
 
+@contextmanager
+def webhooks_in_the_demo(settings: Settings, say: Callable[[str], None]) -> Iterator[None]:
+    """The webhook path, live: the receiver runs in this process, procore-sync's hook in the
+    sandbox points at it, and the field edits a change order every ``FIELD_EDIT_S``; each edit
+    reaches the ERP seconds later through a targeted run (tag ``webhook``), not the schedule."""
+    from connectors.procore import ProcoreClient
+    from connectors.procore_webhooks import WebhooksApi
+    from connectors.state import StateStore
+    from procore_sync.receiver import PATH, Dispatcher, receiver_app
+    from sandbox.server import run_in_thread
+    from tasks.webhooks import configured_resources, install
+
+    assert settings.state_path is not None
+    store = StateStore(settings.state_path)
+    dispatcher, stop = Dispatcher(settings, store), threading.Event()
+    server, thread, url = run_in_thread(receiver_app(settings, store, dispatcher.wake), "webhook-receiver")
+    os.environ["PROCORE_SYNC_WEBHOOK_URL"] = url + PATH
+    settings = Settings()
+    with ProcoreClient(settings) as client:
+        install(WebhooksApi(client, settings.company_id), settings, configured_resources(settings))
+    threading.Thread(target=dispatcher.run, args=(stop,), name="webhook dispatcher", daemon=True).start()
+    threading.Thread(target=edit_in_the_field, args=(settings, stop), name="the field", daemon=True).start()
+    say(f"Webhooks: the receiver listens on {url}{PATH}; the field edits a commitment change order every "
+        f"{FIELD_EDIT_S:g} s, and a run tagged 'webhook' brings it into the ERP within seconds "
+        f"(`procore-sync webhooks events` lists what each event started).")
+    try:
+        yield
+    finally:
+        stop.set()
+        dispatcher.wake()
+        server.should_exit = True
+        thread.join(timeout=5)
+
+
+def edit_in_the_field(settings: Settings, stop: threading.Event) -> None:
+    """A person in Procore's web UI (the sandbox's field client) retitling a change order."""
+    from connectors.procore import ProcoreClient
+    from connectors.state import StateStore
+
+    field = SandboxConfig().other_clients[0]
+    as_field = settings.model_copy(update={"client_id": field.client_id, "client_secret": SecretStr(field.client_secret)})
+    assert settings.state_path is not None
+    projects = [s.procore_id for s in StateStore(settings.state_path).record_states("projects").values() if s.procore_id]
+    edits = 0
+    while not stop.wait(FIELD_EDIT_S if edits else 5.0):
+        try:
+            with ProcoreClient(as_field) as client:
+                for project_id in projects:
+                    path = f"/rest/v1.0/projects/{project_id}/commitment_change_orders"
+                    if listed := client.get(path):
+                        edits += 1
+                        title = f"Edited in the field ({edits})"
+                        client.request("PATCH", f"{path}/{listed[0]['id']}", json={"change_order": {"title": title}})
+                        break
+        except Exception:  # noqa: BLE001 - the demo's field is a show; the sync is what is shown
+            continue
+
+
 def run_demo(
     options: DemoOptions,
     say: Callable[[str], None],
     show: Callable[[list["RunSummary"], str], None],
 ) -> int:
     """Run the demo; returns the process exit code (1 when a sync run failed)."""
-    for name, value in DEMO_QUOTA.items():
+    for name, value in (DEMO_QUOTA | DEMO_WEBHOOKS).items():
         os.environ.setdefault(name, value)
     settings = Settings()
     hr_drop = prepare(settings, options)
@@ -202,6 +267,7 @@ def run_demo(
         if options.once:
             say(f"{register_deployments(Settings())} deployments registered (not served: --once).")
         else:
+            stack.enter_context(webhooks_in_the_demo(Settings(), say))
             say(f"Serving the deployments on their schedules; open {server.ui_url} (Ctrl-C to stop).")
             serve_forever(Settings())
         return 1 if any(s.status == "failed" for s in summaries) else 0

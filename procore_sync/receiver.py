@@ -137,7 +137,8 @@ class Dispatcher:
             try:
                 self.dispatch()
             except Exception as exc:  # noqa: BLE001 - the events stay pending for the next round
-                log.warning("webhook events left pending, tried again in %g s: %s", IDLE_S, exc)
+                log.warning("webhook events left pending, tried again in %g s: %s: %s", IDLE_S,
+                            type(exc).__name__, exc)
 
     def dispatch(self) -> list[Started]:
         """Decide every pending event; start the runs they need; settle them."""

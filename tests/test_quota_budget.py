@@ -189,3 +189,19 @@ def test_a_full_spike_window_waits_for_its_oldest_call_then_goes_on() -> None:
     gate()  # at 1006 the window is full: it goes when the first call leaves it, at 1010
     assert sum(slept) == pytest.approx(4.0)
     assert read_limit(spike_limit_name("quota-test-full")).active_slots == 3  # 1001, 1002, 1010
+
+
+def test_a_drain_at_exit_cut_short_by_ctrl_c_leaves_its_slots_to_their_leases_quietly() -> None:
+    """A process ending while its last calls are in the window waits them out to give its slots
+    back; Ctrl-C in that wait (the demo's served runs, stopped with it) must not end the process
+    with a traceback: the leases free the slots on the server."""
+    time_ = ManualTime()
+    spike = spike_of("quota-test-interrupted-drain", time_)
+    assert spike.take(time.monotonic() + 30)
+
+    def interrupted(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    spike._sleep = interrupted
+    spike.drain()  # returns: nothing raised
+    assert read_limit(spike_limit_name("quota-test-interrupted-drain")).active_slots == 4
