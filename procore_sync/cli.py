@@ -248,13 +248,18 @@ def health_check(as_json: Annotated[bool, typer.Option("--json", help="One JSON 
 def deployments(
     write: Annotated[bool, typer.Option(help="Write prefect.yaml instead of printing it.")] = False,
 ) -> None:
-    """Print (or write) prefect.yaml: the deployments for a work pool, as `demo` serves them."""
+    """Print (or write) prefect.yaml: the deployments for a work pool, as `demo` serves them; and
+    create or update the alerts on the Prefect server (when PROCORE_SYNC_ALERT_BLOCK is set)."""
     from deployments import render_prefect_yaml
+    from deployments.alerts import install_alerts
 
     try:
         text = render_prefect_yaml(Settings())
+        installed = install_alerts(Settings())
     except SyncError as exc:
         _fail(exc)
+    console.print(f"alerts: {', '.join(installed)}" if installed else
+                  "no alerts: PROCORE_SYNC_ALERT_BLOCK is not set (docs/alerts.md)")
     if write:
         Path("prefect.yaml").write_text(text)
         console.print("prefect.yaml written")
@@ -483,6 +488,42 @@ def webhooks_health_check(as_json: Annotated[bool, typer.Option("--json", help="
             table.add_row("last error", report.last_error)
         out.print(table)
     raise typer.Exit(0 if report.healthy else 1)
+
+
+alerts_app = typer.Typer(help="Alerts: Prefect automations that send a message when a run fails or crashes, "
+                                "waits too long for quota, the health check is red or webhooks fail.",
+                         no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
+
+
+@alerts_app.command("set-webhook")
+def alerts_set_webhook(
+    url: Annotated[str, typer.Argument(help="Where the alerts are POSTed.")],
+    slack: Annotated[bool, typer.Option("--slack", help="A Slack(-compatible) incoming webhook.")] = False,
+    name: Annotated[str, typer.Option(help="The block's name.")] = "procore-sync-alerts",
+) -> None:
+    """Save the notification block the alerts send through, and say what to set."""
+    from deployments.alerts import save_webhook_block
+
+    reference = save_webhook_block(url, slack=slack, name=name)
+    print(f"PROCORE_SYNC_ALERT_BLOCK={reference}")
+    console.print("set it (.env or environment), then `procore-sync alerts install` (or any command that "
+                  "creates the deployments) creates the alerts")
+
+
+@alerts_app.command("install")
+def alerts_install() -> None:
+    """Create or update the alerts by name (run twice: nothing doubles)."""
+    from deployments.alerts import install_alerts
+
+    settings = Settings()
+    if not settings.alert_block:
+        _fail(SyncError("PROCORE_SYNC_ALERT_BLOCK is not set; `procore-sync alerts set-webhook URL` creates "
+                        "a block and prints the value"))
+    try:
+        console.print(f"alerts: {', '.join(install_alerts(settings))}")
+    except SyncError as exc:
+        _fail(exc)
 
 
 def main() -> None:  # pragma: no cover - console entry point

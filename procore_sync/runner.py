@@ -15,6 +15,7 @@ from prefect import serve
 
 from connectors.quota import ensure_quota_limit
 from deployments import runner_deployments
+from deployments.alerts import install_alerts
 from connectors.sources import build_sources
 from connectors.procore import ProcoreClient
 from connectors.state import StateStore
@@ -79,11 +80,13 @@ def register_deployments(settings: Settings) -> int:
     deployments = runner_deployments(settings)
     for deployment in deployments:
         deployment.apply()
+    install_alerts(settings)
     return len(deployments)
 
 
 def serve_forever(settings: Settings) -> None:
     """Register every deployment with its schedule and run their flow runs until Ctrl-C."""
+    install_alerts(settings)
     serve(*runner_deployments(settings), pause_on_shutdown=False, print_starting_message=False, limit=4)
 
 

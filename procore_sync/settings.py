@@ -151,6 +151,13 @@ class Settings(BaseSettings):
     # or never sent); 0 reads every entity in every sync-all, as without webhooks.
     webhook_sweep_s: float = Field(default=86400.0, ge=0)
 
+    # Alerts (deployments/alerts.py, docs/alerts.md): the Prefect notification block they are
+    # sent through, by name (``procore-sync alerts set-webhook`` creates one); unset, no alert is
+    # created. A run waiting in AwaitingQuota longer than alert_quota_wait_s is reported: past
+    # Procore's hourly window, something other than the window holds it (Prefect's minimum: 10 s).
+    alert_block: str | None = None
+    alert_quota_wait_s: float = Field(default=5400.0, ge=10)
+
     @model_validator(mode="after")
     def _derive_paths_and_register_secrets(self) -> "Settings":
         if self.state_path is None:

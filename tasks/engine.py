@@ -46,6 +46,7 @@ from tasks.load import blocked_outcome, done_outcome, failed_outcome
 from tasks.refs import Refs
 from tasks.mapping import MappedRecord, map_rows
 from tasks.plan import Action, plan
+from tasks.run_labels import label_run
 from tasks.replace import plan_deactivations
 from tasks.spec import DELETED, EntitySpec, SyncOptions
 
@@ -429,6 +430,7 @@ class EntityRun:
         message = f"deferred until {deferred.until.isoformat(timespec='seconds')}: {deferred}"
         self.store.finish_run(self.run_id, status="deferred", counts=self.counts, message=message,
                               cursor_after=self.cursor_before)
+        label_run("deferred", self.counts)  # before the state changes: the alert reads them then
         report.publish_records(self.spec.name, self.report_rows)
 
     def timed_out(self, limit: float) -> RunTimeLimitExceeded:
@@ -440,6 +442,7 @@ class EntityRun:
             self.upload.discard(self.spec.erp_table)
         self.store.finish_run(self.run_id, status="failed", counts=self.counts, message=str(error),
                               cursor_after=self.cursor_before)
+        label_run("failed", self.counts)
         report.publish_records(self.spec.name, self.report_rows)
         return error
 
@@ -510,6 +513,7 @@ class EntityRun:
             message=summary.message,
             cursor_after=cursor_after,
         )
+        label_run(status, self.counts)  # for the run's alert (tasks/run_labels.py)
         report.publish_summary(summary)
         return summary
 

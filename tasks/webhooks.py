@@ -15,7 +15,9 @@ writes or reads (``webhook_resources`` on its spec); the entities are the ones s
 - ``health`` reads the hook, its triggers and its latest deliveries (Procore's deliveries API):
   red when the hook or triggers are missing, when an event is failing now (the endpoint's queue
   is paused, retried with backoff), or when any of the latest deliveries was discarded (12 h of
-  failures: those changes reach the ERP only through the scheduled sync).
+  failures: those changes reach the ERP only through the scheduled sync). A red report is
+  also a Prefect event (``UNHEALTHY_EVENT``), which the webhooks alert sends on
+  (``deployments/alerts.py``): from the command, and from every sync-all that checks the hook.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from prefect.events import emit_event
 from pydantic import BaseModel
 
 from connectors.procore_webhooks import TriggerKey, WebhooksApi, same_secret, trigger_key
@@ -34,6 +37,7 @@ from procore_sync.secrets import reveal
 from procore_sync.settings import Settings
 
 EVENT_TYPES = ("create", "update", "delete")
+UNHEALTHY_EVENT = "procore-sync.webhooks.unhealthy"
 # Event types Procore does not offer for a resource (its webhook resources list, "except").
 UNSENT_EVENTS: dict[str, frozenset[str]] = {
     "Projects": frozenset({"delete"}),
@@ -124,6 +128,22 @@ class WebhookHealth(BaseModel):
 
 
 def health(api: WebhooksApi, settings: Settings, resources: list[str]) -> WebhookHealth:
+    report = _health(api, settings, resources)
+    if not report.healthy:
+        tell_prefect(report)
+    return report
+
+
+def tell_prefect(report: WebhookHealth) -> None:
+    """The red report as a Prefect event on the hook (by namespace: a missing hook has no id),
+    related to the flow run that checked, if any, for the alert's link."""
+    emit_event(UNHEALTHY_EVENT,
+               resource={"prefect.resource.id": f"procore-sync.webhook.{report.namespace}",
+                         "prefect.resource.name": f"{report.namespace} → {report.destination_url}"},
+               payload=report.model_dump(mode="json"))
+
+
+def _health(api: WebhooksApi, settings: Settings, resources: list[str]) -> WebhookHealth:
     report = WebhookHealth(status="not installed", namespace=settings.webhook_namespace,
                            destination_url=settings.webhook_url)
     hook = api.find_hook(settings.webhook_namespace, settings.webhook_url)
