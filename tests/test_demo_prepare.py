@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from procore_sync.demo import DemoOptions, prepare
+from procore_sync.prefect_server import free_port, port_is_free
 from procore_sync.settings import Settings
 
 SMALL = DemoOptions(scale=0.05)
@@ -38,3 +42,25 @@ def test_an_integrators_own_sources_win(tmp_path: Path, monkeypatch: pytest.Monk
     assert prepare(Settings(), SMALL) is None
     assert not (tmp_path / "drops").exists()
     assert json.loads(os.environ["PROCORE_SYNC_SOURCES"]) == own
+
+
+def test_the_demos_prefect_server_ends_with_the_process_that_started_it(tmp_path: Path) -> None:
+    """The server runs in a session of its own (so that Ctrl-C reaches the demo first); a demo
+    ended by SIGTERM or SIGKILL, which runs none of its cleanup, must not leave it running."""
+    port = free_port()
+    starter = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; "
+         "from procore_sync.prefect_server import PrefectServer; "
+         f"PrefectServer(Path(sys.argv[1]), port={port}).start(); print('up', flush=True); time.sleep(600)",
+         str(tmp_path / "prefect")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert starter.stdout is not None and starter.stdout.readline().strip() == "up"
+        assert not port_is_free(port)
+        starter.kill()
+        starter.wait(timeout=10)
+        deadline = time.monotonic() + 30  # a bound on its shutdown, reached only if it lives on
+        while not port_is_free(port) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert port_is_free(port), "the Prefect server outlived the process that started it"
+    finally:
+        starter.kill()
