@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import csv
 import re
-from contextlib import contextmanager
 from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
