@@ -5,7 +5,7 @@ Generates the sample ERP at each scale (1 = about 20 projects and 12,500 ERP rec
 second and a third with nothing changed, each in a child process of its own
 (``_delta_child.py``), and prints per scale and run: Procore calls, the calls of the
 Procore → ERP entities, sync-all's wall seconds, the child's CPU seconds in the sync-all (the
-local work: the sandbox answers from this process), its peak memory, and Prefect task runs per
+local work: the sandbox answers from this process), its own peak memory, and Prefect task runs per
 entity run. ``--calls`` adds the calls per endpoint.
 
     .venv/bin/python bench/delta.py [--scale 1 --scale 5 --scale 8] [--calls] [--json]

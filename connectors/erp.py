@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -91,20 +92,53 @@ class DuckDbErpSource:
         return iter([SourceRow(data) for data in rows])
 
     def _fetch(self, table: str, since: datetime | None) -> list[dict[str, Any]]:
+        with self._connect_to(table) as (con, columns):
+            cursor = con.execute(*select_since(quote(table), list(columns), since, f"table {table!r}"))
+            names = [column[0] for column in cursor.description]
+            return [python_row(names, row) for row in cursor.fetchall()]
+
+    def read_keys(self, entity: str, key_field: str, keys: Collection[str]) -> list[SourceRow]:
+        """The rows whose key is one of ``keys``, found by DuckDB instead of in every row read
+        into Python; ``rows_with_keys`` compares the keys exactly."""
+        table = self.tables.get(entity, entity)
+        with self._connect_to(table) as (con, types):
+            columns = list(types)
+            if types.get(key_field) != "VARCHAR":  # other types print differently in SQL
+                cursor = con.execute(*select_since(quote(table), columns, None, f"table {table!r}"))
+            else:
+                # Keys as stored, and any key with something around it (the engine strips keys).
+                column = quote(key_field)
+                near = (f"(SELECT * FROM {quote(table)} WHERE {column} IN (SELECT unnest(?::VARCHAR[]))"
+                        f" OR NOT regexp_full_match({column}, '(?s)[!-~](.*[!-~])?'))")
+                sql, params = select_since(near, columns, None, f"table {table!r}")
+                cursor = con.execute(sql, [sorted(keys), *params])
+            names = [column[0] for column in cursor.description]
+            return [SourceRow(python_row(names, row)) for row in cursor.fetchall()]
+
+    def key_values(self, entity: str, key_field: str) -> set[str]:
+        """The table's keys alone, as the engine reads them (``key_of``): what tells whether a
+        parent is in the ERP, without reading its rows."""
+        table = self.tables.get(entity, entity)
+        with self._connect_to(table) as (con, types):
+            if key_field not in types:  # every row reads as blank
+                return {""} if con.execute(f"SELECT count(*) FROM {quote(table)}").fetchone()[0] else set()
+            values = con.execute(f"SELECT {quote(key_field)} FROM {quote(table)}").fetchall()
+        return {key_of(python_row([key_field], value), key_field) for value in values}
+
+    @contextmanager
+    def _connect_to(self, table: str) -> Iterator[tuple[duckdb.DuckDBPyConnection, dict[str, str]]]:
+        """A read-only connection, and the table's columns in order with their types."""
         if not self.path.is_file():
             raise ConfigError(
                 f"the ERP database {self.path} does not exist; set PROCORE_SYNC_ERP_PATH to the "
                 "ERP's DuckDB file (or run `procore-sync sample-erp` for a sample)"
             )
         with self._file.connect(write=False) as con:
-            columns = self._columns(con, table)
-            cursor = con.execute(*select_since(quote(table), columns, since, f"table {table!r}"))
-            names = [column[0] for column in cursor.description]
-            return [python_row(names, row) for row in cursor.fetchall()]
+            yield con, self._columns(con, table)
 
-    def _columns(self, con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    def _columns(self, con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
         rows = con.execute(
-            "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database()"
+            "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = current_database()"
             " AND schema_name = 'main' AND table_name = ? ORDER BY column_index",
             [table],
         ).fetchall()
@@ -113,7 +147,7 @@ class DuckDbErpSource:
                 f"the ERP database {self.path} has no table {table!r} "
                 f"(tables: {', '.join(self._table_names(con)) or 'none'})"
             )
-        return [row[0] for row in rows]
+        return dict(rows)
 
     @staticmethod
     def _table_names(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -122,6 +156,28 @@ class DuckDbErpSource:
             " AND schema_name = 'main' ORDER BY 1"
         ).fetchall()
         return [row[0] for row in rows]
+
+
+def key_of(data: Mapping[str, Any], key_field: str) -> str:
+    """A row's key as the engine compares it (a missing column reads as blank)."""
+    return str(data.get(key_field, "")).strip()
+
+
+def rows_with_keys(source: ErpSource, table: str, key_field: str, keys: Collection[str]) -> list[SourceRow]:
+    """The rows of ``table`` whose key is one of ``keys``: asked of a source that can find them
+    (``read_keys``: a DuckDB file), else picked from every row."""
+    wanted = set(keys)
+    if not wanted:
+        return []
+    read_keys = getattr(source, "read_keys", None)
+    rows = read_keys(table, key_field, wanted) if read_keys else source.read(table)
+    return [row for row in rows if key_of(row.data, key_field) in wanted]
+
+
+def key_values(source: ErpSource, table: str, key_field: str) -> set[str]:
+    """Every key of ``table``: from the key column alone where the source can (a DuckDB file)."""
+    keys = getattr(source, "key_values", None)
+    return keys(table, key_field) if keys else {key_of(row.data, key_field) for row in source.read(table)}
 
 
 def quote(name: str) -> str:

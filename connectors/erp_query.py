@@ -52,7 +52,9 @@ class ErpQueryTooSlow(ConfigError):
 class QueryErpSource:
     def __init__(self, config: QuerySourceConfig) -> None:
         self.config = config
-        self._file = (DuckDbFile(config.path, what="the ERP database", busy=ErpFileBusy, lock_timeout_s=LOCK_WAIT_S)
+        # An instance of its own per read: the queries attach files under names of their own.
+        self._file = (DuckDbFile(config.path, what="the ERP database", busy=ErpFileBusy, lock_timeout_s=LOCK_WAIT_S,
+                                 attached=False)
                       if config.path is not None else None)
 
     def describe(self) -> str:

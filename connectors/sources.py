@@ -25,7 +25,7 @@ has, within a safety share.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated, Literal
@@ -33,7 +33,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.drops import Drop, FolderDrop, FolderDropConfig, SftpDrop, SftpDropConfig
-from connectors.erp import CsvErpSource, DuckDbErpSource, ErpSource, SourceRow
+from connectors.erp import CsvErpSource, DuckDbErpSource, ErpSource, SourceRow, key_values, rows_with_keys
 from connectors.erp_api import ApiErpSource, ApiSourceConfig
 from connectors.erp_query import QueryErpSource, QuerySourceConfig
 from procore_sync.errors import ConfigError
@@ -203,6 +203,12 @@ class SourceSet:
 
     def read(self, table: str, *, since: datetime | None = None) -> Iterator[SourceRow]:
         return self.of(table).read(table, since=since)
+
+    def read_keys(self, table: str, key_field: str, keys: Collection[str]) -> list[SourceRow]:
+        return rows_with_keys(self.of(table), table, key_field, keys)
+
+    def key_values(self, table: str, key_field: str) -> set[str]:
+        return key_values(self.of(table), table, key_field)
 
     def describe(self) -> str:
         named = "; ".join(f"{table}: {source.describe()}" for table, source in sorted(self.by_table.items()))

@@ -28,7 +28,7 @@ from prefect.exceptions import Pause
 from prefect.states import Scheduled, State
 from prefect.utilities.timeout import timeout as prefect_timeout
 
-from connectors.erp import CsvErpSource, ErpSource, SourceRow
+from connectors.erp import CsvErpSource, ErpSource, SourceRow, key_of, rows_with_keys
 from connectors.erp_sink import ErpSink
 from connectors.procore import ProcoreClient, RunOutOfTime
 from connectors.quota import QuotaGate, quota_gate
@@ -105,7 +105,7 @@ def _log() -> logging.Logger | logging.LoggerAdapter:
 
 
 def _key(spec: EntitySpec, row: SourceRow) -> str:
-    return str(row.data.get(spec.key_field, "")).strip()
+    return key_of(row.data, spec.key_field)
 
 
 @task(name="extract", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_whole_task,
@@ -119,9 +119,8 @@ def extract(source: ErpSource, spec: EntitySpec, since: datetime | None, keys: S
                 if (not keys or _key(spec, row) in keys) and (not projects or _project(row) in projects)]
     rows = list(source.read(spec.erp_table, since=since))
     missing = set(blocked) - {_key(spec, row) for row in rows} if since is not None else set()
-    if missing:
-        rows += [row for row in source.read(spec.erp_table) if _key(spec, row) in missing]
-    return rows
+    # Found by the source (DuckDB: by key), not by reading the whole table into Python.
+    return rows + rows_with_keys(source, spec.erp_table, spec.key_field, missing)
 
 
 def _project(row: SourceRow) -> str:

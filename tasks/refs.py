@@ -17,15 +17,17 @@ The Procore → ERP direction asks the other way round (``erp_key``): which ERP 
 contract 5629…? A Procore record procore-sync never linked to the ERP blocks the record that
 refers to it, naming it, until the ERP has it.
 
-Per run, each parent entity's state and ERP keys are read once.
+Per run, each parent entity's state and ERP keys are read once: a few columns of its state
+(``StateStore.parent_states``), its ERP key column alone unless a child copies its values.
 """
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from typing import Any
 
-from connectors.erp import ErpSource
-from connectors.state import RecordState, StateStore
+from connectors.erp import ErpSource, key_of, key_values
+from connectors.state import ParentState, StateStore
 from procore_sync.errors import Blocked, InvalidRecord, MissingParent
 from tasks.spec import EntitySpec
 
@@ -33,8 +35,9 @@ from tasks.spec import EntitySpec
 class Refs:
     def __init__(self, store: StateStore, source: ErpSource, context: dict[str, Any] | None = None) -> None:
         self._store, self._source = store, source
-        self._states: dict[str, dict[str, RecordState]] = {}
+        self._states: dict[str, dict[str, ParentState]] = {}
         self._erp_rows: dict[str, dict[str, dict[str, Any]]] = {}
+        self._erp_keys: dict[str, set[str]] = {}
         self._keys_by_id: dict[str, dict[int, str]] = {}
         self.context: dict[str, Any] = dict(context or {})
 
@@ -47,7 +50,7 @@ class Refs:
         state = self.states(parent).get(key)
         if state is not None and state.procore_id:
             return state.procore_id
-        if key not in self.erp_rows(parent):
+        if key not in self.erp_keys(parent):
             raise MissingParent(f"{label} does not exist in the ERP")
         named = label if key in label else f"{label} ({parent.name} {key})"
         raise Blocked(f"waiting for {named}: {_why_not_in_procore(state)}", parent_entity=parent.name, parent_key=key,
@@ -73,19 +76,25 @@ class Refs:
             self._keys_by_id[parent.name] = {s.procore_id: k for k, s in self.states(parent).items() if s.procore_id}
         return self._keys_by_id[parent.name]
 
-    def states(self, parent: EntitySpec) -> dict[str, RecordState]:
+    def states(self, parent: EntitySpec) -> dict[str, ParentState]:
         if parent.name not in self._states:
-            self._states[parent.name] = self._store.record_states(parent.name)
+            self._states[parent.name] = self._store.parent_states(parent.name)
         return self._states[parent.name]
 
-    def erp_keys(self, parent: EntitySpec) -> set[str]:
-        return set(self.erp_rows(parent))
+    def erp_keys(self, parent: EntitySpec) -> AbstractSet[str]:
+        """The parent's ERP keys: its rows' where read, else the key column alone (whether a
+        parent is in the ERP asks for no more)."""
+        if parent.name in self._erp_rows:
+            return self._erp_rows[parent.name].keys()
+        if parent.name not in self._erp_keys:
+            self._erp_keys[parent.name] = key_values(self._source, parent.erp_table, parent.key_field)
+        return self._erp_keys[parent.name]
 
     def erp_rows(self, parent: EntitySpec) -> dict[str, dict[str, Any]]:
         """The parent's ERP rows by key, for the values a child copies (a cost code's name)."""
         if parent.name not in self._erp_rows:
             rows = self._source.read(parent.erp_table)
-            self._erp_rows[parent.name] = {str(r.data.get(parent.key_field, "")).strip(): r.data for r in rows}
+            self._erp_rows[parent.name] = {key_of(r.data, parent.key_field): r.data for r in rows}
         return self._erp_rows[parent.name]
 
     def erp_row(self, parent: EntitySpec, key: str | None, what: str | None = None) -> dict[str, Any]:
@@ -97,11 +106,11 @@ class Refs:
         return row
 
 
-def _failed_or_under_failed(state: RecordState | None) -> bool:
+def _failed_or_under_failed(state: ParentState | None) -> bool:
     return state is not None and (state.status == "failed" or (state.status == "blocked" and state.parent_failed))
 
 
-def _why_not_in_procore(state: RecordState | None) -> str:
+def _why_not_in_procore(state: ParentState | None) -> str:
     if state is None:
         return "not synced to Procore yet"
     if state.status == "failed":

@@ -8,7 +8,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from connectors.erp import CsvErpSource, DuckDbErpSource, ErpSource, SourceRow
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from connectors.erp import CsvErpSource, DuckDbErpSource, ErpSource, SourceRow, key_values, rows_with_keys
 from procore_sync import sample_erp
 from procore_sync.errors import ConfigError
 
@@ -118,6 +121,43 @@ def test_reading_releases_the_file(small_db: Path) -> None:
     con.execute("DELETE FROM suppliers")
     con.close()
     assert len(list(rows)) == 5
+
+
+# Keys as an ERP may hold them: padded with spaces, tabs, line ends, no-break or other Unicode
+# spaces, blank, NULL; the engine strips them (``key_of``), so a keyed read must too.
+_PADS = st.sampled_from(["", " ", "  ", "\t", "\n", "\r\n", "\u00a0", "\u2003", "\x1f", "\x85"])
+_KEYS = st.one_of(st.none(), st.builds(lambda pad1, core, pad2: pad1 + core + pad2, _PADS,
+                                       st.sampled_from(["", "S-1", "S-2", "s-1", "Ä-3", "S 4", "-"]), _PADS))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(stored=st.lists(_KEYS, max_size=8), wanted=st.sets(st.sampled_from(["S-1", "S-2", "s-1", "Ä-3", "S 4", "-", "x"])))
+def test_keyed_reads_find_what_reading_every_row_finds(tmp_path: Path, stored: list[str | None],
+                                                      wanted: set[str]) -> None:
+    """The blocked records a run reads again and the parents it looks up are found by DuckDB
+    (``read_keys``, ``key_values``), exactly as picking them from every row would."""
+    path = tmp_path / "erp.duckdb"  # one per test, examples replace its table
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE OR REPLACE TABLE suppliers (supplier_code VARCHAR, line INTEGER, updated_at TIMESTAMPTZ)")
+        for n, key in enumerate(stored):
+            con.execute("INSERT INTO suppliers VALUES (?, ?, ?)", [key, n, T])
+    source = DuckDbErpSource(path)
+    every = list(source.read("suppliers"))
+    expected = [row.data for row in every if str(row.data.get("supplier_code", "")).strip() in wanted]
+    assert [row.data for row in rows_with_keys(source, "suppliers", "supplier_code", wanted)] == expected
+    assert key_values(source, "suppliers", "supplier_code") == {str(row.data["supplier_code"]).strip() for row in every}
+
+
+def test_keyed_reads_of_a_key_that_is_not_text(tmp_path: Path) -> None:
+    """A numeric key column prints differently in SQL and in Python: read whole, then picked."""
+    path = tmp_path / "erp.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE employees (employee_id INTEGER, name VARCHAR)")
+        con.execute("INSERT INTO employees VALUES (7, 'Seven'), (12, 'Twelve'), (NULL, 'Nobody')")
+    source = DuckDbErpSource(path)
+    assert [row.data["name"] for row in rows_with_keys(source, "employees", "employee_id", {"12", "None"})] == [
+        "Nobody", "Twelve"]
+    assert key_values(source, "employees", "employee_id") == {"7", "12", "None"}
 
 
 # --- CSV --------------------------------------------------------------------------------------

@@ -531,3 +531,16 @@ def test_lock_held_too_long_names_the_file_then_waiting_succeeds(
     release()
     store = StateStore(path, lock_timeout_s=30)
     assert store.get_cursor("vendors") is None
+
+
+def test_an_operation_that_fails_lets_the_file_go(tmp_path: Path) -> None:
+    """Operations attach the file to the process's DuckDB instance and detach it after, also
+    when they raise: a connection of its own (another process, a DuckDB CLI) opens it then."""
+    store = StateStore(tmp_path / "state.duckdb")
+    with pytest.raises(ValueError, match="no run"):
+        store.finish_run("no-such-run", status="completed", counts={})
+    with pytest.raises(duckdb.CatalogException):
+        with store._connect(write=False) as con:
+            con.execute("SELECT * FROM no_such_table")
+    duckdb.connect(str(store.path)).close()  # refused while the process's instance holds it
+    assert store.get_cursor("vendors") is None
