@@ -6,9 +6,11 @@ second and a third with nothing changed, each in a child process of its own
 (``_delta_child.py``), and prints per scale and run: Procore calls, the calls of the
 Procore → ERP entities, sync-all's wall seconds, the child's CPU seconds in the sync-all (the
 local work: the sandbox answers from this process), its own peak memory, and Prefect task runs per
-entity run. ``--calls`` adds the calls per endpoint.
+entity run. ``--calls`` adds the calls per endpoint. ``--webhooks`` installs procore-sync's
+Procore hook after the first sync-all (docs/webhooks.md): with the hook healthy, the second and
+third sync-all leave the Procore → ERP entities to it until their daily sweep.
 
-    .venv/bin/python bench/delta.py [--scale 1 --scale 5 --scale 8] [--calls] [--json]
+    .venv/bin/python bench/delta.py [--scale 1 --scale 5 --scale 8] [--calls] [--webhooks] [--json]
 """
 
 from __future__ import annotations
@@ -68,7 +70,21 @@ def task_runs_per_entity(flow_run_ids: list[str]) -> int:
     return most
 
 
-def measure(scale: float, show_calls: bool) -> list[dict]:
+def install_webhooks() -> None:
+    """procore-sync's hook in the sandbox, as `procore-sync webhooks install` makes it."""
+    from connectors.procore import ProcoreClient
+    from connectors.procore_webhooks import WebhooksApi
+    from procore_sync.settings import Settings
+    from tasks.webhooks import configured_resources, install
+
+    os.environ |= {"PROCORE_SYNC_WEBHOOK_SECRET": "delta-bench-secret",
+                   "PROCORE_SYNC_WEBHOOK_URL": "http://127.0.0.1:9/procore/webhooks"}
+    settings = Settings()
+    with ProcoreClient(settings) as client:
+        install(WebhooksApi(client, settings.company_id), settings, configured_resources(settings))
+
+
+def measure(scale: float, show_calls: bool, webhooks: bool) -> list[dict]:
     from prefect.settings import PREFECT_API_URL
 
     rows = []
@@ -79,6 +95,8 @@ def measure(scale: float, show_calls: bool) -> list[dict]:
         first = sync_all(options=SyncOptions())
         print(f"  first: {sum(s.api_calls for s in first)} calls, {time.monotonic() - started:.0f} s",
               file=sys.stderr, flush=True)
+        if webhooks:
+            install_webhooks()
         env = {k: v for k, v in os.environ.items() if k.startswith("PROCORE_SYNC_")}
         env |= {"PREFECT_API_URL": PREFECT_API_URL.value(), "PREFECT_LOGGING_LEVEL": "WARNING"}
         from connectors.state import StateStore
@@ -107,9 +125,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, action="append")
     parser.add_argument("--calls", action="store_true", help="print the calls per endpoint")
+    parser.add_argument("--webhooks", action="store_true", help="procore-sync's hook installed and healthy")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    rows = [row for scale in args.scale or [1.0, 5.0, 8.0] for row in measure(scale, args.calls)]
+    rows = [row for scale in args.scale or [1.0, 5.0, 8.0] for row in measure(scale, args.calls, args.webhooks)]
     print_rows(rows, COLUMNS, args.json, width=13)
     if not args.json:
         print("\nchanged records in the no-change runs (must be 0):", sum(r["changed"] for r in rows))
