@@ -332,15 +332,21 @@ def history(
         rows += [dict(zip(columns, (e.at, e.entity, None, e.what, e.status, None, None, e.message)))
                  for e in store.events(entity=entity, since=since, limit=limit) if status in (None, e.status)]
     rows = sorted(rows, key=lambda row: row["at"], reverse=True)[:limit]
+    show_timed_rows("procore-sync history", columns, rows, as_json)
+
+
+def show_timed_rows(title: str, columns: tuple[str, ...], rows: list[dict], as_json: bool) -> None:
+    """Rows whose first column is a time: one JSON object per line, or a table."""
+    when = columns[0]
     if as_json:
         for row in rows:
-            print(json.dumps(row | {"at": row["at"].isoformat()}), flush=True)
+            print(json.dumps(row | {when: row[when].isoformat()}), flush=True)
         return
-    table = Table(title="procore-sync history")
+    table = Table(title=title)
     for column in columns:
         table.add_column(column)
     for row in rows:
-        table.add_row(row["at"].isoformat(timespec="seconds"), *(str(row[c] or "") for c in columns[1:]))
+        table.add_row(row[when].isoformat(timespec="seconds"), *(str(row[c] or "") for c in columns[1:]))
     out.print(table)
 
 
@@ -406,17 +412,8 @@ def webhooks_events(
     events = StateStore(settings.state_path).webhook_events(status=status, limit=limit)
     columns = ("received_at", "resource_name", "event_type", "resource_id", "project_id", "status", "entity",
                "flow_run_id", "message")
-    rows = [{c: getattr(e, c) for c in columns} for e in events]
-    if as_json:
-        for row in rows:
-            print(json.dumps(row | {"received_at": row["received_at"].isoformat()}), flush=True)
-        return
-    table = Table(title="procore-sync webhook events")
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(row["received_at"].isoformat(timespec="seconds"), *(str(row[c] or "") for c in columns[1:]))
-    out.print(table)
+    show_timed_rows("procore-sync webhook events", columns, [{c: getattr(e, c) for c in columns} for e in events],
+                    as_json)
 
 
 def _webhooks_api(settings: Settings):  # noqa: ANN202 - connectors imported lazily

@@ -27,7 +27,7 @@ from connectors.erp import DuckDbErpSource
 from connectors.erp_sink import ErpSink
 from connectors.procore import ProcoreClient
 from connectors import run_lock
-from connectors.state import StateStore
+from connectors.state import Outcome, StateStore
 from flows.vendors import VENDORS
 from procore_sync.settings import Settings
 from tasks.engine import Runtime, run_entity, utc_now
@@ -137,3 +137,19 @@ def served_deployments(api_url: str) -> Iterator[None]:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def synced_project_and_subcontract(client: ProcoreClient, store: StateStore) -> tuple[int, int]:
+    """Project P-1 with subcontract SC-1 in Procore, and the state procore-sync's ERP → Procore
+    runs leave of them (each ERP key linked to its Procore id): the Procore ids."""
+    vendor = client.request("POST", "/rest/v1.0/vendors", json={"company_id": 1, "vendor": {"name": "Sub"}}).json()
+    project = client.request("POST", "/rest/v1.0/projects",
+                             json={"company_id": 1, "project": {"name": "Tower", "origin_id": "P-1"}}).json()
+    header = {"number": "SC-1", "title": "Steel", "vendor_id": vendor["id"], "origin_id": "SC-1"}
+    [contract] = client.sync("/rest/v1.0/work_order_contracts/sync", scope={"project_id": project["id"]},
+                             items=[header]).entities
+    for entity, key, procore_id in (("projects", "P-1", project["id"]), ("subcontracts", "SC-1", contract["id"])):
+        run = store.start_run(entity)
+        store.record_outcomes(run, entity, [Outcome(key=key, action="create", status="ok", procore_id=procore_id,
+                                                    payload_hash="synced")])
+    return int(project["id"]), int(contract["id"])

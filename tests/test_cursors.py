@@ -19,10 +19,8 @@ from prefect import flow
 from connectors.erp import DuckDbErpSource
 from connectors.erp_sink import ErpSink
 from connectors.procore import ProcoreClient
-from connectors.state import Outcome, StateStore
+from connectors.state import StateStore
 from flows.change_orders import COMMITMENT_CHANGE_ORDERS
-from flows.commitments import SUBCONTRACTS
-from flows.projects import PROJECTS
 from flows.vendors import sync_vendors
 from procore_sync import sample_erp
 from procore_sync.settings import Settings
@@ -34,7 +32,7 @@ from tasks.inbound import run_inbound
 from tasks.report import RunSummary
 from tasks.spec import SyncOptions
 from tests.conftest import SampleErp, settings_env
-from tests.support import engine_runtime
+from tests.support import engine_runtime, synced_project_and_subcontract
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -98,33 +96,13 @@ class Field:
         return base if change_order_id is None else f"{base}/{change_order_id}"
 
 
-def _procore_company(client: ProcoreClient) -> tuple[int, int]:
-    vendor = client.request("POST", "/rest/v1.0/vendors", json={"company_id": 1, "vendor": {"name": "Sub"}}).json()
-    project = client.request("POST", "/rest/v1.0/projects",
-                             json={"company_id": 1, "project": {"name": "Tower", "origin_id": "P-1"}}).json()
-    header = {"number": "SC-1", "title": "Steel", "vendor_id": vendor["id"], "origin_id": "SC-1"}
-    answer = client.sync("/rest/v1.0/work_order_contracts/sync", scope={"project_id": project["id"]}, items=[header])
-    [contract] = answer.entities
-    return int(project["id"]), int(contract["id"])
-
-
-def _as_synced(store: StateStore, entity: str, key: str, procore_id: int) -> None:
-    """What the ERP → Procore run left in the state: the ERP key linked to Procore's id."""
-    run = store.start_run(entity)
-    store.record_outcomes(run, entity, [Outcome(key=key, action="create", status="ok", procore_id=procore_id,
-                                                payload_hash="synced")])
-
-
 @pytest.fixture
 def field(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Field]:
     clock = ManualClock()
     with start_in_thread(FAST, clock) as sandbox:
         settings = settings_env(monkeypatch, sandbox.url, tmp_path / "erp.duckdb", tmp_path)
         with ProcoreClient(settings, clock=clock, sleep=clock.advance) as client:
-            project_id, contract_id = _procore_company(client)
-            store = StateStore(settings.state_path)
-            _as_synced(store, PROJECTS.name, "P-1", project_id)
-            _as_synced(store, SUBCONTRACTS.name, "SC-1", contract_id)
+            project_id, contract_id = synced_project_and_subcontract(client, StateStore(settings.state_path))
             yield Field(sandbox, clock, settings, client, project_id, contract_id)
 
 

@@ -24,11 +24,9 @@ from prefect.client.schemas.sorting import FlowRunSort
 from connectors.erp_sink import ErpSink
 from connectors.procore import ProcoreClient
 from connectors.procore_webhooks import WebhooksApi
-from connectors.state import Outcome, StateStore
+from connectors.state import StateStore
 from flows import ENTITY_FLOWS
 from flows.change_orders import COMMITMENT_CHANGE_ORDERS
-from flows.commitments import SUBCONTRACTS
-from flows.projects import PROJECTS
 from procore_sync.receiver import PATH, Dispatcher, receiver_app
 from procore_sync.settings import Settings
 from sandbox.clock import ManualClock
@@ -36,30 +34,13 @@ from sandbox.config import SandboxConfig
 from sandbox.server import SandboxServer, run_in_thread, start_in_thread
 from tasks.webhooks import configured_resources, install, polling_left_to_webhooks
 from tests.conftest import settings_env
-from tests.support import served_deployments, wait_for
+from tests.support import served_deployments, synced_project_and_subcontract, wait_for
 from tests.webhook_support import FIELD_CREDENTIALS, Caller, receiving
 
 SECRET = "hook-secret-e2e-1234"
 # Every event is delivered twice: Procore's at-least-once, made certain.
 EVERY_EVENT_TWICE = {"webhook_duplicate_rate": 1.0, "webhook_reorder_window": 1,
                      "spike_limit": 1_000_000, "hourly_limit": 1_000_000}
-
-
-def _as_synced(store: StateStore, entity: str, key: str, procore_id: int) -> None:
-    run = store.start_run(entity)
-    store.record_outcomes(run, entity, [Outcome(key=key, action="create", status="ok", procore_id=procore_id,
-                                                payload_hash="synced")])
-
-
-def _company(client: ProcoreClient) -> tuple[int, int]:
-    """A project and a subcontract, as procore-sync's ERP → Procore sync leaves them."""
-    vendor = client.request("POST", "/rest/v1.0/vendors", json={"company_id": 1, "vendor": {"name": "Sub"}}).json()
-    project = client.request("POST", "/rest/v1.0/projects",
-                             json={"company_id": 1, "project": {"name": "Tower", "origin_id": "P-1"}}).json()
-    header = {"number": "SC-1", "title": "Steel", "vendor_id": vendor["id"], "origin_id": "SC-1"}
-    [contract] = client.sync("/rest/v1.0/work_order_contracts/sync", scope={"project_id": project["id"]},
-                             items=[header]).entities
-    return int(project["id"]), int(contract["id"])
 
 
 def _webhook_runs() -> list[Any]:
@@ -108,11 +89,9 @@ def company(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Company
         settings = settings_env(monkeypatch, sandbox.url, tmp_path / "erp.duckdb", tmp_path,
                                 PROCORE_SYNC_WEBHOOK_SECRET=SECRET, PROCORE_SYNC_WEBHOOK_COALESCE_S="0.2",
                                 PROCORE_SYNC_WEBHOOK_APPLICATION_IDS=f'["{SandboxConfig().application_id}"]')
-        with ProcoreClient(settings, clock=clock, sleep=clock.advance) as client:
-            project_id, contract_id = _company(client)
         store = StateStore(settings.state_path)
-        _as_synced(store, PROJECTS.name, "P-1", project_id)
-        _as_synced(store, SUBCONTRACTS.name, "SC-1", contract_id)
+        with ProcoreClient(settings, clock=clock, sleep=clock.advance) as client:
+            project_id, contract_id = synced_project_and_subcontract(client, store)
         yield Company(sandbox, clock, settings, store, project_id, contract_id)
 
 
