@@ -76,6 +76,10 @@ class Company:
         answer: dict[str, Any] = Caller(self.sandbox, FIELD_CREDENTIALS).call("POST", path, body=body, status=201)
         return answer
 
+    def field_edit(self, change_order_id: int, title: str) -> None:
+        path = f"/rest/v1.0/projects/{self.project_id}/commitment_change_orders/{change_order_id}"
+        Caller(self.sandbox, FIELD_CREDENTIALS).call("PATCH", path, body={"change_order": {"title": title}})
+
     def erp_row(self, procore_id: int) -> dict[str, Any] | None:
         sink = ErpSink(self.settings.erp_path, self.settings.export_dir)
         return next((row for row in sink.rows(COMMITMENT_CHANGE_ORDERS.header) if row["procore_id"] == procore_id),
@@ -112,12 +116,14 @@ def test_a_change_order_approved_in_the_field_reaches_the_erp_once_through_its_w
     dispatching = threading.Thread(target=dispatcher.run, args=(stop,), daemon=True)
     dispatching.start()
     try:
+        change_order = company.field_change_order("Steel")  # before the hook: no event, not in the ERP
         api, hook_id = installed(company, monkeypatch, url + PATH)
         with served_deployments(prefect_api):
-            change_order = company.field_change_order("Extra steel")
+            company.field_edit(change_order["id"], "Extra steel")
             company.sandbox.app.state.sandbox.webhooks.settle(timeout_s=20)
 
-            wait_for(lambda: company.erp_row(change_order["id"]), "the change order in the ERP table")
+            wait_for(lambda: row if (row := company.erp_row(change_order["id"])) and row["title"] == "Extra steel"
+                     else None, "the edited change order in the ERP table")
             runs = wait_for(lambda: runs if len(runs := _webhook_runs()) == 2
                             and all(r.state and r.state.is_final() for r in runs) else None,
                             "both change order runs to finish")
