@@ -65,9 +65,9 @@ def installed(prefect_api: str, receiver: Receiver, tmp_path_factory: pytest.Tem
         install_alerts(Settings())
         install_alerts(Settings())
         # The server loads new automations a moment later (PostgreSQL's NOTIFY), in the order
-        # they were made: once the last one answers, the others listen too.
-        tell_prefect(WebhookHealth(status="failing", namespace="probe", destination_url="https://x"))
-        wait_for(lambda: [m for m in receiver.events() if "probe →" in m.get("body", "")], "the alerts to listen")
+        # they were made: once the last one answers, the others listen too. A probe sent before
+        # it listens is never matched (a busy machine delays the load), so each try sends a new one.
+        probe_until_listening(receiver)
         yield block
     with get_client(sync_client=True) as client:
         for alert in alerts(Settings()):
@@ -88,6 +88,19 @@ def block_id(client: Any, reference: str) -> str:
 
 def messages_about(receiver: Receiver, run_id: UUID | str) -> list[dict[str, Any]]:
     return [m for m in receiver.events() if str(run_id) in m.get("body", "")]
+
+
+def probe_until_listening(receiver: Receiver, tries: int = 24) -> None:
+    """A red webhooks health event, again every few seconds, until its alert arrives."""
+    for _ in range(tries - 1):
+        tell_prefect(WebhookHealth(status="failing", namespace="probe", destination_url="https://x"))
+        try:
+            wait_for(lambda: [m for m in receiver.events() if "probe →" in m.get("body", "")], "a probe", 5)
+            return
+        except AssertionError:
+            continue
+    tell_prefect(WebhookHealth(status="failing", namespace="probe", destination_url="https://x"))
+    wait_for(lambda: [m for m in receiver.events() if "probe →" in m.get("body", "")], "the alerts to listen")
 
 
 def wait_for(condition: Callable[[], Any], what: str, timeout_s: float = 60) -> Any:
