@@ -10,6 +10,8 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
@@ -21,6 +23,7 @@ from procore_sync.redact import install_log_redaction
 from procore_sync.settings import Settings
 
 if TYPE_CHECKING:
+    from connectors.procore_webhooks import WebhooksApi
     from tasks.report import RunSummary
 
 app = typer.Typer(
@@ -416,11 +419,14 @@ def webhooks_events(
                     as_json)
 
 
-def _webhooks_api(settings: Settings):  # noqa: ANN202 - connectors imported lazily
+@contextmanager
+def _webhooks_api(settings: Settings) -> Iterator["WebhooksApi"]:
+    """The company's webhook operations, through a Procore client closed after the command."""
     from connectors.procore import ProcoreClient
     from connectors.procore_webhooks import WebhooksApi
 
-    return WebhooksApi(ProcoreClient(settings), settings.company_id)
+    with ProcoreClient(settings) as client:
+        yield WebhooksApi(client, settings.company_id)
 
 
 @webhooks_app.command("install")
@@ -432,7 +438,8 @@ def webhooks_install() -> None:
 
     settings = Settings()
     try:
-        done = install(_webhooks_api(settings), settings, configured_resources(settings))
+        with _webhooks_api(settings) as api:
+            done = install(api, settings, configured_resources(settings))
     except SyncError as exc:
         _fail(exc)
     verb = "created" if done.created else "found" + (", secret updated" if done.secret_updated else "")
@@ -450,7 +457,8 @@ def webhooks_uninstall() -> None:
 
     settings = Settings()
     try:
-        removed = uninstall(_webhooks_api(settings), settings)
+        with _webhooks_api(settings) as api:
+            removed = uninstall(api, settings)
     except SyncError as exc:
         _fail(exc)
     out.print(f"hook {removed} removed" if removed else f"no hook of {settings.webhook_namespace} for {settings.webhook_url}")
@@ -465,7 +473,8 @@ def webhooks_health_check(as_json: Annotated[bool, typer.Option("--json", help="
 
     settings = Settings()
     try:
-        report = health(_webhooks_api(settings), settings, configured_resources(settings))
+        with _webhooks_api(settings) as api:
+            report = health(api, settings, configured_resources(settings))
     except SyncError as exc:
         _fail(exc)
     if as_json:
