@@ -10,7 +10,7 @@ messages arrive within seconds, so each wait polls with a bound.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -41,6 +41,7 @@ from tasks.engine import utc_now
 from tasks.spec import SyncOptions
 from tasks.webhooks import WebhookHealth, configured_resources, health, tell_prefect
 from tests.conftest import SampleErp, settings_env
+from tests.support import wait_for
 from tests.webhook_support import Receiver, receiving
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -91,30 +92,23 @@ def messages_about(receiver: Receiver, run_id: UUID | str) -> list[dict[str, Any
 
 
 def probe_until_listening(receiver: Receiver, tries: int = 24) -> None:
-    """A red webhooks health event, again every few seconds, until its alert arrives."""
-    for _ in range(tries - 1):
+    """A red webhooks health event, again every 5 s, until its alert arrives."""
+    def answered() -> list[dict[str, Any]] | None:
+        return [m for m in receiver.events() if "probe →" in m.get("body", "")] or None
+
+    for attempt in range(tries):
         tell_prefect(WebhookHealth(status="failing", namespace="probe", destination_url="https://x"))
         try:
-            wait_for(lambda: [m for m in receiver.events() if "probe →" in m.get("body", "")], "a probe", 5)
+            wait_for(answered, "the alerts to listen", 5)
             return
         except AssertionError:
-            continue
-    tell_prefect(WebhookHealth(status="failing", namespace="probe", destination_url="https://x"))
-    wait_for(lambda: [m for m in receiver.events() if "probe →" in m.get("body", "")], "the alerts to listen")
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout_s: float = 60) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
+            if attempt == tries - 1:
+                raise
 
 
 def only_message(receiver: Receiver, run_id: UUID | str, settle_s: float = 3) -> dict[str, Any]:
     """The one message about the run, after a bounded look for a second one."""
-    first = wait_for(lambda: messages_about(receiver, run_id), f"an alert about run {run_id}")
+    first = wait_for(lambda: messages_about(receiver, run_id) or None, f"an alert about run {run_id}")
     deadline = time.monotonic() + settle_s
     while time.monotonic() < deadline and len(messages_about(receiver, run_id)) == 1:
         time.sleep(0.25)
@@ -187,11 +181,12 @@ def test_failing_webhook_deliveries_are_reported(
 ) -> None:
     settings = settings_env(monkeypatch, sandbox.url, small_erp.path, tmp_path,
                             PROCORE_SYNC_WEBHOOK_NAMESPACE="alerts-test")
-    report = health(_webhooks_api(settings), settings, configured_resources(settings))
+    with _webhooks_api(settings) as api:
+        report = health(api, settings, configured_resources(settings))
     assert not report.healthy  # never installed in this sandbox
 
-    def webhook_messages() -> list[dict[str, Any]]:
-        return [m for m in receiver.events() if "alerts-test →" in m.get("body", "")]
+    def webhook_messages() -> list[dict[str, Any]] | None:
+        return [m for m in receiver.events() if "alerts-test →" in m.get("body", "")] or None
 
     [message] = wait_for(webhook_messages, "the webhooks alert")
     assert message["subject"] == "procore-sync: Procore webhook not installed"
