@@ -56,7 +56,7 @@ from connectors.procore_http import (
     sanitise_url,
     server_retry_at,
 )
-from connectors.procore_pacing import MAX_QUOTA_WAIT_S, CallStats, OnWait, Pacer, QuotaStatus
+from connectors.procore_pacing import MAX_QUOTA_WAIT_S, CallStats, OnWait, Pacer, QuotaStatus, hour_window
 from connectors.procore_paging import is_last_page, json_body, next_link, page_items
 from procore_sync.errors import (
     ConfigError,
@@ -104,7 +104,10 @@ class ProcoreClient:
         clock: Callable[[], float] = time.time,
         before_request: Callable[[], None] | None = None,
         on_wait: OnWait | None = None,
+        shared_window: bool = False,
     ) -> None:
+        """``shared_window``: this client's calls count in the process's one view of the company's
+        hourly window (``HourWindow``), with every other client so made: a run's clients are."""
         self._settings = settings
         self._owns_session = session is None
         self._session = session or requests.Session()
@@ -117,7 +120,9 @@ class ProcoreClient:
         # again as Procore's window runs low only slowed a sync, so the headers then stop us
         # only when Procore says a window is spent (other applications spent it).
         low_water = 0 if before_request is not None else settings.pacing_low_water
-        self._pacer = Pacer(self.stats, low_water=low_water, sleep=sleep, clock=clock, on_wait=on_wait)
+        hour = hour_window(settings.api_base, settings.client_id, settings.company_id,
+                           settings.quota_spike_per_10s) if shared_window else None
+        self._pacer = Pacer(self.stats, low_water=low_water, sleep=sleep, clock=clock, on_wait=on_wait, hour=hour)
         self._backoff = wait_exponential_jitter(initial=1, max=BACKOFF_CAP_S, jitter=1)
         # Per attempt: when the server asked us to come back, and whether the request left.
         self._retry_at: float | None = None
@@ -276,21 +281,27 @@ class ProcoreClient:
         # a spike slot counts from the moment it is taken, Procore counts the call when it
         # arrives, and encoding a big batch in between made calls land late (429s).
         body = None if json is None else json_request_body(json)
-        self._pace()
-        headers = self._headers()  # may fetch a token (after a long wait too): before we count the API call
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-        timeout = self._call_timeout()
-        self.stats.api_calls += 1
-        self.stats.write_calls += is_write(method, url)
-        self._delivered = True
+        # A spent window first: a spike slot of the budget counts from the moment it is taken.
+        self._pacer.before_request()
+        response: requests.Response | None = None
         try:
-            response = self._session.request(method, url, params=params, data=body,
-                                             headers=headers, timeout=timeout)
-        except requests.RequestException as exc:
-            self._time_left()  # a wait cut short by the run's limit ends the run, not the call
-            raise self._lost(exc, method, url) from None
-        self._pacer.observe(response.headers)
+            if self._before_request is not None:
+                self._before_request()
+            headers = self._headers()  # may fetch a token (after a long wait too): before we count the API call
+            if body is not None:
+                headers["Content-Type"] = "application/json"
+            timeout = self._call_timeout()
+            self.stats.api_calls += 1
+            self.stats.write_calls += is_write(method, url)
+            self._delivered = True
+            try:
+                response = self._session.request(method, url, params=params, data=body,
+                                                 headers=headers, timeout=timeout)
+            except requests.RequestException as exc:
+                self._time_left()  # a wait cut short by the run's limit ends the run, not the call
+                raise self._lost(exc, method, url) from None
+        finally:
+            self._pacer.observe(None if response is None else response.headers)
         self.procore_time = answer_time(response.headers) or self.procore_time
         self._log_response(method, response)
         return response
@@ -315,12 +326,6 @@ class ProcoreClient:
             self._sleep(left)
             raise RunOutOfTime("the run's time limit passed")
         self._sleep(seconds)
-
-    def _pace(self) -> None:
-        # A spent window first: a spike slot of the budget counts from the moment it is taken.
-        self._pacer.before_request()
-        if self._before_request is not None:
-            self._before_request()
 
     def _url(self, path: str) -> str:
         base = self._settings.api_base

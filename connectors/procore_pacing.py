@@ -13,6 +13,7 @@ that every quota wait is logged and counted the same way. All waiting goes throu
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -65,6 +66,55 @@ def _int_header(headers: Mapping[str, str], name: str) -> int | None:
         return None
 
 
+class HourWindow:
+    """Procore's last word on a company's hourly window, kept for every client of the process.
+
+    A client's own last answer is stale as soon as another thread's call lands: with sync-all's
+    entities in threads, each client had last read "1 left" as the hour ran out, each sent a
+    call, and Procore refused the rest (bench/quota.py, the small set: a 429 a run). So the
+    process keeps one count: the hour's remaining calls from the newest answer that reported
+    the hour, less the calls sent since and not yet answered; a call that would overdraw it
+    waits for the hour's reset. Answers about the spike window leave it alone: the budget's
+    spike log spaces those calls, and counting them again here would only slow a sync.
+    """
+
+    def __init__(self, spike_limit: int) -> None:
+        self._spike_limit = spike_limit
+        self._lock = threading.Lock()
+        self._remaining: int | None = None
+        self._reset_at: float | None = None
+        self._in_flight = 0
+
+    def take(self, now: float) -> float:
+        """Count a call about to be sent, or return the seconds to wait first (nothing counted)."""
+        with self._lock:
+            if (self._remaining is not None and self._reset_at is not None and now < self._reset_at
+                    and self._remaining - self._in_flight <= 0):
+                return min(self._reset_at - now, MAX_QUOTA_WAIT_S)
+            self._in_flight += 1
+            return 0.0
+
+    def answered(self, quota: QuotaStatus | None) -> None:
+        """A counted call is over (answered, refused or lost); ``quota`` is what its answer said."""
+        with self._lock:
+            self._in_flight = max(0, self._in_flight - 1)
+            if quota is None or quota.remaining is None or quota.reset_at is None:
+                return
+            if quota.limit is not None and quota.limit <= self._spike_limit:
+                return
+            self._remaining, self._reset_at = quota.remaining, quota.reset_at.timestamp()
+
+
+_HOUR_WINDOWS: dict[tuple[str, str, int], HourWindow] = {}
+_HOUR_WINDOWS_LOCK = threading.Lock()
+
+
+def hour_window(api_base: str, client_id: str, company_id: int, spike_limit: int) -> HourWindow:
+    """The process's one window of a company's quota, as one app's token spends it."""
+    with _HOUR_WINDOWS_LOCK:
+        return _HOUR_WINDOWS.setdefault((api_base, client_id, company_id), HourWindow(spike_limit))
+
+
 class Pacer:
     """Waits before a request when the reported quota window is spent or nearly spent."""
 
@@ -76,21 +126,29 @@ class Pacer:
         sleep: Callable[[float], None],
         clock: Callable[[], float],
         on_wait: OnWait | None = None,
+        hour: HourWindow | None = None,
     ) -> None:
         self._stats = stats
         self._low_water = low_water
         self._sleep = sleep
         self._clock = clock
         self._on_wait = on_wait
+        self._hour = hour
 
-    def observe(self, headers: Mapping[str, str]) -> None:
-        quota = QuotaStatus.from_headers(headers)
+    def observe(self, headers: Mapping[str, str] | None) -> None:
+        """What a call's answer said of the quota (None: the call got no answer)."""
+        quota = QuotaStatus.from_headers(headers) if headers is not None else None
         if quota is not None:
             self._stats.quota = quota
+        if self._hour is not None:
+            self._hour.answered(quota)
 
     def before_request(self) -> None:
         delay = self.delay()
         if delay > 0:
+            self.announce(delay)
+            self._sleep(delay)
+        while self._hour is not None and (delay := self._hour.take(self._clock())) > 0:
             self.announce(delay)
             self._sleep(delay)
 

@@ -73,7 +73,8 @@ def default_runtime(settings: Settings | None = None) -> Runtime:
     settings = settings or Settings()
 
     def make_client(on_wait: Callable[[datetime, str], None]) -> ProcoreClient:
-        return ProcoreClient(settings, before_request=run_quota_gate(settings), on_wait=on_wait)
+        return ProcoreClient(settings, before_request=run_quota_gate(settings), on_wait=on_wait,
+                             shared_window=True)
 
     assert settings.erp_path is not None and settings.export_dir is not None
     return Runtime(
@@ -595,7 +596,8 @@ def one_company_check(settings: Settings) -> Iterator[None]:
     for the start of each Procore → ERP run inside: an earlier start only narrows the window's
     end, and the cursor moves to that earlier time, so the next run reads what came after.
     """
-    with ProcoreClient(settings, before_request=quota_gate(settings), on_wait=log_quota_wait) as client:
+    with ProcoreClient(settings, before_request=quota_gate(settings), on_wait=log_quota_wait,
+                       shared_window=True) as client:
         check_company(client, settings)
         checked = client.procore_time
     key = _check_key(settings)

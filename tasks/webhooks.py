@@ -215,7 +215,7 @@ def polling_left_to_webhooks(settings: Settings, inbound: list[str]) -> tuple[se
 
     assert settings.state_path is not None
     store = StateStore(settings.state_path)
-    with ProcoreClient(settings, before_request=quota_gate(settings)) as client:
+    with ProcoreClient(settings, before_request=quota_gate(settings), shared_window=True) as client:
         return left_to_webhooks(WebhooksApi(client, settings.company_id), settings,
                                 {name: store.get_cursor(name) for name in inbound},
                                 lambda: client.procore_time or utc_now())

@@ -365,3 +365,31 @@ def test_a_calls_spike_slot_is_taken_once_its_body_is_encoded_right_before_it_le
                        before_request=lambda: events.append("slot")) as client:
         client.request("POST", "/rest/v1.0/vendors", json={Key("vendor"): {"name": "A"}})
     assert events == ["encoded", "slot", "http"]
+
+
+def test_clients_of_one_process_share_the_hours_last_calls_instead_of_each_spending_them(
+    rsps: responses.RequestsMock, fake: FakeTime
+) -> None:
+    """Sync-all's entities run in threads, each with its own client. As the hour ran out, each
+    had last read "1 left", each sent a call, and Procore refused all but one (bench/quota.py's
+    small set: a 429 a run). The calls in flight count against the hour's remainder, for every
+    client of the company in the process."""
+    hour = {"X-Rate-Limit-Limit": "600", "X-Rate-Limit-Reset": str(int(T0 + 100))}
+    # As under the shared budget: no spreading at the low water mark; its own window in the process.
+    settings = make_settings(pacing_low_water=0, company_id=uuid.uuid4().int % 10**9 + 1)
+    sent: list[tuple[str, float]] = []
+    with ProcoreClient(settings, sleep=fake.sleep, clock=fake.clock, shared_window=True) as first, \
+            ProcoreClient(settings, sleep=fake.sleep, clock=fake.clock, shared_window=True) as second:
+
+        def answer(request: Any) -> tuple[int, dict[str, str], str]:
+            who = parse_qs(urlsplit(request.url).query).get("who", ["first"])[0]
+            sent.append((who, fake.now))
+            if len(sent) == 2:  # the first client's last call of the hour is in flight: the second calls
+                second.get("/rest/v1.0/vendors", params={"who": "second"})
+            return 200, hour | {"X-Rate-Limit-Remaining": "1" if len(sent) == 1 else "0"}, "[]"
+
+        rsps.add_callback(responses.GET, VENDORS, callback=answer)
+        first.get("/rest/v1.0/vendors")  # "1 left in the hour"
+        first.get("/rest/v1.0/vendors")
+    # The second client waited for the hour's reset instead of overdrawing it.
+    assert sent == [("first", T0), ("first", T0), ("second", T0 + 100)]
