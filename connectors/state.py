@@ -504,6 +504,20 @@ class StateStore:
             rows = _dicts(con.execute(sql, params))
         return {row["key"]: RecordState(**_with_procore_id(row)) for row in rows}
 
+    def blocked_since_parents_changed(self, entity: str, parents: Iterable[str]) -> set[str]:
+        """Keys of ``entity``'s blocked records that a change of ``parents`` since they were last
+        tried may have freed: a record waits only on what its parents' state rows say, whose
+        every change stamps ``changed_at`` (migration 0009), so a blocked record whose last run
+        started after the parents' newest stamp would be blocked again for the same reason."""
+        with self._connect(write=False) as con:
+            rows = con.execute(
+                "SELECT s.erp_key FROM record_state AS s LEFT JOIN runs AS r ON r.run_id = s.last_run_id"
+                " WHERE s.entity = ? AND s.status = 'blocked' AND (r.started_at IS NULL OR r.started_at <="
+                " (SELECT max(p.changed_at) FROM record_state AS p WHERE p.entity IN (SELECT unnest(?::VARCHAR[]))))",
+                [entity, list(parents)],
+            ).fetchall()
+        return {key for (key,) in rows}
+
     def parent_states(self, entity: str) -> dict[str, ParentState]:
         """Every record of ``entity`` as its children see it: by ERP key, the Procore id, status,
         message and whether it waits under a failed parent (a sixth of ``record_states``' cost:
@@ -710,12 +724,18 @@ LEFT JOIN record_state AS s ON s.entity = ? AND s.erp_key = i.erp_key
 _UPSERT_STATE = """
 INSERT INTO record_state
     (entity, erp_key, procore_id, payload_hash, status, last_action, last_message, attempts,
-     last_run_id, source_updated_at, updated_at, rejected_hash, failed_outside, parent_failed)
+     last_run_id, source_updated_at, updated_at, rejected_hash, failed_outside, parent_failed, changed_at)
 SELECT $1, erp_key, procore_id, payload_hash, status, action, message, attempts,
-       $2, source_updated_at, $3, rejected_hash, failed_outside, parent_failed
+       $2, source_updated_at, $3, rejected_hash, failed_outside, parent_failed, $3
 FROM resolved
 QUALIFY row_number() OVER (PARTITION BY erp_key ORDER BY ord DESC) = 1
 ON CONFLICT (entity, erp_key) DO UPDATE SET
+    -- Against the row as it was: only a change children see moves changed_at (migration 0009).
+    changed_at = CASE WHEN record_state.procore_id IS DISTINCT FROM excluded.procore_id
+                        OR record_state.status IS DISTINCT FROM excluded.status
+                        OR record_state.last_message IS DISTINCT FROM excluded.last_message
+                        OR coalesce(record_state.parent_failed, false) IS DISTINCT FROM excluded.parent_failed
+                      THEN excluded.changed_at ELSE record_state.changed_at END,
     procore_id = excluded.procore_id, payload_hash = excluded.payload_hash,
     status = excluded.status, last_action = excluded.last_action,
     last_message = excluded.last_message, attempts = excluded.attempts,

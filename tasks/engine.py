@@ -48,7 +48,7 @@ from tasks.mapping import MappedRecord, map_rows
 from tasks.plan import Action, plan
 from tasks.run_labels import label_run
 from tasks.replace import plan_deactivations
-from tasks.spec import DELETED, EntitySpec, SyncOptions
+from tasks.spec import DELETED, EntitySpec, SyncOptions, ancestors
 
 
 def utc_now() -> datetime:
@@ -263,6 +263,7 @@ class EntityRun:
         self.note: str | None = None  # what the summary says about the run when nothing failed
         self.erp_writes = 0  # records written to the ERP (Procore → ERP entities)
         self.under_failed = 0  # records left blocked under a failed parent: not a plain green
+        self.still_blocked: list[RecordState] = []  # blocked, not read again: no parent changed
         self.cursor_before = self.store.get_cursor(spec.name)
         context = FlowRunContext.get()
         self.flow_run_id = str(context.flow_run.id) if context and context.flow_run else None
@@ -303,6 +304,7 @@ class EntityRun:
                 context |= self.spec.prepare(client, context) if self.spec.prepare else {}
                 refs = Refs(self.store, self.runtime.source, context)
                 rows = self._read()
+                self._count_still_blocked(rows)
                 actions = map_and_plan(self.spec, rows, self.store, refs, self.options)
                 actions += self._deactivations(rows)
                 actions = preflight(client, self.spec, context, actions)
@@ -378,10 +380,25 @@ class EntityRun:
         return "by key" if self.options.erp_keys else f"since {self.since or 'the beginning'}"
 
     def _unfinished(self) -> list[str]:
-        """Keys to read again whatever the cursor: blocked, held back, and failures outside the
-        record whose backoff is over (``tasks/healing.py``)."""
+        """Keys to read again whatever the cursor: held back records, failures outside the
+        record whose backoff is over (``tasks/healing.py``), and blocked records whose parents
+        changed since they were last tried. The other blocked records would be blocked again for
+        the same reason (re-mapping them was most of a no-change sync-all's local time): they
+        are counted and reported as they stand (``_still_blocked``)."""
         states = self.store.record_states(self.spec.name, statuses=MAY_READ_AGAIN)
-        return to_read_again(states.values(), self.started)
+        freed = self.store.blocked_since_parents_changed(self.spec.name, ancestors(self.spec))
+        self.still_blocked = [s for s in states.values() if s.status == "blocked" and s.key not in freed]
+        return to_read_again([s for s in states.values() if s.status != "blocked" or s.key in freed], self.started)
+
+    def _count_still_blocked(self, rows: list[SourceRow]) -> None:
+        """The blocked records not read again count in the run as blocked, as they stand, unless
+        the run read their row anyway (changed in the ERP)."""
+        read = {_key(self.spec, row) for row in rows}
+        still = [s for s in self.still_blocked if s.key not in read]
+        self.counts["blocked"] += len(still)
+        self.under_failed += sum(s.parent_failed for s in still)
+        self.report_rows.extend({"erp_key": s.key, "procore_id": s.procore_id, "action": "blocked", "status": s.status,
+                                 "message": s.message} for s in still)
 
     def _load(self, client: ProcoreClient, context: dict[str, Any], writes: list[Action]) -> None:
         progress = report.Progress(self.spec.name, len(writes))

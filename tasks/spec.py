@@ -124,6 +124,19 @@ class EntitySpec:
         return origin_id.removeprefix(self.origin_prefix)
 
 
+def ancestors(spec: EntitySpec) -> list[str]:
+    """The entities whose state a record of ``spec`` may wait on: its parents, theirs, and so on
+    (a line names its project too, which its contract's parents hold)."""
+    found: dict[str, None] = {}
+    stack = list(spec.parents)
+    while stack:
+        parent = stack.pop()
+        if parent.name not in found:
+            found[parent.name] = None
+            stack.extend(parent.parents)
+    return list(found)
+
+
 # A warning that starts with this marks a record sent in an interim form (a contract kept in
 # Draft until its lines land): every run reads it again until it is sent as the ERP has it.
 HELD = "held back: "
