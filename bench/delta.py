@@ -8,9 +8,11 @@ Procore → ERP entities, sync-all's wall seconds, the child's CPU seconds in th
 local work: the sandbox answers from this process), its own peak memory, and Prefect task runs per
 entity run. ``--calls`` adds the calls per endpoint. ``--webhooks`` installs procore-sync's
 Procore hook after the first sync-all (docs/webhooks.md): with the hook healthy, the second and
-third sync-all leave the Procore → ERP entities to it until their daily sweep.
+third sync-all leave the Procore → ERP entities to it until their daily sweep. ``--profile P``
+writes each no-change run's cProfile stats, its threads' included, to ``P.<pid>`` (``pstats``).
 
     .venv/bin/python bench/delta.py [--scale 1 --scale 5 --scale 8] [--calls] [--webhooks] [--json]
+                                    [--profile PREFIX]
 """
 
 from __future__ import annotations
@@ -127,7 +129,11 @@ def main() -> None:
     parser.add_argument("--calls", action="store_true", help="print the calls per endpoint")
     parser.add_argument("--webhooks", action="store_true", help="procore-sync's hook installed and healthy")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--profile", metavar="PREFIX",
+                        help="write each no-change run's cProfile stats to PREFIX.<pid> (read with pstats)")
     args = parser.parse_args()
+    if args.profile:
+        os.environ["DELTA_PROFILE"] = args.profile
     rows = [row for scale in args.scale or [1.0, 5.0, 8.0] for row in measure(scale, args.calls, args.webhooks)]
     print_rows(rows, COLUMNS, args.json, width=13)
     if not args.json:
