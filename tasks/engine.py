@@ -392,7 +392,10 @@ class EntityRun:
 
     def _count_still_blocked(self, rows: list[SourceRow]) -> None:
         """The blocked records not read again count in the run as blocked, as they stand, unless
-        the run read their row anyway (changed in the ERP)."""
+        the run read their row anyway (changed in the ERP); a run limited to keys or projects
+        counts only what it read."""
+        if self.options.targeted:
+            return
         read = {_key(self.spec, row) for row in rows}
         still = [s for s in self.still_blocked if s.key not in read]
         self.counts["blocked"] += len(still)

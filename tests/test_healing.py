@@ -204,3 +204,8 @@ def test_a_blocked_record_is_tried_again_only_once_a_parent_changed_and_still_co
     assert (again.blocked, again.blocked_under_failed_parent, again.message) == (
         first.blocked, first.blocked_under_failed_parent, first.message)
     assert latest.counts["blocked"] == first.blocked
+
+    # A run limited to keys counts what it read, not the blocked records it left alone.
+    fine = next(k for k, s in store.record_states("subcontracts", statuses=["ok"]).items())
+    [targeted] = run_entities(settings, ["subcontracts"], SyncOptions(erp_keys=[fine]))
+    assert (targeted.blocked, targeted.unchanged) == (0, 1)
