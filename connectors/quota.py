@@ -108,8 +108,8 @@ class QuotaUnavailable(TransientError):
 class QuotaBudgetMissing(ConfigError):
     """A limit of the shared budget does not exist on the Prefect server."""
 
-    hint = ("run `procore-sync sync` (or anything that starts a run through it) once against this Prefect "
-            "server: it creates the budget's limits from the PROCORE_SYNC_QUOTA_* settings.")
+    hint = ("it was deleted on the Prefect server while this process ran (each process makes it from the "
+            "PROCORE_SYNC_QUOTA_* settings at its first call): the next run makes it again.")
 
 
 @dataclass
@@ -386,13 +386,27 @@ def spike_log(name: str, slots: int, hold_s: float) -> SpikeLog:
         return _SPIKE_LOGS[key]
 
 
+_MADE: set[tuple[str, str, Budget]] = set()
+_MADE_LOCK = threading.Lock()
+
+
 def quota_gate(settings: Settings, *, wait_limit_s: float | None = None,
                on_timeout: Callable[[str], None] | None = None) -> QuotaGate | None:
     """The gate for one Procore client, or None when the budget is off; it waits for a slot at
-    most ``wait_limit_s`` (default: the settings' ``quota_wait_limit_s``)."""
+    most ``wait_limit_s`` (default: the settings' ``quota_wait_limit_s``).
+
+    The first gate of a process makes the budget's limits from its settings (once per Prefect
+    server and budget): a run served by a worker on a new Prefect server found none before, as
+    only the CLI made them. Processes with other figures for the same budget name rewrite them,
+    the last one wins; give every host of a company the same ``PROCORE_SYNC_QUOTA_*`` settings."""
     if not settings.quota_enabled:
         return None
     budget = budget_for(settings.quota_per_hour, settings.quota_spike_per_10s, settings.quota_hour_s)
+    made = (str(PREFECT_API_URL.value()), settings.quota_limit_name, budget)
+    with _MADE_LOCK:
+        if made not in _MADE:
+            ensure_quota_limit(settings)
+            _MADE.add(made)
     spike = spike_log(spike_limit_name(settings.quota_limit_name), budget.spike_slots, budget.spike_hold_s)
     return QuotaGate(settings.quota_limit_name, chunk=min(HOUR_CHUNK, budget.hour_limit), spike=spike,
                      wait_limit_s=settings.quota_wait_limit_s if wait_limit_s is None else wait_limit_s,

@@ -131,10 +131,26 @@ def test_two_processes_never_make_more_calls_in_a_window_than_its_slots() -> Non
     assert all(spike.stats.leases > 2 for spike in logs)  # leases taken anew as they age
 
 
-def test_gate_refuses_to_run_without_its_limit() -> None:
-    gate = quota_gate(Settings(quota_limit_name="quota-test-never-created"))
+def test_a_runs_gate_creates_the_budget_from_its_settings_on_a_server_that_lacks_it() -> None:
+    """A deployment served by a worker on a new Prefect server had no budget (only the CLI made
+    it) and every run failed with QuotaBudgetMissing: each process makes it from its settings."""
+    settings = Settings(quota_limit_name="quota-test-made-by-the-gate", quota_per_hour=1234, quota_spike_per_10s=9)
+    gate = quota_gate(settings)
     assert gate is not None
-    with pytest.raises(Exception, match="quota-test-never-created"):
+    gate()  # a call's slots: the budget exists
+    with get_client(sync_client=True) as client:
+        hour = client.read_global_concurrency_limit_by_name(settings.quota_limit_name)
+        spike = client.read_global_concurrency_limit_by_name(spike_limit_name(settings.quota_limit_name))
+    assert (hour.limit, spike.limit) == (1234, 8)
+
+
+def test_gate_refuses_to_run_once_its_limit_is_gone() -> None:
+    name = "quota-test-deleted-under-the-gate"
+    gate = quota_gate(Settings(quota_limit_name=name))
+    assert gate is not None
+    with get_client(sync_client=True) as client:
+        client.delete_global_concurrency_limit_by_name(name)
+    with pytest.raises(Exception, match=name):
         gate()
 
 
@@ -159,13 +175,18 @@ def test_every_procore_call_draws_one_slot(sandbox, small_erp: SampleErp, tmp_pa
 
 
 def test_the_real_flow_goes_through_the_budget(sandbox, small_erp: SampleErp, tmp_path, monkeypatch) -> None:
-    """With the budget on but its limit never created, the strict gate must stop the run."""
-    settings_env(monkeypatch, sandbox.url, small_erp.path, tmp_path,
-                 PROCORE_SYNC_QUOTA_ENABLED="true", PROCORE_SYNC_QUOTA_LIMIT_NAME="quota-test-missing")
+    """With the budget on, the flow's run makes the budget (none existed) and takes its calls'
+    slots from it: an hour of 36 calls refills one slot in 100 s, so the run's chunk is still
+    held when it ends."""
+    name = f"quota-test-made-by-the-run-{tmp_path.name}"
+    settings_env(monkeypatch, sandbox.url, small_erp.path, tmp_path, PROCORE_SYNC_QUOTA_ENABLED="true",
+                 PROCORE_SYNC_QUOTA_LIMIT_NAME=name, PROCORE_SYNC_QUOTA_PER_HOUR="36")
     state = sync_vendors(options=SyncOptions(), return_state=True)
-    assert state.is_failed()
-    assert "quota-test-missing" in state.message
-    assert sandbox.store.vendors(1) == []
+    assert state.is_completed()
+    with get_client(sync_client=True) as client:
+        hour = client.read_global_concurrency_limit_by_name(name)
+    assert hour.limit == 36 and hour.active_slots >= 9  # one chunk of 10, barely refilled
+
 
 
 def test_a_full_spike_window_waits_for_its_oldest_call_then_goes_on() -> None:
