@@ -94,6 +94,10 @@ class HourWindow:
             self._in_flight += 1
             return 0.0
 
+    def describe(self) -> str:
+        with self._lock:
+            return f"{self._remaining} calls left in the hour, {self._in_flight} on their way"
+
     def answered(self, quota: QuotaStatus | None) -> None:
         """A counted call is over (answered, refused or lost); ``quota`` is what its answer said."""
         with self._lock:
@@ -149,7 +153,7 @@ class Pacer:
             self.announce(delay)
             self._sleep(delay)
         while self._hour is not None and (delay := self._hour.take(self._clock())) > 0:
-            self.announce(delay)
+            self.announce(delay, self._hour.describe())
             self._sleep(delay)
 
     def delay(self) -> float:
@@ -169,7 +173,7 @@ class Pacer:
         reset_at = self._stats.quota.reset_at
         return None if reset_at is None else reset_at.timestamp() - self._clock()
 
-    def announce(self, seconds: float) -> None:
+    def announce(self, seconds: float, left: str | None = None) -> None:
         """Count a quota wait and, when it is long enough to notice, log it and tell on_wait.
 
         The caller does the sleeping (directly, or tenacity for a 429).
@@ -178,17 +182,16 @@ class Pacer:
         if seconds < ANNOUNCE_WAIT_S:
             return
         until = datetime.fromtimestamp(self._clock() + seconds, timezone.utc)
-        message = redact(self._describe(until, seconds))
+        message = redact(self._describe(until, seconds, left))
         log.info(message)
         if self._on_wait is not None:
             self._on_wait(until, message)
 
-    def _describe(self, until: datetime, seconds: float) -> str:
-        remaining = self._stats.quota.remaining
-        to_reset = self.seconds_to_reset()
-        resets_in = round(to_reset if to_reset is not None and to_reset > 0 else seconds)
-        calls_left = "?" if remaining is None else str(remaining)
-        return (
-            f"waiting for Procore quota until {until:%H:%M:%S} "
-            f"({calls_left} calls left, resets in {resets_in} s)"
-        )
+    def _describe(self, until: datetime, seconds: float, left: str | None) -> str:
+        """``left``: what is left, when not the client's own last report (the shared hour)."""
+        if left is None:
+            remaining = self._stats.quota.remaining
+            to_reset = self.seconds_to_reset()
+            resets_in = round(to_reset if to_reset is not None and to_reset > 0 else seconds)
+            left = f"{'?' if remaining is None else remaining} calls left, resets in {resets_in} s"
+        return f"waiting for Procore quota until {until:%H:%M:%S} ({left})"

@@ -368,12 +368,13 @@ def test_a_calls_spike_slot_is_taken_once_its_body_is_encoded_right_before_it_le
 
 
 def test_clients_of_one_process_share_the_hours_last_calls_instead_of_each_spending_them(
-    rsps: responses.RequestsMock, fake: FakeTime
+    rsps: responses.RequestsMock, fake: FakeTime, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Sync-all's entities run in threads, each with its own client. As the hour ran out, each
     had last read "1 left", each sent a call, and Procore refused all but one (bench/quota.py's
     small set: a 429 a run). The calls in flight count against the hour's remainder, for every
     client of the company in the process."""
+    caplog.set_level(logging.INFO, logger="connectors.procore")
     hour = {"X-Rate-Limit-Limit": "600", "X-Rate-Limit-Reset": str(int(T0 + 100))}
     # As under the shared budget: no spreading at the low water mark; its own window in the process.
     settings = make_settings(pacing_low_water=0, company_id=uuid.uuid4().int % 10**9 + 1)
@@ -391,5 +392,8 @@ def test_clients_of_one_process_share_the_hours_last_calls_instead_of_each_spend
         rsps.add_callback(responses.GET, VENDORS, callback=answer)
         first.get("/rest/v1.0/vendors")  # "1 left in the hour"
         first.get("/rest/v1.0/vendors")
-    # The second client waited for the hour's reset instead of overdrawing it.
+    # The second client waited for the hour's reset instead of overdrawing it, and said why.
     assert sent == [("first", T0), ("first", T0), ("second", T0 + 100)]
+    until = datetime.fromtimestamp(T0 + 100, timezone.utc)
+    assert (f"waiting for Procore quota until {until:%H:%M:%S} (1 calls left in the hour, 1 on their way)"
+            in [r.getMessage() for r in caplog.records])
