@@ -120,8 +120,10 @@ class ProcoreClient:
         # again as Procore's window runs low only slowed a sync, so the headers then stop us
         # only when Procore says a window is spent (other applications spent it).
         low_water = 0 if before_request is not None else settings.pacing_low_water
+        # With the budget on, its figures are the operator's word on Procore's hour.
+        budget = (settings.quota_per_hour, settings.quota_hour_s) if settings.quota_enabled else (None, None)
         hour = hour_window(settings.api_base, settings.client_id, settings.company_id,
-                           settings.quota_spike_per_10s) if shared_window else None
+                           settings.quota_spike_per_10s, *budget) if shared_window else None
         self._pacer = Pacer(self.stats, low_water=low_water, sleep=sleep, clock=clock, on_wait=on_wait, hour=hour)
         self._backoff = wait_exponential_jitter(initial=1, max=BACKOFF_CAP_S, jitter=1)
         # Per attempt: when the server asked us to come back, and whether the request left.
@@ -301,7 +303,8 @@ class ProcoreClient:
                 self._time_left()  # a wait cut short by the run's limit ends the run, not the call
                 raise self._lost(exc, method, url) from None
         finally:
-            self._pacer.observe(None if response is None else response.headers)
+            self._pacer.observe(None if response is None else response.headers,
+                                refused=response is not None and response.status_code == 429)
         self.procore_time = answer_time(response.headers) or self.procore_time
         self._log_response(method, response)
         return response

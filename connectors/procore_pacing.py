@@ -67,56 +67,70 @@ def _int_header(headers: Mapping[str, str], name: str) -> int | None:
 
 
 class HourWindow:
-    """Procore's last word on a company's hourly window, kept for every client of the process.
+    """The company's hourly window as the process's clients spend it, kept for all of them.
 
     A client's own last answer is stale as soon as another thread's call lands: with sync-all's
     entities in threads, each client had last read "1 left" as the hour ran out, each sent a
-    call, and Procore refused the rest (bench/quota.py, the small set: a 429 a run). So the
-    process keeps one count: the hour's remaining calls from the newest answer that reported
-    the hour, less the calls sent since and not yet answered; a call that would overdraw it
-    waits for the hour's reset. Answers about the spike window leave it alone: the budget's
-    spike log spaces those calls, and counting them again here would only slow a sync.
+    call, and Procore refused the rest. And Procore reports the hour only once it has fewer calls
+    left than the spike window, which a run at full speed keeps at one or two: the hour showed up
+    in the headers only when it was spent, with calls already on their way (bench/quota.py, the
+    small set at scale 5: a 429 at every hour's end). So the process counts the hour's calls
+    itself: the calls sent in the window, on their way or answered, against its limit; a call that
+    would overdraw it waits for the reset. With the budget's figures (``limit``, ``hour_s``: the
+    settings' quota) the window opens with the process's first call, as Procore's does; without
+    them it is known only from Procore's hourly reports. Those stay the truth: each one sets the
+    limit, the calls used (Procore's count plus those still on their way) and the reset; a refused
+    call is not counted. Answers about the spike window leave it alone: the budget's spike log
+    spaces those calls.
     """
 
-    def __init__(self, spike_limit: int) -> None:
-        self._spike_limit = spike_limit
+    def __init__(self, spike_limit: int, limit: int | None = None, hour_s: float | None = None) -> None:
+        self._spike_limit, self._limit, self._hour_s = spike_limit, limit, hour_s
         self._lock = threading.Lock()
-        self._remaining: int | None = None
         self._reset_at: float | None = None
+        self._used = 0  # calls of the current window, answered or on their way
         self._in_flight = 0
 
     def take(self, now: float) -> float:
         """Count a call about to be sent, or return the seconds to wait first (nothing counted)."""
         with self._lock:
-            if (self._remaining is not None and self._reset_at is not None and now < self._reset_at
-                    and self._remaining - self._in_flight <= 0):
+            if self._reset_at is not None and now >= self._reset_at:
+                self._reset_at, self._used = None, self._in_flight  # a new window: what is on its way
+            if self._reset_at is None and self._hour_s is not None:
+                self._reset_at = now + self._hour_s
+            if self._limit is not None and self._reset_at is not None and self._used >= self._limit:
                 return min(self._reset_at - now, MAX_QUOTA_WAIT_S)
+            self._used += 1
             self._in_flight += 1
             return 0.0
 
-    def describe(self) -> str:
-        with self._lock:
-            return f"{self._remaining} calls left in the hour, {self._in_flight} on their way"
-
-    def answered(self, quota: QuotaStatus | None) -> None:
+    def answered(self, quota: QuotaStatus | None, *, refused: bool = False) -> None:
         """A counted call is over (answered, refused or lost); ``quota`` is what its answer said."""
         with self._lock:
             self._in_flight = max(0, self._in_flight - 1)
-            if quota is None or quota.remaining is None or quota.reset_at is None:
+            self._used -= refused  # Procore did not count it
+            if quota is None or quota.remaining is None or quota.reset_at is None or quota.limit is None:
                 return
-            if quota.limit is not None and quota.limit <= self._spike_limit:
+            if quota.limit <= self._spike_limit:
                 return
-            self._remaining, self._reset_at = quota.remaining, quota.reset_at.timestamp()
+            self._limit, self._reset_at = quota.limit, quota.reset_at.timestamp()
+            self._used = quota.limit - quota.remaining + self._in_flight
+
+    def describe(self) -> str:
+        with self._lock:
+            left = "?" if self._limit is None else max(0, self._limit - self._used)
+            return f"{left} calls left in the hour, {self._in_flight} on their way"
 
 
 _HOUR_WINDOWS: dict[tuple[str, str, int], HourWindow] = {}
 _HOUR_WINDOWS_LOCK = threading.Lock()
 
 
-def hour_window(api_base: str, client_id: str, company_id: int, spike_limit: int) -> HourWindow:
+def hour_window(api_base: str, client_id: str, company_id: int, spike_limit: int,
+                limit: int | None = None, hour_s: float | None = None) -> HourWindow:
     """The process's one window of a company's quota, as one app's token spends it."""
     with _HOUR_WINDOWS_LOCK:
-        return _HOUR_WINDOWS.setdefault((api_base, client_id, company_id), HourWindow(spike_limit))
+        return _HOUR_WINDOWS.setdefault((api_base, client_id, company_id), HourWindow(spike_limit, limit, hour_s))
 
 
 class Pacer:
@@ -139,13 +153,13 @@ class Pacer:
         self._on_wait = on_wait
         self._hour = hour
 
-    def observe(self, headers: Mapping[str, str] | None) -> None:
-        """What a call's answer said of the quota (None: the call got no answer)."""
+    def observe(self, headers: Mapping[str, str] | None, *, refused: bool = False) -> None:
+        """What a call's answer said of the quota (None: the call got no answer; ``refused``: a 429)."""
         quota = QuotaStatus.from_headers(headers) if headers is not None else None
         if quota is not None:
             self._stats.quota = quota
         if self._hour is not None:
-            self._hour.answered(quota)
+            self._hour.answered(quota, refused=refused)
 
     def before_request(self) -> None:
         delay = self.delay()

@@ -395,5 +395,31 @@ def test_clients_of_one_process_share_the_hours_last_calls_instead_of_each_spend
     # The second client waited for the hour's reset instead of overdrawing it, and said why.
     assert sent == [("first", T0), ("first", T0), ("second", T0 + 100)]
     until = datetime.fromtimestamp(T0 + 100, timezone.utc)
-    assert (f"waiting for Procore quota until {until:%H:%M:%S} (1 calls left in the hour, 1 on their way)"
+    assert (f"waiting for Procore quota until {until:%H:%M:%S} (0 calls left in the hour, 1 on their way)"
             in [r.getMessage() for r in caplog.records])
+
+
+def test_the_hour_is_counted_by_the_process_as_procore_shows_only_the_spike_window_until_it_is_spent(
+    rsps: responses.RequestsMock, fake: FakeTime
+) -> None:
+    """Procore reports the window with fewer calls left: at full speed the spike window, until
+    the hour is spent. So with the budget's figures the process counts the hour itself, from its
+    first call; a call Procore refused (429) is not counted."""
+    settings = make_settings(pacing_low_water=0, quota_per_hour=3, quota_hour_s=100.0,
+                             company_id=uuid.uuid4().int % 10**9 + 1)
+    answers = iter([200, 429, 200, 200, 200])
+    sent: list[float] = []
+
+    def answer(request: Any) -> tuple[int, dict[str, str], str]:
+        sent.append(fake.now)
+        spike = {"X-Rate-Limit-Limit": "25", "X-Rate-Limit-Remaining": "1",
+                 "X-Rate-Limit-Reset": str(int(fake.now + 1)), "Retry-After": "1"}
+        return next(answers), spike, "[]"
+
+    rsps.add_callback(responses.GET, VENDORS, callback=answer)
+    with ProcoreClient(settings, sleep=fake.sleep, clock=fake.clock, shared_window=True) as client:
+        for _ in range(4):
+            client.get("/rest/v1.0/vendors")
+    # Three calls counted in the hour that opened at T0 (the refused one retried a second later),
+    # then the fourth waits for the hour's end.
+    assert sent == [T0, T0, T0 + 1, T0 + 1, T0 + 100]
