@@ -64,9 +64,10 @@ def one_run_at_a_time(entity: str, company_id: int, store: StateStore,
                       log: logging.Logger | logging.LoggerAdapter) -> Iterator[None]:
     """Hold the entity's lock for the company while the block runs; wait for it when taken."""
     name = lock_name(company_id, entity)
-    _ensure_limit(name)
     with ExitStack() as held:
-        _take(held, name, entity, store, log)
+        prefect = held.enter_context(get_client(sync_client=True))  # one client for the lock's calls
+        _ensure_limit(prefect, name)
+        _take(held, prefect, name, entity, store, log)
         yield
 
 
@@ -83,23 +84,21 @@ def free(company_id: int, entities: Iterable[str]) -> None:
                 pass  # never taken
 
 
-def _ensure_limit(name: str) -> None:
+def _ensure_limit(prefect: SyncPrefectClient, name: str) -> None:
     """The limit of one slot, created on first use (two first runs may race to create it)."""
-    with get_client(sync_client=True) as client:
-        try:
-            client.upsert_global_concurrency_limit_by_name(name=name, limit=1)
-        except ObjectAlreadyExists:
-            pass  # the other one created it
+    try:
+        prefect.upsert_global_concurrency_limit_by_name(name=name, limit=1)
+    except ObjectAlreadyExists:
+        pass  # the other one created it
 
 
-def _take(held: ExitStack, name: str, entity: str, store: StateStore,
+def _take(held: ExitStack, prefect: SyncPrefectClient, name: str, entity: str, store: StateStore,
           log: logging.Logger | logging.LoggerAdapter) -> None:
     """Take the slot at once if it is free; otherwise name the holder in the log, then wait."""
     holder: FlowRun | None = None
-    prefect = held.enter_context(get_client(sync_client=True))
     lease_id, retry_after = _try(prefect, name)
     for _look in range(LOOKS):
-        if lease_id is not None or (holder := _holder(entity, store)) is not None:
+        if lease_id is not None or (holder := _holder(prefect, entity, store)) is not None:
             break
         time.sleep(retry_after)  # the holder records itself a moment after it takes the slot
         lease_id, retry_after = _try(prefect, name)
@@ -146,20 +145,19 @@ def _me() -> ConcurrencyLeaseHolder | None:
     return ConcurrencyLeaseHolder(type="flow_run", id=context.flow_run.id)
 
 
-def _holder(entity: str, store: StateStore) -> FlowRun | None:
+def _holder(prefect: SyncPrefectClient, entity: str, store: StateStore) -> FlowRun | None:
     """The flow run holding the lock: the newest run the state has as running whose flow run is
     running too (a crashed run may have left its row at running)."""
     me = _me()
     candidates = [run.flow_run_id for run in store.runs(entity, limit=RECENT_RUNS)
                   if run.status == "running" and run.flow_run_id and (me is None or run.flow_run_id != str(me.id))]
-    with get_client(sync_client=True) as client:
-        for flow_run_id in candidates:
-            try:
-                flow_run = client.read_flow_run(UUID(flow_run_id))
-            except ObjectNotFound:
-                continue
-            if flow_run.state is not None and flow_run.state.is_running():
-                return flow_run
+    for flow_run_id in candidates:
+        try:
+            flow_run = prefect.read_flow_run(UUID(flow_run_id))
+        except ObjectNotFound:
+            continue
+        if flow_run.state is not None and flow_run.state.is_running():
+            return flow_run
     return None
 
 

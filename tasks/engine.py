@@ -384,7 +384,7 @@ class EntityRun:
         record whose backoff is over (``tasks/healing.py``), and blocked records whose parents
         changed since they were last tried. The other blocked records would be blocked again for
         the same reason (re-mapping them was most of a no-change sync-all's local time): they
-        are counted and reported as they stand (``_still_blocked``)."""
+        are counted and reported as they stand (``_count_still_blocked``)."""
         states = self.store.record_states(self.spec.name, statuses=MAY_READ_AGAIN)
         freed = self.store.blocked_since_parents_changed(self.spec.name, ancestors(self.spec))
         self.still_blocked = [s for s in states.values() if s.status == "blocked" and s.key not in freed]
