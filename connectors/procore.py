@@ -56,7 +56,15 @@ from connectors.procore_http import (
     sanitise_url,
     server_retry_at,
 )
-from connectors.procore_pacing import MAX_QUOTA_WAIT_S, CallStats, OnWait, Pacer, QuotaStatus, hour_window
+from connectors.procore_pacing import (
+    MAX_QUOTA_WAIT_S,
+    BeforeRequest,
+    CallStats,
+    OnWait,
+    Pacer,
+    QuotaStatus,
+    hour_window,
+)
 from connectors.procore_paging import is_last_page, json_body, next_link, page_items
 from procore_sync.errors import (
     ConfigError,
@@ -102,7 +110,7 @@ class ProcoreClient:
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
-        before_request: Callable[[], None] | None = None,
+        before_request: BeforeRequest | None = None,
         on_wait: OnWait | None = None,
         shared_window: bool = False,
     ) -> None:
@@ -286,9 +294,10 @@ class ProcoreClient:
         # A spent window first: a spike slot of the budget counts from the moment it is taken.
         self._pacer.before_request()
         response: requests.Response | None = None
+        over: Callable[[], None] | None = None
         try:
             if self._before_request is not None:
-                self._before_request()
+                over = self._before_request()
             headers = self._headers()  # may fetch a token (after a long wait too): before we count the API call
             if body is not None:
                 headers["Content-Type"] = "application/json"
@@ -303,6 +312,8 @@ class ProcoreClient:
                 self._time_left()  # a wait cut short by the run's limit ends the run, not the call
                 raise self._lost(exc, method, url) from None
         finally:
+            if over is not None:
+                over()
             self._pacer.observe(None if response is None else response.headers,
                                 refused=response is not None and response.status_code == 429)
         self.procore_time = answer_time(response.headers) or self.procore_time

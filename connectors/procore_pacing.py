@@ -28,6 +28,9 @@ MAX_QUOTA_WAIT_S = 3600.0
 ANNOUNCE_WAIT_S = 1.0
 
 OnWait = Callable[[datetime, str], None]
+# Called before each request (the shared budget's gate); what it returns, if anything, is called
+# once the request is over: answered, refused or lost.
+BeforeRequest = Callable[[], Callable[[], None] | None]
 
 
 @dataclass

@@ -5,9 +5,9 @@ window. All flow runs, in every process and on every worker, draw from two limit
 Prefect server, one per window, so that together they spend what Procore allows and no more:
 
 - **The spike window** (``<name>-spike``) is a sliding log: a limit of the window's calls (one
-  below Procore's figure: a request reaches Procore a moment after its slot was taken), and
-  every call holds one slot, under a lease, for exactly the window's length after it was made
-  (``SpikeLog``). So a sync sends the window's calls at once and then one call for each call
+  below Procore's figure), and every call holds one slot, under a lease, from the moment it is
+  taken until the window's length after the call was answered (``SpikeLog``): Procore counted
+  the call somewhere in between. So a sync sends the window's calls at once and then one call for each call
   that leaves the window, Procore's own rule; no refill rate to guess.
 - **The hour** (``<name>``) is a token bucket of the hour's calls refilling at the hour's
   average (Prefect's slot decay), taken a few slots at a time: a sync bursts while the hour has
@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import atexit
 import logging
+import math
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
+from typing import NoReturn
 from uuid import UUID
 
 import httpx
@@ -44,13 +46,13 @@ from procore_sync.settings import Settings
 logger = logging.getLogger(__name__)
 
 SPIKE_WINDOW_S = 10.0
-# A spike slot is held this much longer than the window: Procore counts a call when it arrives, a
-# moment after its slot was taken, and that moment varies on a busy host (a slot spent again a
-# window later could land in the same Procore window as its last call).
+# A spike slot is held this much longer than a window after its call's answer: the two hosts'
+# clocks tick apart by a little.
 SPIKE_TRANSIT_S = 0.1
 # A lease of spike slots lives this long on the server (Prefect's shortest lease; its repossessor
 # frees it soon after): the net for a process that dies. Its slots make no call later than a
-# window and this margin before it ends, so none of its calls is in the window when it may go.
+# window and this margin before it ends, so none of its calls is in the window when it may go
+# (a call answered within the margin; Procore's calls take well under a second).
 SPIKE_LEASE_S = 60.0
 SPIKE_LEASE_MARGIN_S = 5.0
 # Spike slots are taken this many at a time (capped at a quarter of the window) and kept while
@@ -122,26 +124,39 @@ class SpikeStats:
     unspent: int = 0
 
 
+Answered = Callable[[], None]  # what the gate hands a call: to be called once the call is over
+
+
 @dataclass
 class _Lease:
     """Spike slots taken in one request. Each slot carries one call per window while the lease
-    lives: it is spent again once its last call has left the window."""
+    lives: it is spent again once its last call has left the window, a window after its answer."""
 
     id: str
     slots: int
     taken_at: float  # when it was asked for: the server's lease began no earlier
     usable_until: float  # no call after this: its window ends before the server's lease does
-    calls: deque[float] = field(default_factory=deque)  # its calls still in the window
-    last_call: float | None = None
+    calls: list[float] = field(default_factory=list)  # its calls in the window: answered at, inf on their way
+    last_answer: float | None = None
     spent: int = 0
 
     def free_at(self, hold_s: float) -> float:
-        """When one of its slots is free for a call: at once, or when its oldest call leaves."""
-        return self.calls[0] + hold_s if len(self.calls) >= self.slots else self.taken_at
+        """When one of its slots is free for a call: at once, or when its oldest call leaves
+        (never, while all its calls are on their way)."""
+        return min(self.calls) + hold_s if len(self.calls) >= self.slots else self.taken_at
 
     def due_at(self, hold_s: float) -> float:
-        """When it may go back: a window after its last call (after it was taken, if none)."""
-        return (self.last_call if self.last_call is not None else self.taken_at) + hold_s
+        """When it may go back: a window after its last answer (after it was taken, if no call);
+        never while a call is on its way."""
+        if math.inf in self.calls:
+            return math.inf
+        return (self.last_answer if self.last_answer is not None else self.taken_at) + hold_s
+
+    def answered(self, now: float) -> None:
+        """One of its calls on their way is over: it leaves the window a window from now."""
+        if math.inf in self.calls:
+            self.calls[self.calls.index(math.inf)] = now
+            self.last_answer = now
 
 
 class SpikeLog:
@@ -150,7 +165,9 @@ class SpikeLog:
     A global concurrency limit (no decay) of the window's calls. A process takes its slots a few
     at a time under one lease (``chunk``) and keeps them while it is busy: each slot carries one
     call per window, so a slot is spent again, without asking the server, as soon as its last
-    call has left the window. The server holds at most ``limit`` slots and each makes at most one
+    call has left the window. A call is in the window from its slot's take until a window after
+    its answer: Procore counts it when it arrives, which on a busy host can be seconds after the
+    take (counted from the take, the sandbox saw a 24-slot budget's 25th call in a window). The server holds at most ``limit`` slots and each makes at most one
     call in any window: at most ``limit`` calls fall in any window, across processes, and a full
     window's calls go at once. A lease is given back a window after its last call, once the
     process stops using it: when it has made no call for a window (the process needs fewer
@@ -184,8 +201,9 @@ class SpikeLog:
         self._client: SyncPrefectClient | None = None
         self.stats = SpikeStats()
 
-    def take(self, deadline: float) -> bool:
-        """One slot before ``deadline`` (``time.monotonic``), or False when none came free.
+    def take(self, deadline: float) -> Answered | None:
+        """One slot before ``deadline`` (``time.monotonic``), or None when none came free; the
+        caller calls what it gets once the call is over (answered, refused or lost).
 
         The deadline bounds a wait for the server's slots (other processes hold them), never a
         wait for one of the process's own: that ends within a window (a slot frees, or its lease
@@ -194,8 +212,8 @@ class SpikeLog:
         """
         while True:
             with self._lock:
-                if self._spend():
-                    return True
+                if (lease := self._spend()) is not None:
+                    return partial(self._answered, lease)
                 if self._release(self._pop_due()):
                     continue
                 own_in = self._own_slot_in()
@@ -204,8 +222,13 @@ class SpikeLog:
                 holding = bool(self._leases)
             left = deadline - time.monotonic()
             if left <= 0 and not holding:
-                return False
+                return None
             self._sleep(min(own_in, self._poll_s, left) if left > 0 else min(own_in, self._poll_s))
+
+    def _answered(self, lease: _Lease) -> None:
+        with self._lock:
+            lease.answered(self._clock())
+        self._wake.set()  # the giving back thread may now see when the lease falls due
 
     def release_due(self) -> int:
         """Give back every lease whose last call has left the window and that is not in use."""
@@ -219,6 +242,8 @@ class SpikeLog:
             with self._lock:
                 for lease in self._leases:
                     lease.usable_until = min(lease.usable_until, self._clock())
+                    while math.inf in lease.calls:  # the process is ending: its calls are over
+                        lease.answered(self._clock())
             while self._leases:
                 with self._lock:
                     wait_s = self._next_due_in()
@@ -229,27 +254,27 @@ class SpikeLog:
             # run stopped with its serve process): either way the leases free the slots.
             logger.debug("left quota slots of %r to their leases: %r", self.name, exc)
 
-    def _spend(self) -> bool:
-        """One call on a free slot of a lease in its life (under ``_lock``)."""
+    def _spend(self) -> _Lease | None:
+        """One call on a free slot of a lease in its life: the lease (under ``_lock``)."""
         now = self._clock()
         for lease in self._leases:
             if now > lease.usable_until:
                 continue
-            while lease.calls and lease.calls[0] + self.hold_s <= now:
-                lease.calls.popleft()
+            lease.calls = [answered for answered in lease.calls if answered + self.hold_s > now]
             if len(lease.calls) < lease.slots:
-                lease.calls.append(now)
-                lease.last_call, lease.spent = now, lease.spent + 1
-                return True
-        return False
+                lease.calls.append(math.inf)
+                lease.spent += 1
+                return lease
+        return None
 
     def _own_slot_in(self) -> float:
         """Seconds until one of the held slots is free for a call, or a lease goes back to the
-        server (room to ask); ``hold_s`` when nothing is held (under ``_lock``)."""
+        server (room to ask); never (inf) when nothing is held or all are on their way: the
+        process asks the server (under ``_lock``)."""
         now = self._clock()
         times = [lease.due_at(self.hold_s) for lease in self._leases]
         times += [t for lease in self._leases if (t := max(now, lease.free_at(self.hold_s))) <= lease.usable_until]
-        return max(0.0, min(times) - now) if times else self.hold_s
+        return max(0.0, min(times, default=math.inf) - now)
 
     def _may_ask(self) -> bool:
         """Not while the process holds the whole limit, nor within a slot's time of a refusal."""
@@ -309,9 +334,10 @@ class SpikeLog:
         self._wake.set()
 
     def _next_due_in(self) -> float:
-        """Seconds until the next lease may go back (under ``_lock``)."""
+        """Seconds until the next lease may go back, at most a window: a lease with a call on its
+        way has no time yet, and the call's answer wakes the giving back (under ``_lock``)."""
         times = [lease.due_at(self.hold_s) for lease in self._leases]
-        return max(0.0, min(times) - self._clock()) if times else self.hold_s
+        return max(0.0, min([*times, self._clock() + self.hold_s]) - self._clock())
 
     def _give_back(self) -> None:
         """The background thread: returns leases as they fall due, ends when none is held."""
@@ -337,7 +363,7 @@ class QuotaGate:
     Hour slots are taken from the server a few at a time and spent locally, one per call: a run
     never makes more calls than it took slots, so the shared bound holds, and the Prefect round
     trip is paid once per chunk (at most ``chunk - 1`` hour slots go unused when a run ends). The
-    spike slot is spent per call, right before it, since its window starts with the call.
+    spike slot is spent per call, right before it, and held until a window after its answer.
     """
 
     def __init__(self, name: str, chunk: int, *, spike: SpikeLog, wait_limit_s: float = 3600.0,
@@ -347,15 +373,17 @@ class QuotaGate:
         self._left = 0
         self._lock = threading.Lock()
 
-    def __call__(self) -> None:
+    def __call__(self) -> Answered:
+        """Wait for the call's slots; what it returns is to be called once the call is over."""
         with self._lock:
             deadline = time.monotonic() + self.wait_limit_s
             if self._left == 0:
                 self._acquire_hour()
                 self._left = self.chunk
-            if not self.spike.take(deadline):
+            if (answered := self.spike.take(deadline)) is None:
                 self._timed_out(None)
             self._left -= 1
+            return answered
 
     def _acquire_hour(self) -> None:
         try:
@@ -364,7 +392,7 @@ class QuotaGate:
         except TimeoutError as exc:
             self._timed_out(exc)
 
-    def _timed_out(self, cause: BaseException | None) -> None:
+    def _timed_out(self, cause: BaseException | None) -> NoReturn:
         message = f"no call of the shared quota budget {self.name!r} came free within {self.wait_limit_s:g} s"
         if self.on_timeout is not None:
             self.on_timeout(message)  # the engine defers a deployment's run here
