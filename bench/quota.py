@@ -96,6 +96,7 @@ class Tally:
     runs: dict[UUID, RunTally] = field(default_factory=dict)
     admitted_at: list[float] = field(default_factory=list)  # time.monotonic of each admitted call
     windows: list[float] = field(default_factory=list)  # time.monotonic of each Procore hour's opening
+    refusals: list[tuple[float, int, float]] = field(default_factory=list)  # when, the window's limit, its reset in
 
     def run(self) -> RunTally:
         """The tally of the entity run this thread works for."""
@@ -151,6 +152,8 @@ def tallied(sandbox, tally: Tally) -> Iterator[None]:  # noqa: ANN001 - the Sand
         if status.allowed:
             tally.admitted_at.append(time.monotonic())
         tally.refused += not status.allowed
+        if not status.allowed:
+            tally.refusals.append((time.monotonic(), status.limit, status.reset_at - status.now))
         return status
 
     def timed(self: QuotaGate) -> None:
@@ -248,6 +251,9 @@ def print_detail(tally: Tally, started: float) -> None:
     print_rows(sorted(rows, key=lambda r: r["start_s"]), DETAIL_COLUMNS, False, width=10)
     per_10s = Counter(int((t - started) // SPIKE_WINDOW_S) for t in tally.admitted_at)
     print("calls per 10 s:", " ".join(str(per_10s[k]) for k in range(max(per_10s, default=-1) + 1)))
+    print("hours opened at s:", " ".join(f"{t - started:.1f}" for t in tally.windows))
+    for at, limit, reset_in in tally.refusals:
+        print(f"429 at {at - started:.1f} s: the window of {limit} calls, resetting in {reset_in:.1f} s")
     spike = quota_gate(Settings()).spike.stats
     print(f"spike leases {spike.leases}, refused {spike.refusals}, slots held unspent {spike.unspent}")
 
