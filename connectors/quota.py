@@ -244,11 +244,17 @@ class SpikeLog:
                     lease.usable_until = min(lease.usable_until, self._clock())
                     while math.inf in lease.calls:  # the process is ending: its calls are over
                         lease.answered(self._clock())
-            while self._leases:
-                with self._lock:
-                    wait_s = self._next_due_in()
-                self._sleep(wait_s)
-                self.release_due()
+            # A client of its own that has not connected yet: at exit the server may be gone,
+            # and Prefect's client, once connected, tries a lost server again for a minute per
+            # request (a test session's processes, whose server stopped first, hung six minutes).
+            with get_client(sync_client=True) as client:
+                while self._leases:
+                    with self._lock:
+                        wait_s = self._next_due_in()
+                    self._sleep(wait_s)
+                    with self._lock:
+                        due = self._pop_due()
+                    self._release(due, client)
         except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - leases expire on the server
             # At exit the Prefect server may be gone, or Ctrl-C may cut the wait short (a served
             # run stopped with its serve process): either way the leases free the slots.
@@ -289,9 +295,9 @@ class SpikeLog:
             self.stats.unspent += max(0, lease.slots - lease.spent)
         return due
 
-    def _release(self, leases: list[_Lease]) -> int:
+    def _release(self, leases: list[_Lease], client: SyncPrefectClient | None = None) -> int:
         for lease in leases:
-            self._prefect().release_concurrency_slots_with_lease(UUID(lease.id))
+            (client or self._prefect()).release_concurrency_slots_with_lease(UUID(lease.id))
         return len(leases)
 
     def _ask(self) -> bool:

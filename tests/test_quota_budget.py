@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -86,6 +88,16 @@ class ManualTime:
             log.release_due()
 
 
+@pytest.fixture
+def manual_time() -> Iterator[ManualTime]:
+    """A ManualTime whose logs give their slots back when the test ends, while the Prefect server
+    is up: at the process's exit it is gone, and the logs' clients would try it for minutes."""
+    time_ = ManualTime()
+    yield time_
+    for log in time_.logs:
+        log.drain()
+
+
 def spike_of(name: str, time_: ManualTime, slots: int = 24) -> SpikeLog:
     settings = Settings(quota_limit_name=name, quota_per_hour=3600, quota_spike_per_10s=slots + 1)
     ensure_quota_limit(settings)
@@ -102,12 +114,12 @@ def call(spike: SpikeLog) -> None:
     answered()
 
 
-def test_a_process_spends_its_slots_again_once_their_calls_left_the_window() -> None:
+def test_a_process_spends_its_slots_again_once_their_calls_left_the_window(manual_time: ManualTime) -> None:
     """A slot held under a lease carries one call per window for the lease's life: the process
     spends it again, without a Prefect request, once its call has left the window. Taking and
     giving back a lease per few calls cost two Prefect requests and a refusal's wait each time,
     and held a sync-all to 0.75 of Procore's rate."""
-    time_ = ManualTime()
+    time_ = manual_time
     spike = spike_of("quota-test-reuse", time_)
     for _ in range(24):
         call(spike)
@@ -121,12 +133,12 @@ def test_a_process_spends_its_slots_again_once_their_calls_left_the_window() -> 
     assert read_limit(spike_limit_name("quota-test-reuse")).active_slots == 24
 
 
-def test_a_slot_is_held_a_window_after_its_call_was_answered_not_after_it_was_taken() -> None:
+def test_a_slot_is_held_a_window_after_its_call_was_answered_not_after_it_was_taken(manual_time: ManualTime) -> None:
     """Procore counts a call when it arrives, which on a busy host (sync-all's threads, the GIL, a
     big batch on the wire) can be seconds after its slot was taken: the slot is spent again only
     a window after the call's answer, which came after Procore counted it. Counted from the
     take, the sandbox saw 25 calls in a window of a 24-slot budget (bench/quota.py at scale 5)."""
-    time_ = ManualTime()
+    time_ = manual_time
     spike = spike_of("quota-test-slow-call", time_, slots=1)
     answered = spike.take(time.monotonic() + 30)
     assert answered is not None
@@ -137,11 +149,11 @@ def test_a_slot_is_held_a_window_after_its_call_was_answered_not_after_it_was_ta
     assert time_.now == pytest.approx(1013.0)
 
 
-def test_two_processes_never_make_more_calls_in_a_window_than_its_slots() -> None:
+def test_two_processes_never_make_more_calls_in_a_window_than_its_slots(manual_time: ManualTime) -> None:
     """Two logs of one limit (two processes), a call each in turn for two minutes of calls: no 10 s
     window ever holds more than the limit's calls, and no call is made under a lease that may
     expire before the call has left the window."""
-    time_ = ManualTime()
+    time_ = manual_time
     logs = [spike_of("quota-test-two", time_, slots=8) for _ in range(2)]
     calls: list[float] = []
     while time_.now < 1120.0:
@@ -236,11 +248,11 @@ def test_a_full_spike_window_waits_for_its_oldest_call_then_goes_on() -> None:
     assert read_limit(spike_limit_name("quota-test-full")).active_slots == 3  # 1001, 1002, 1010
 
 
-def test_a_drain_at_exit_cut_short_by_ctrl_c_leaves_its_slots_to_their_leases_quietly() -> None:
+def test_a_drain_at_exit_cut_short_by_ctrl_c_leaves_its_slots_to_their_leases_quietly(manual_time: ManualTime) -> None:
     """A process ending while its last calls are in the window waits them out to give its slots
     back; Ctrl-C in that wait (the demo's served runs, stopped with it) must not end the process
     with a traceback: the leases free the slots on the server."""
-    time_ = ManualTime()
+    time_ = manual_time
     spike = spike_of("quota-test-interrupted-drain", time_)
     assert spike.take(time.monotonic() + 30)
 
@@ -250,3 +262,29 @@ def test_a_drain_at_exit_cut_short_by_ctrl_c_leaves_its_slots_to_their_leases_qu
     spike._sleep = interrupted
     spike.drain()  # returns: nothing raised
     assert read_limit(spike_limit_name("quota-test-interrupted-drain")).active_slots == 4
+
+
+EXIT_AFTER_THE_SERVER = """
+from connectors.quota import quota_gate
+from procore_sync.prefect_server import temporary_prefect_server
+from procore_sync.settings import Settings
+
+with temporary_prefect_server():
+    quota_gate(Settings(quota_enabled=True, quota_limit_name="quota-test-exit"))()()
+print("the Prefect server is gone", flush=True)
+"""
+
+
+def test_a_process_whose_prefect_server_went_first_still_ends() -> None:
+    """At exit a process gives its spike slots back, a window after its last call; when its
+    Prefect server stopped first (a test session's, a stopped worker's), Prefect's client tried
+    each release again for a minute: the process hung for minutes after its work was done. The
+    bound is reached only by such a hang (the slots' window is 10 s)."""
+    process = subprocess.Popen([sys.executable, "-c", EXIT_AFTER_THE_SERVER], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert process.stdout is not None and "gone" in process.stdout.readline()
+        assert process.wait(timeout=40) == 0
+    finally:
+        process.kill()
+        process.wait()
