@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from connectors.paging import Page, chained, numbered, offsets
+from tasks.writers import planning_pages
 
 RECORDS = list(range(70))
 
@@ -186,3 +187,21 @@ def test_chained_pages_go_on_past_an_empty_page_that_names_a_next_one() -> None:
 def test_chained_pages_start_where_they_are_told() -> None:
     pages = {"p2": Page([3], next="p3"), "p3": Page([4])}
     assert list(chained(lambda link: pages[link], "p2")) == [3, 4]
+
+
+# --- the callers' rules -----------------------------------------------------------------------
+
+
+def test_resource_planning_is_read_in_zero_based_pages_of_400_to_the_short_one() -> None:
+    class Client:
+        def __init__(self, count: int) -> None:
+            self.records, self.asked = [{"id": n} for n in range(count)], []
+
+        def get(self, path: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+            self.asked.append(params)
+            return self.records[params["page"] * 400:(params["page"] + 1) * 400]
+
+    for count, pages in ((401, [0, 1]), (800, [0, 1, 2]), (0, [0])):
+        client = Client(count)
+        assert list(planning_pages(client, "/people")) == client.records  # type: ignore[arg-type]
+        assert client.asked == [{"page": page} for page in pages]
