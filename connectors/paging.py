@@ -12,8 +12,7 @@ ends is decided here, the same way for every API:
 - an empty page is the last;
 - a stated total ends the list once the pages read account for it; a page accounts for the size
   the server says it used (Procore's ``Per-Page``: an endpoint may cap it below the size asked,
-  ``/rest/v1.1/projects`` at 300, and counting with the size asked would stop early and drop
-  records), else for the items it holds;
+  and counting with the size asked would stop early and drop records), else for its items;
 - without a total, a short page is the last only where the caller says so (an unpaginated
   Procore endpoint answers everything at once, and asking again would fetch the same list
   forever; Resource Planning's pages hold 400): many APIs cap their pages below the size asked,
@@ -35,7 +34,9 @@ class Page:
     next: Any = None  # the link or cursor of the next page, where the server names it
     last: bool = False  # the server names its pages (a Link header) and named no next one
     total: int | None = None  # how many records the server says the list has
-    size: int | None = None  # the page size the server used (Procore's Per-Page), else the size asked
+    # The page size the server used (Procore's Per-Page, else the size asked); None where the
+    # server does not say (an ERP API may cap its pages silently): the page counts for its items.
+    size: int | None = None
 
     @property
     def counted(self) -> int:
