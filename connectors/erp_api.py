@@ -49,7 +49,9 @@ import urllib3
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from connectors import paging
 from connectors.erp import CURSOR_COLUMN, SourceRow, cursor_order, parse_timestamp, since_utc
+from connectors.paging import Page
 from procore_sync.errors import AuthenticationFailed, ConfigError, TransientError
 from procore_sync.secrets import Secret, register_inline, reveal
 
@@ -149,34 +151,37 @@ class ApiErpSource:
         c = self.config
         base = {c.since_param: since.isoformat()} if c.since_param and since is not None else {}
         base |= c.order_params
-        page, offset, cursor = c.first_page, 0, None
         seen: dict[str, int] = {}  # each page's records → its number, to catch a server that repeats
-        while True:
-            params = dict(base)
-            if c.paging == "page":
-                params |= {c.page_param: page, c.size_param: c.page_size}
-            elif c.paging == "offset":
-                params |= {c.offset_param: offset, c.size_param: c.page_size}
-            elif c.paging == "cursor" and cursor is not None:
-                params[c.cursor_param] = cursor
-            answer = self._get(url, params)
-            body = _json(answer, url)
-            records = _at(body, c.record_path, url)
-            if not isinstance(records, list):
-                raise ConfigError(f"{url}: the records at {c.record_path or 'the top of the body'!r} are not a list")
-            _not_repeated(records, seen, url, c.paging)
+
+        def counted(params: dict[str, Any]) -> Page:
+            answer, body, records = self._page(url, base | params, seen)
+            return Page(records, total=self._total(answer, body, url))
+
+        def cursored(cursor: Any) -> Page:
+            _, body, records = self._page(url, base | ({} if cursor is None else {c.cursor_param: cursor}), seen)
+            return Page(records, next=_at(body, c.next_cursor_path, url, required=False))
+
+        if c.paging == "page":
+            yield from paging.numbered(lambda page: counted({c.page_param: page, c.size_param: c.page_size}),
+                                       first=c.first_page)
+        elif c.paging == "offset":
+            yield from paging.offsets(lambda offset: counted({c.offset_param: offset, c.size_param: c.page_size}))
+        elif c.paging == "cursor":
+            yield from paging.chained(cursored)
+        else:
+            _, _, records = self._page(url, base, seen)
             yield from records
-            if c.paging == "none":
-                return
-            if c.paging == "cursor":
-                cursor = _at(body, c.next_cursor_path, url, required=False)
-                if not cursor:
-                    return
-                continue
-            page, offset = page + 1, offset + len(records)
-            total = self._total(answer, body, url)
-            if not records or (total is not None and offset >= total):
-                return
+
+    def _page(self, url: str, params: dict[str, Any], seen: dict[str, int]) -> tuple[Answer, Any, list[Any]]:
+        """One answer, its body and its records, checked: a list, and not an earlier page again."""
+        c = self.config
+        answer = self._get(url, params)
+        body = _json(answer, url)
+        records = _at(body, c.record_path, url)
+        if not isinstance(records, list):
+            raise ConfigError(f"{url}: the records at {c.record_path or 'the top of the body'!r} are not a list")
+        _not_repeated(records, seen, url, c.paging)
+        return answer, body, records
 
     def _total(self, answer: Answer, body: Any, url: str) -> int | None:
         """How many records the server says the list has, where the configuration says it does."""

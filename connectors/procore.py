@@ -20,8 +20,8 @@ against the reported quota, and is the tool's one HTTP retry layer (STYLE point 
   tree, with the sanitised URL, status, body excerpt and ``x-request-id``.
 
 Helpers live next door: ``procore_auth`` (tokens), ``procore_pacing`` (quota and stats),
-``procore_paging`` (list responses), ``procore_http`` (errors and URL hygiene) and
-``procore_batches`` (sync results).
+``procore_paging`` (list responses, read page by page by ``paging``), ``procore_http`` (errors
+and URL hygiene) and ``procore_batches`` (sync results).
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 from tenacity import wait_exponential_jitter
 
+from connectors import paging
+from connectors.paging import Page
 from connectors.procore_auth import TokenSource, user_agent
 from connectors.procore_batches import (
     MAX_SYNC_BATCH,
@@ -65,7 +67,7 @@ from connectors.procore_pacing import (
     QuotaStatus,
     hour_window,
 )
-from connectors.procore_paging import is_last_page, json_body, next_link, page_items
+from connectors.procore_paging import json_body, list_page
 from procore_sync.errors import (
     ConfigError,
     Conflict,
@@ -174,20 +176,15 @@ class ProcoreClient:
         """Yield every item of a list endpoint: by ``Link: rel="next"``, else by ``Total``
         (``exact_numbers`` as for ``get``)."""
         size = per_page or self._settings.per_page
-        url, page = path, 1
-        query: dict[str, Any] | None = {**(params or {}), "page": page, "per_page": size}
-        while True:
-            response = self.request("GET", url, params=query)
-            items = page_items(response, exact_numbers=exact_numbers)
-            yield from items
-            next_url = next_link(response)
-            if next_url:
-                url, query = next_url, None  # the link carries the whole query
-            elif is_last_page(response, items, page, size):
-                return
-            else:
-                page += 1
-                query = {**(params or {}), "page": page, "per_page": size}
+
+        def page(number: int) -> Page:
+            query = {**(params or {}), "page": number, "per_page": size}
+            return list_page(self.request("GET", path, params=query), size, exact_numbers=exact_numbers)
+
+        def linked(url: str) -> Page:  # the link carries the whole query
+            return list_page(self.request("GET", url), size, exact_numbers=exact_numbers)
+
+        return paging.numbered(page, short_is_last=True, follow=linked)
 
     def sync(
         self,

@@ -1,10 +1,10 @@
-"""Reading list responses: JSON bodies, items, and whether there is another page.
+"""Reading list responses: JSON bodies, items, and what they say of the pages left.
 
 Procore pages with ``page``/``per_page`` and reports ``Total``, ``Per-Page`` and a ``Link``
-header (reference §3). The client follows ``rel="next"`` when the endpoint sends links, and
-otherwise counts pages against ``Total``. ``Per-Page`` matters: some endpoints cap the page size
-below what we asked for (``/rest/v1.1/projects`` stops at 300), and counting with our own
-number would stop early and silently drop records.
+header (reference §3). ``list_page`` reads them into a ``connectors.paging.Page``, whose
+loops decide when a list ends: by ``rel="next"`` when the endpoint sends links, otherwise by
+counting pages of ``Per-Page`` against ``Total`` (some endpoints cap the page size below what we
+asked for: ``/rest/v1.1/projects`` stops at 300).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 
 import requests
 
+from connectors.paging import Page
 from connectors.procore_http import excerpt, sanitise_url
 from procore_sync.errors import ConfigError, ServerError
 
@@ -51,23 +52,18 @@ def page_items(response: requests.Response, *, exact_numbers: bool = False) -> l
     return body
 
 
-def next_link(response: requests.Response) -> str | None:
-    return response.links.get("next", {}).get("url")
-
-
-def is_last_page(
-    response: requests.Response, items: list[dict[str, Any]], page: int, per_page: int
-) -> bool:
-    """Whether to stop, for a response without a ``rel="next"`` link."""
-    if response.links or not items:
-        return True  # the endpoint pages by Link and sent no "next": this was the last page
-    real_size = _int_or(response.headers.get("Per-Page"), per_page)
-    total = _int_or(response.headers.get("Total"), None)
-    if total is None:
-        # No Total and no Link: an unpaginated endpoint returns everything at once, and a
-        # short page is the last one. Looping on would fetch the same list forever.
-        return len(items) < real_size
-    return page * real_size >= total
+def list_page(response: requests.Response, per_page: int, *, exact_numbers: bool = False) -> Page:
+    """One answer of a list endpoint, as ``connectors.paging`` reads it: an endpoint that sends
+    links names its next page or none; the others state ``Total`` and ``Per-Page``, and one
+    stating no total answers everything at once (a short page is its last)."""
+    next_url = response.links.get("next", {}).get("url")
+    return Page(
+        page_items(response, exact_numbers=exact_numbers),
+        next=next_url,
+        last=bool(response.links) and not next_url,
+        total=_int_or(response.headers.get("Total"), None),
+        size=_int_or(response.headers.get("Per-Page"), per_page),
+    )
 
 
 def _int_or(value: str | None, default: int | None) -> int | None:

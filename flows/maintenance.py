@@ -24,6 +24,8 @@ from prefect.client.schemas.sorting import FlowRunSort
 from prefect.states import Scheduled
 from pydantic import BaseModel, ConfigDict, Field
 
+from connectors import paging
+from connectors.paging import Page
 from connectors.sources import build_sources
 from connectors.state import RecordState, StateStore
 from flows import ENTITY_FLOWS, enabled, run_inside
@@ -159,11 +161,12 @@ def failed_deployment_runs(client: SyncPrefectClient, since: datetime) -> list[R
     except those whose deployment has completed a run started after them."""
     tagged = FlowRunFilter(tags=FlowRunFilterTags(all_=["procore-sync"]),
                            start_time=FlowRunFilterStartTime(after_=since))
-    runs: list[FlowRun] = []
-    while page := client.read_flow_runs(flow_run_filter=tagged, sort=FlowRunSort.START_TIME_ASC,
-                                        limit=PAGE, offset=len(runs)):  # 3.8's client needs a limit
-        runs += page
-    runs = [r for r in runs if r.deployment_id is not None]
+
+    def page(offset: int) -> Page:  # 3.8's client needs a limit
+        return Page(client.read_flow_runs(flow_run_filter=tagged, sort=FlowRunSort.START_TIME_ASC,
+                                          limit=PAGE, offset=offset))
+
+    runs: list[FlowRun] = [r for r in paging.offsets(page) if r.deployment_id is not None]
     names = {i: client.read_deployment(i).name for i in {r.deployment_id for r in runs}}
     completed = {}
     for run in runs:

@@ -24,6 +24,8 @@ import logging
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import Any, Protocol
 
+from connectors import paging
+from connectors.paging import Page
 from connectors.procore import ProcoreClient
 from connectors.procore_batches import parse_sync_response
 from connectors.state import Outcome
@@ -345,11 +347,7 @@ class PlanningWriter:
 
 
 def planning_pages(client: ProcoreClient, path: str) -> Iterator[dict[str, Any]]:
-    """Every record of a Resource Planning collection: 0-based pages of at most 400."""
-    page = 0
-    while True:
-        items = client.get(path, {"page": page})
-        yield from items
-        if len(items) < PLANNING_PAGE:
-            return
-        page += 1
+    """Every record of a Resource Planning collection: 0-based pages of at most 400, with no
+    total stated, so a short page is the last."""
+    return paging.numbered(lambda page: Page(client.get(path, {"page": page}), size=PLANNING_PAGE),
+                           first=0, short_is_last=True)
