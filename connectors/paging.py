@@ -9,7 +9,8 @@ ends is decided here, the same way for every API:
 
 - an answer that names its next page is followed there; one that names none, where the server
   names them, is the last;
-- an empty page is the last;
+- an empty page is the last, and so is a numbered page that repeats the one before (a server
+  that ignores the page number answers its whole list every time);
 - a stated total ends the list once the pages read account for it; a page accounts for the size
   the server says it used (Procore's ``Per-Page``: an endpoint may cap it below the size asked,
   and counting with the size asked would stop early and drop records), else for its items;
@@ -57,10 +58,15 @@ def numbered(
     follow: Callable[[Any], Page] | None = None,
 ) -> Iterator[Any]:
     """Every item of pages ``first``, ``first + 1``...; a page that names its next one (a Link)
-    hands over to ``follow``, which fetches by what the page named."""
-    number, read = first, 0
+    hands over to ``follow``, which fetches by what the page named. A page that repeats the one
+    before ends the list: the server ignores the page number and answers the whole list each
+    time (a list that fills a page exactly has no short page to end on)."""
+    number, read, last_items = first, 0, None
     while True:
         page = fetch(number)
+        if page.items and page.items == last_items:
+            return
+        last_items = page.items
         yield from page.items
         if page.next and follow is not None:
             yield from chained(follow, page.next)

@@ -77,6 +77,20 @@ def test_an_unpaginated_endpoint_answering_everything_at_once_is_read_once() -> 
     assert calls == [1]
 
 
+def test_an_unpaginated_endpoint_whose_whole_list_fills_a_page_is_read_once_not_forever() -> None:
+    # It ignores the page number: every page is the whole list, exactly a page long, so no page
+    # is short. Page 2 repeating page 1 ends the list; read on, the loop never ended.
+    calls: list[int] = []
+
+    def everything(number: int) -> Page:
+        calls.append(number)
+        assert len(calls) < 10, "the same list asked for again and again"
+        return Page(RECORDS, size=len(RECORDS))
+
+    assert list(numbered(everything, short_is_last=True)) == RECORDS
+    assert calls == [1, 2]
+
+
 def test_a_full_page_without_a_total_reads_on_to_the_empty_page() -> None:
     server = Server(35, total=False, per_page=True)
     assert list(numbered(server.numbered(), short_is_last=True)) == RECORDS
