@@ -52,56 +52,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Literal
 
 import paramiko
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from procore_sync.errors import AuthenticationFailed, ConfigError, TransientError
-from procore_sync.secrets import Secret, register_inline, reveal
+from procore_sync.secrets import reveal
+from procore_sync.source_config import FolderDropConfig, SftpDropConfig
 
 MARKER = ".done"
 PROCESSING = "processing"
-
-
-class FolderDropConfig(BaseModel):
-    """Templates uploaded into a local (or mounted) folder."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    kind: Literal["folder"]
-    folder: Path
-    archive_folder: str = "archive"
-    ready: Literal["marker", "rename"] = "marker"
-
-
-class SftpDropConfig(BaseModel):
-    """Templates uploaded to a folder on an SFTP server."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    kind: Literal["sftp"]
-    host: str
-    port: int = Field(default=22, gt=0, lt=65536)
-    username: str
-    # Each secret: the value, {"env": NAME} or {"prefect_secret": BLOCK} (procore_sync.secrets).
-    password: Secret | None = None
-    private_key_path: Path | None = None
-    private_key_passphrase: Secret | None = None
-    known_hosts: Path
-    folder: str = "."
-    archive_folder: str = "archive"
-    ready: Literal["marker", "rename"] = "marker"
-    # The limit of every wait on the server: connect, handshake, login and each SFTP request.
-    timeout_s: float = Field(default=30.0, gt=0)
-    keepalive_s: int = Field(default=15, ge=0)
-
-    @model_validator(mode="after")
-    def _one_way_in(self) -> "SftpDropConfig":
-        if (self.password is None) == (self.private_key_path is None):
-            raise ValueError("give exactly one of password and private_key_path")
-        register_inline(self.password, self.private_key_passphrase)
-        return self
 
 
 class DropAuthenticationFailed(AuthenticationFailed):

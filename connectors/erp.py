@@ -31,8 +31,8 @@ import duckdb
 
 from connectors.duckdb_file import DuckDbFile
 from procore_sync.errors import ConfigError, TransientError
+from procore_sync.source_config import CURSOR_COLUMN
 
-CURSOR_COLUMN = "updated_at"
 # The ERP file may be being rewritten (an export job, ``procore-sync sample-erp``): wait a bit.
 LOCK_WAIT_S = 10.0
 

@@ -42,53 +42,18 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import requests
 import urllib3
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from connectors import paging
 from connectors.erp import CURSOR_COLUMN, SourceRow, cursor_order, parse_timestamp, since_utc
 from connectors.paging import Page
 from procore_sync.errors import AuthenticationFailed, ConfigError, TransientError
-from procore_sync.secrets import Secret, register_inline, reveal
-
-
-class ApiSourceConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    kind: Literal["api"]
-    url: str
-    paths: dict[str, str]
-    auth_header: str = "Authorization"
-    auth_scheme: str = "Bearer"
-    # The value, {"env": NAME} or {"prefect_secret": BLOCK} (procore_sync.secrets).
-    token: Secret | None = None
-    paging: Literal["page", "offset", "cursor", "none"] = "page"
-    page_param: str = "page"
-    first_page: int = 1
-    size_param: str = "per_page"
-    page_size: int = Field(default=100, gt=0)
-    offset_param: str = "offset"
-    cursor_param: str = "cursor"
-    next_cursor_path: str = "next_cursor"
-    record_path: str = ""
-    # Where the server states how many records the list has (page and offset paging), if it does.
-    total_path: str = ""
-    total_header: str | None = None
-    order_params: dict[str, str] = Field(default_factory=dict)
-    cursor_field: str = CURSOR_COLUMN
-    since_param: str | None = None
-    # The limit of one answer, from connecting to its last byte (module docstring).
-    timeout_s: float = Field(default=30.0, gt=0)
-    max_attempts: int = Field(default=4, ge=1, le=10)
-
-    @model_validator(mode="after")
-    def _register_token(self) -> "ApiSourceConfig":
-        register_inline(self.token)
-        return self
+from procore_sync.secrets import reveal
+from procore_sync.source_config import ApiSourceConfig
 
 
 class ApiAuthenticationFailed(AuthenticationFailed):

@@ -19,29 +19,14 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import duckdb
-from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.duckdb_file import DuckDbFile
 from connectors.erp import LOCK_WAIT_S, ErpFileBusy, SourceRow, python_row, quote, select_since, since_utc
 from procore_sync.errors import ConfigError
-
-
-class QuerySourceConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    kind: Literal["query"]
-    # The DuckDB file the queries run in (read-only); None runs them in memory (files only).
-    path: Path | None = None
-    # More databases, read-only, by the name the queries use for them.
-    attach: dict[str, Path] = Field(default_factory=dict)
-    # Table (template) name → one SELECT giving that table's columns.
-    queries: dict[str, str]
-    # The limit of one query, after which it is interrupted (module docstring).
-    timeout_s: float = Field(default=300.0, gt=0)
+from procore_sync.source_config import QuerySourceConfig
 
 
 class ErpQueryTooSlow(ConfigError):

@@ -28,15 +28,21 @@ import os
 from collections.abc import Collection, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Annotated, Literal
+from typing import IO, TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field
 
-from connectors.drops import Drop, FolderDrop, FolderDropConfig, SftpDrop, SftpDropConfig
+from connectors.drops import Drop, FolderDrop, SftpDrop
 from connectors.erp import CsvErpSource, DuckDbErpSource, ErpSource, SourceRow, key_values, rows_with_keys
-from connectors.erp_api import ApiErpSource, ApiSourceConfig
-from connectors.erp_query import QueryErpSource, QuerySourceConfig
+from connectors.erp_api import ApiErpSource
+from connectors.erp_query import QueryErpSource
 from procore_sync.errors import ConfigError
+from procore_sync.source_config import (
+    ApiSourceConfig,
+    DuckDbSourceConfig,
+    QuerySourceConfig,
+    SftpTemplatesConfig,
+    SourceConfig,
+)
 
 try:
     import fcntl
@@ -47,46 +53,6 @@ if TYPE_CHECKING:
     from procore_sync.settings import Settings
 
 DEFAULT = "default"
-
-
-class DuckDbSourceConfig(BaseModel):
-    """Tables of a DuckDB file; ``path`` defaults to ``PROCORE_SYNC_ERP_PATH``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    kind: Literal["duckdb"]
-    path: Path | None = None
-    # Table name → the file's table or view, where they differ.
-    tables: dict[str, str] = Field(default_factory=dict)
-
-
-class _Replace(BaseModel):
-    replace: bool = Field(
-        default=True,
-        description="An upload is the whole truth for its table: records it no longer has are "
-        "deactivated in Procore (never deleted).",
-    )
-    max_deactivate_share: float = Field(
-        default=0.2,
-        ge=0,
-        le=1,
-        description="Refuse an upload that would deactivate more than this share of the "
-        "table's synced records, unless the run is forced (force_deactivation).",
-    )
-
-
-class FolderTemplatesConfig(FolderDropConfig, _Replace):
-    pass
-
-
-class SftpTemplatesConfig(SftpDropConfig, _Replace):
-    pass
-
-
-SourceConfig = Annotated[
-    DuckDbSourceConfig | QuerySourceConfig | ApiSourceConfig | FolderTemplatesConfig | SftpTemplatesConfig,
-    Field(discriminator="kind"),
-]
 
 
 class UploadSource:

@@ -14,9 +14,9 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from connectors.sources import SourceConfig
 from procore_sync.redact import register_secret
 from procore_sync.secrets import Secret, register_inline
+from procore_sync.source_config import SourceConfig
 
 
 class ProcoreEnvironment(str, Enum):

@@ -16,9 +16,10 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from connectors.drops import Drop, FolderDrop, FolderDropConfig, SftpDrop, SftpDropConfig
+from connectors.drops import Drop, FolderDrop, SftpDrop
 from connectors.sources import UploadSource
 from procore_sync.errors import ConfigError
+from procore_sync.source_config import FolderDropConfig, SftpDropConfig
 from tests.sftp_server import SftpServer, sftp_server
 
 STAMP = datetime(2026, 11, 24, 6, 30, tzinfo=UTC)
@@ -192,7 +193,8 @@ def test_the_health_check_tells_what_the_drop_holds(tmp_path: Path) -> None:
         import datetime
         import os
         from pathlib import Path
-        from connectors.drops import FolderDrop, FolderDropConfig
+        from connectors.drops import FolderDrop
+        from procore_sync.source_config import FolderDropConfig
         from connectors.sources import UploadSource
         drop = FolderDrop(FolderDropConfig(kind="folder", folder=Path({str(folder)!r})))
         UploadSource(drop, Path({str(tmp_path / "home")!r})).take("projects", {STAMP!r})

@@ -21,14 +21,15 @@ import duckdb
 import pytest
 import requests
 
-from connectors.drops import DropUnreachable, FolderDrop, FolderDropConfig, SftpDrop, SftpDropConfig
+from connectors.drops import DropUnreachable, FolderDrop, SftpDrop
 from connectors.duckdb_file import DuckDbFile
 from connectors.erp import DuckDbErpSource, ErpFileBusy
-from connectors.erp_api import ApiErpSource, ApiSourceConfig, ApiUnavailable
-from connectors.erp_query import QueryErpSource, QuerySourceConfig
+from connectors.erp_api import ApiErpSource, ApiUnavailable
+from connectors.erp_query import QueryErpSource
 from connectors.sources import SourceSet, UploadSource
 from connectors.state import StateStore
 from procore_sync.errors import SyncError
+from procore_sync.source_config import ApiSourceConfig, FolderDropConfig, QuerySourceConfig, SftpDropConfig
 from tests.conftest import SampleErp, settings_env
 from tests.sftp_server import sftp_server
 

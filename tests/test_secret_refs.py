@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, TypeAdapter, ValidationError
 
-from connectors.drops import SftpDrop, SftpDropConfig
+from connectors.drops import SftpDrop
 from procore_sync.errors import ConfigError
 from procore_sync.redact import redact
 from procore_sync.secrets import Secret, SecretRef, reveal
+from procore_sync.source_config import SftpDropConfig
 from tests.sftp_server import SftpServer, sftp_server
 
 
