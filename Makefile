@@ -19,6 +19,7 @@ demo: $(STAMP)
 	@$(BIN)/procore-sync demo $(ARGS)
 
 test: $(STAMP)
+	@$(BIN)/lint-imports --no-cache --no-logo  # the layers (pyproject.toml): a back-arrow fails here
 	@$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

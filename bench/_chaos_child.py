@@ -80,7 +80,7 @@ def main() -> None:
     if point := os.environ.get(KILL_AT):
         moment, times = point.split(":")
         STOPS[moment](int(times))
-    from procore_sync.cli import app
+    from app.cli import app
 
     app(["sync", "all", "--json"])
 

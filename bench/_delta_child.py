@@ -87,7 +87,7 @@ def dump_profiles(main: cProfile.Profile, path: str) -> None:
 
 
 def main() -> None:
-    from procore_sync.runner import run_entities
+    from app.runner import run_entities
     from procore_sync.settings import Settings
     from tasks.spec import SyncOptions
 

@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 from sandbox.config import SandboxConfig  # noqa: E402
-from procore_sync import sample_erp  # noqa: E402
-from procore_sync.prefect_server import temporary_prefect_server  # noqa: E402
+from demo import sample_erp  # noqa: E402
+from app.prefect_server import temporary_prefect_server  # noqa: E402
 from sandbox.server import SandboxServer, start_in_thread  # noqa: E402
 
 QUOTA_PER_HOUR = 3600  # Procore's default per company

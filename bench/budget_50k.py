@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 from _harness import bench_environment
 
-from procore_sync.runner import run_entities
+from app.runner import run_entities
 from procore_sync.settings import Settings
 
 COST_TYPES = [("L", "Labor", "other"), ("M", "Materials", "materials"), ("E", "Equipment", "equipment"),

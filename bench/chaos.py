@@ -51,7 +51,7 @@ from _harness import company_parser, print_rows  # noqa: E402
 from _chaos_child import KILL_AT, SIGNAL  # noqa: E402
 from _chaos_compare import Figures, Snapshot, verdict  # noqa: E402
 
-from procore_sync import sample_erp  # noqa: E402
+from demo import sample_erp  # noqa: E402
 from sandbox.app import create_app  # noqa: E402
 from sandbox.config import SandboxConfig  # noqa: E402
 from sandbox.server import SandboxServer, run_in_thread  # noqa: E402
@@ -221,7 +221,7 @@ class Side:
     def field(self) -> str:
         """The field's round in this side's Procore, through Procore's API."""
         from connectors.procore import ProcoreClient
-        from procore_sync.field_activity import simulate_field_activity
+        from demo.field_activity import simulate_field_activity
         from procore_sync.settings import Settings
 
         config: SandboxConfig = self.server.app.state.config
@@ -362,7 +362,7 @@ def main() -> None:
     parser = company_parser(__doc__)
     parser.add_argument("--seed", type=int, action="append", help="repeatable; default 1, 2 and 3")
     args = parser.parse_args()
-    from procore_sync.prefect_server import temporary_prefect_server
+    from app.prefect_server import temporary_prefect_server
 
     all_zero = True
     with tempfile.TemporaryDirectory() as tmp, temporary_prefect_server() as prefect_api:

@@ -77,7 +77,8 @@ def install_webhooks() -> None:
     from connectors.procore import ProcoreClient
     from connectors.procore_webhooks import WebhooksApi
     from procore_sync.settings import Settings
-    from tasks.webhooks import configured_resources, install
+    from flows import configured_resources
+    from tasks.webhooks import install
 
     os.environ |= {"PROCORE_SYNC_WEBHOOK_SECRET": "delta-bench-secret",
                    "PROCORE_SYNC_WEBHOOK_URL": "http://127.0.0.1:9/procore/webhooks"}

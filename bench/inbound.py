@@ -25,7 +25,7 @@ from connectors.procore import ProcoreClient
 from connectors.state import StateStore
 from flows import ENTITY_FLOWS, enabled
 from flows.sync_all import sync_all
-from procore_sync.runner import run_entities
+from app.runner import run_entities
 from procore_sync.settings import Settings
 from tasks.inbound import InboundSpec, known_projects
 from tasks.spec import SyncOptions

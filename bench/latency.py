@@ -46,16 +46,17 @@ from connectors.state import StateStore
 from flows import ENTITY_FLOWS
 from flows.change_orders import COMMITMENT_CHANGE_ORDERS, PRIME_CHANGE_ORDERS
 from flows.sync_all import sync_all
-from procore_sync.receiver import PATH, Dispatcher, receiver_app
+from app.receiver import PATH, Dispatcher, receiver_app
 from procore_sync.settings import Settings
 from sandbox.config import SandboxConfig
 from sandbox.server import run_in_thread
-from tasks.webhooks import configured_resources, install
+from flows import configured_resources
+from tasks.webhooks import install
 
 FIELD = {"grant_type": "client_credentials", "client_id": "sandbox-field", "client_secret": "sandbox-field-secret"}
 SECRET = "latency-bench-secret-1234"
 INBOUND = (COMMITMENT_CHANGE_ORDERS.name, PRIME_CHANGE_ORDERS.name)
-SERVE = ("from procore_sync.runner import serve_forever; from procore_sync.settings import Settings; "
+SERVE = ("from app.runner import serve_forever; from procore_sync.settings import Settings; "
          "serve_forever(Settings())")
 COLUMNS = ("path", "changes", "p50_s", "p95_s", "max_s", "calls_per_change")
 

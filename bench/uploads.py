@@ -22,7 +22,7 @@ from pathlib import Path
 
 from _harness import QUOTA_PER_HOUR, bench_environment, company_parser, print_rows, sample_company
 
-from procore_sync.runner import run_entities
+from app.runner import run_entities
 from procore_sync.settings import Settings
 
 TABLE = "resource_people"

@@ -102,6 +102,13 @@ def enabled(name: str, settings: Settings) -> bool:
     return BUDGET_TOOL_ENTITIES.get(name, settings.budget_tool) == settings.budget_tool
 
 
+def configured_resources(settings: Settings) -> list[str]:
+    """Procore's webhook resource names of the entities sync-all runs, in their order."""
+    names = [name for entity, (spec, _) in ENTITY_FLOWS.items() if enabled(entity, settings)
+             for name in spec.webhook_resources]
+    return list(dict.fromkeys(names))
+
+
 def entrypoint(flow: Flow) -> str:
     """``flows/<module>.py:<attribute>`` for a deployment, found where the flow is defined."""
     for module_name, module in list(sys.modules.items()):

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from prefect import flow, get_run_logger
 
-from flows import ENTITY_FLOWS, enabled, levels, run_inside
+from flows import ENTITY_FLOWS, configured_resources, enabled, levels, run_inside
 from procore_sync.settings import Settings
 from tasks.engine import one_company_check
 from tasks.inbound import InboundSpec
@@ -107,7 +107,7 @@ def sync_all(options: SyncOptions = SyncOptions()) -> list[RunSummary]:
     with one_company_check(settings):  # one call for every entity run, not one each
         # A full resync reads everything; otherwise healthy webhooks may stand for the polling.
         inbound = [] if options.full_resync else [n for n in names if isinstance(ENTITY_FLOWS[n][0], InboundSpec)]
-        left, why = polling_left_to_webhooks(settings, inbound)
+        left, why = polling_left_to_webhooks(settings, inbound, configured_resources(settings))
         if why:
             get_run_logger().info(why)
         names = [n for n in names if n not in left]

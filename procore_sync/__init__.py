@@ -1,7 +1,10 @@
-"""procore-sync: keep an ERP and Procore in sync, one Prefect flow per entity.
+"""procore-sync's base: what every layer shares and which imports nothing else of ours.
 
-The application glue lives here (settings, the error tree, redaction, the CLI and the demo);
-the moving parts live in the top-level packages of the design card: ``connectors`` (everything
-that talks to the outside), ``tasks`` (the generic engine), ``flows`` (one module per entity) and
-``deployments``.
+The settings (and each source's configuration, ``source_config``), the error tree, redaction,
+secret references and the country and state codes. Above it, in layers that import only
+downward (checked by ``make test``, import-linter, pyproject.toml): ``connectors`` (everything
+that talks to the outside), ``tasks`` (the generic engine), ``flows`` (one module per entity),
+``deployments``, ``demo`` (the sample ERP and the field's play) and ``app`` (the CLI, the
+runner, the webhook receiver, the demo command). The ``sandbox`` (the local Procore) stands
+beside them.
 """

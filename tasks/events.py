@@ -1,6 +1,6 @@
 """Procore's webhook events: what each one asks of procore-sync (docs/webhooks.md).
 
-The receiver (``procore_sync/receiver.py``) keeps every event as it arrives. ``decide`` says
+The receiver (``app/receiver.py``) keeps every event as it arrives. ``decide`` says
 what to do with one, from the entities' declarations alone, with no I/O:
 
 - **Echo.** procore-sync caused it: its application's write (``metadata.source_application_id``).

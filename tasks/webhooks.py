@@ -4,7 +4,7 @@ One company hook in ``settings.webhook_namespace``, sending to ``settings.webhoo
 ``Authorization: Bearer <webhook_secret>``, and one trigger per (resource name, event type) the
 configured entities need: each entity declares Procore's webhook resource names of what it
 writes or reads (``webhook_resources`` on its spec); the entities are the ones sync-all runs
-(``flows.enabled``: the budget tool the company does not use is left out).
+(``flows.configured_resources``: the budget tool the company does not use is left out).
 
 - ``install`` is idempotent: it finds the hook by namespace and destination URL (a hook of
   another URL in the namespace is left alone: it may be another installation's), creates it
@@ -45,15 +45,6 @@ UNSENT_EVENTS: dict[str, frozenset[str]] = {
     "Company Users": frozenset({"delete"}),
 }
 RECENT_DELIVERIES = 100
-
-
-def configured_resources(settings: Settings) -> list[str]:
-    """Procore's webhook resource names of the entities sync-all runs, in their order."""
-    from flows import ENTITY_FLOWS, enabled  # Prefect only where the entities are needed
-
-    names = [name for entity, (spec, _) in ENTITY_FLOWS.items() if enabled(entity, settings)
-             for name in spec.webhook_resources]
-    return list(dict.fromkeys(names))
 
 
 def wanted_triggers(resources: list[str]) -> list[TriggerKey]:
@@ -181,8 +172,8 @@ def _last_error(deliveries: list[dict[str, Any]]) -> str | None:
     return None
 
 
-def left_to_webhooks(api: WebhooksApi, settings: Settings, cursors: Mapping[str, datetime | None],
-                     now: Callable[[], datetime]) -> tuple[set[str], str]:
+def left_to_webhooks(api: WebhooksApi, settings: Settings, resources: list[str],
+                     cursors: Mapping[str, datetime | None], now: Callable[[], datetime]) -> tuple[set[str], str]:
     """The Procore → ERP entities (of ``cursors``: each one's last full read) that sync-all need
     not poll now, and why, for its log.
 
@@ -193,7 +184,7 @@ def left_to_webhooks(api: WebhooksApi, settings: Settings, cursors: Mapping[str,
     webhooks. Four calls (the hook, its triggers, its deliveries twice) instead of one or more
     per project and entity. ``now`` is asked after those calls: Procore's clock, as the cursors are.
     """
-    report = health(api, settings, configured_resources(settings))
+    report = health(api, settings, resources)
     if not report.healthy:
         return set(), f"webhooks {report.status}: every Procore → ERP entity is polled"
     sweep = timedelta(seconds=settings.webhook_sweep_s)
@@ -204,8 +195,9 @@ def left_to_webhooks(api: WebhooksApi, settings: Settings, cursors: Mapping[str,
                   f"(every {settings.webhook_sweep_s:g} s); polled now: {', '.join(polled) or 'none'}")
 
 
-def polling_left_to_webhooks(settings: Settings, inbound: list[str]) -> tuple[set[str], str]:
-    """``left_to_webhooks`` for sync-all's Procore → ERP entities ``inbound``: nothing is left,
+def polling_left_to_webhooks(settings: Settings, inbound: list[str], resources: list[str]) -> tuple[set[str], str]:
+    """``left_to_webhooks`` for sync-all's Procore → ERP entities ``inbound``, the hook carrying
+    the triggers of ``resources`` (``flows.configured_resources``): nothing is left,
     and no call made, without a webhook secret (no receiver) or with ``webhook_sweep_s`` 0."""
     if not settings.webhook_sweep_s or settings.webhook_secret is None or not inbound:
         return set(), ""
@@ -216,6 +208,6 @@ def polling_left_to_webhooks(settings: Settings, inbound: list[str]) -> tuple[se
     assert settings.state_path is not None
     store = StateStore(settings.state_path)
     with ProcoreClient(settings, before_request=quota_gate(settings), shared_window=True) as client:
-        return left_to_webhooks(WebhooksApi(client, settings.company_id), settings,
+        return left_to_webhooks(WebhooksApi(client, settings.company_id), settings, resources,
                                 {name: store.get_cursor(name) for name in inbound},
                                 lambda: client.procore_time or utc_now())

@@ -21,8 +21,8 @@ os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
 # The Procore client's unit tests share their fixtures (fake clock, client) from one module.
 pytest_plugins = ["tests.client_support"]
 
-from procore_sync import sample_erp  # noqa: E402
-from procore_sync.prefect_server import temporary_prefect_server  # noqa: E402
+from demo import sample_erp  # noqa: E402
+from app.prefect_server import temporary_prefect_server  # noqa: E402
 from procore_sync.settings import Settings  # noqa: E402
 from sandbox.config import SandboxConfig  # noqa: E402
 from sandbox.server import SandboxServer, start_in_thread  # noqa: E402

@@ -89,7 +89,7 @@ def heartbeats(api_url: str, flow_run_ids: set[str]) -> set[str]:
 
 # --- deployments served by a real process ------------------------------------------------------
 
-SERVE = ("from procore_sync.runner import serve_forever; from procore_sync.settings import Settings; "
+SERVE = ("from app.runner import serve_forever; from procore_sync.settings import Settings; "
          "serve_forever(Settings())")
 
 

@@ -34,12 +34,13 @@ from deployments.alerts import (
 )
 from flows.health import health_check
 from flows.vendors import sync_vendors
-from procore_sync.cli import _webhooks_api, app
+from app.cli import _webhooks_api, app
 from procore_sync.settings import Settings
 from sandbox.server import SandboxServer
 from tasks.engine import utc_now
 from tasks.spec import SyncOptions
-from tasks.webhooks import WebhookHealth, configured_resources, health, tell_prefect
+from flows import configured_resources
+from tasks.webhooks import WebhookHealth, health, tell_prefect
 from tests.conftest import SampleErp, settings_env
 from tests.support import wait_for
 from tests.webhook_support import Receiver, receiving

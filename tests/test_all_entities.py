@@ -1,6 +1,6 @@
 """Every entity through sync-all, both directions: real Prefect, real sandbox over HTTP, real DuckDB.
 
-One company is synced, the field works in Procore (``procore_sync.field_activity``, through the
+One company is synced, the field works in Procore (``demo.field_activity``, through the
 API), sync-all runs again, the field works once more and the Procore → ERP entities run; the
 tests read what that left in the sandbox, the state, the ERP tables and the export files.
 """
@@ -26,10 +26,10 @@ from connectors.state import StateStore
 from flows import ENTITY_FLOWS, enabled
 from flows.change_orders import COMMITMENT_CHANGE_ORDERS, PRIME_CHANGE_ORDERS
 from flows.modified_budget import BUDGET_CHANGES, BUDGET_MODIFICATIONS
-from procore_sync.field_activity import FieldActivity, simulate_field_activity
+from demo.field_activity import FieldActivity, simulate_field_activity
 from flows.sync_all import sync_all
-from procore_sync import sample_erp
-from procore_sync.runner import reconcile_entities, run_entities
+from demo import sample_erp
+from app.runner import reconcile_entities, run_entities
 from procore_sync.settings import Settings
 from sandbox.config import SandboxConfig
 from sandbox.server import SandboxServer, start_in_thread

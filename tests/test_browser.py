@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from procore_sync.prefect_server import free_port
+from app.prefect_server import free_port
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 playwright = pytest.importorskip("playwright.sync_api")
@@ -50,7 +50,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]
     log = home / "demo.log"
     with log.open("w") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "procore_sync.cli", "demo", "--scale", "0.05", "--prefect-port", str(port),
+            [sys.executable, "-m", "app.cli", "demo", "--scale", "0.05", "--prefect-port", str(port),
              "--sandbox-port", str(free_port())], env=env, stdout=subprocess.DEVNULL, stderr=sink)
     try:
         wait_for_line(log, "Serving the deployments", timeout_s=240)

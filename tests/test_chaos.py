@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from _chaos_compare import CENT, Snapshot, verdict  # noqa: E402
 from chaos import SeedResult, run_seed  # noqa: E402
 from flows import ENTITY_FLOWS  # noqa: E402
-from procore_sync import sample_erp  # noqa: E402
+from demo import sample_erp  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 SCALE = 0.05

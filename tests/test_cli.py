@@ -9,7 +9,7 @@ import sys
 
 from typer.testing import CliRunner
 
-from procore_sync.cli import app
+from app.cli import app
 
 runner = CliRunner()
 
@@ -39,7 +39,7 @@ def test_status_without_state_says_so(tmp_path, monkeypatch) -> None:
 def test_unknown_entity_is_a_clear_error(tmp_path) -> None:
     # In a child process: Prefect's log handlers would outlive CliRunner's captured streams.
     result = subprocess.run(
-        [sys.executable, "-m", "procore_sync.cli", "sync", "suppliers"],
+        [sys.executable, "-m", "app.cli", "sync", "suppliers"],
         env=os.environ | {"PROCORE_SYNC_HOME": str(tmp_path)}, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 2

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from connectors.state import StateStore
 from flows.vendors import sync_vendors
-from procore_sync.cli import app
+from app.cli import app
 from tests.support import free_killed_run_lock
 from sandbox.config import SandboxConfig
 from sandbox.server import SandboxServer, start_in_thread
@@ -56,7 +56,7 @@ def held_sync(sandbox: SandboxServer, hold: Hold, prefect_api: str) -> Iterator[
     run started; killed on the way out, and the sandbox let go."""
     hold.arm()
     requests.put(f"{sandbox.url}/_sandbox/faults", json={"latency_ms": 1}, timeout=10).raise_for_status()
-    child = subprocess.Popen([sys.executable, "-m", "procore_sync.cli", "sync", "vendors"],
+    child = subprocess.Popen([sys.executable, "-m", "app.cli", "sync", "vendors"],
                              env=os.environ | {"PREFECT_API_URL": prefect_api},
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

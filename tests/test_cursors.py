@@ -22,7 +22,7 @@ from connectors.procore import ProcoreClient
 from connectors.state import StateStore
 from flows.change_orders import COMMITMENT_CHANGE_ORDERS
 from flows.vendors import sync_vendors
-from procore_sync import sample_erp
+from demo import sample_erp
 from procore_sync.settings import Settings
 from sandbox.clock import ManualClock
 from sandbox.config import SandboxConfig

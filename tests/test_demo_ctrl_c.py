@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from procore_sync.prefect_server import free_port
+from app.prefect_server import free_port
 
 # "It stops": a bound on the wait, reached only when something is left running.
 STOP_BOUND_S = 15.0
@@ -70,7 +70,7 @@ def test_ctrl_c_stops_everything_the_demo_started_quietly(tmp_path: Path) -> Non
     port, log = free_port(), tmp_path / "demo.log"
     with log.open("w") as sink:
         demo = subprocess.Popen(
-            [sys.executable, "-m", "procore_sync.cli", "demo", "--scale", "0.05", "--prefect-port", str(port),
+            [sys.executable, "-m", "app.cli", "demo", "--scale", "0.05", "--prefect-port", str(port),
              "--sandbox-port", str(free_port())],
             env=env, stdout=subprocess.DEVNULL, stderr=sink, start_new_session=True)
     started: set[int] = {demo.pid}

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from procore_sync.demo import DemoOptions, prepare
-from procore_sync.prefect_server import free_port, port_is_free
+from app.demo import DemoOptions, prepare
+from app.prefect_server import free_port, port_is_free
 from procore_sync.settings import Settings
 
 SMALL = DemoOptions(scale=0.05)
@@ -50,7 +50,7 @@ def test_the_demos_prefect_server_ends_with_the_process_that_started_it(tmp_path
     port = free_port()
     starter = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from pathlib import Path; "
-         "from procore_sync.prefect_server import PrefectServer; "
+         "from app.prefect_server import PrefectServer; "
          f"PrefectServer(Path(sys.argv[1]), port={port}).start(); print('up', flush=True); time.sleep(600)",
          str(tmp_path / "prefect")], stdout=subprocess.PIPE, text=True)
     try:

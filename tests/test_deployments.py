@@ -134,7 +134,7 @@ def test_levels_put_every_parent_before_its_children() -> None:
 @pytest.mark.usefixtures("prefect_api")
 def test_registered_deployments_are_listed_by_the_api_with_their_schedules(prefect_api: str) -> None:
     """What ``demo --once`` leaves behind: every deployment, its schedule and its form."""
-    from procore_sync.runner import register_deployments
+    from app.runner import register_deployments
 
     count = register_deployments(Settings())
     body = {"limit": 200, "offset": 0, "sort": "NAME_ASC"}

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.erp import CsvErpSource, DuckDbErpSource, ErpSource, SourceRow, key_values, rows_with_keys
-from procore_sync import sample_erp
+from demo import sample_erp
 from procore_sync.errors import ConfigError
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)

@@ -13,9 +13,9 @@ import pytest
 from connectors.erp import CsvErpSource, DuckDbErpSource, ErpSource
 from connectors.erp_api import ApiErpSource
 from connectors.erp_query import QueryErpSource
-from procore_sync import sample_erp
+from demo import sample_erp
 from procore_sync.errors import ConfigError, TransientError
-from procore_sync.sample_erp.api import SampleApi, serve_sample_api
+from demo.sample_erp.api import SampleApi, serve_sample_api
 from procore_sync.source_config import ApiSourceConfig, QuerySourceConfig
 
 TOKEN = "erp-api-T0ken-42"

@@ -15,8 +15,8 @@ import pytest
 import requests
 
 from connectors.procore import ProcoreClient
-from procore_sync import field_activity
-from procore_sync.field_activity import ChangeOrderActions, FieldActivity
+from demo import field_activity
+from demo.field_activity import ChangeOrderActions, FieldActivity
 from procore_sync.settings import Settings
 from sandbox.clock import ManualClock
 from sandbox.config import SandboxConfig

@@ -24,7 +24,7 @@ from connectors.state import StateStore
 from flows.commitments import SUBCONTRACTS
 from flows.projects import PROJECTS
 from flows.vendors import VENDORS
-from procore_sync.runner import run_entities
+from app.runner import run_entities
 from procore_sync.settings import Settings
 from sandbox.config import SandboxConfig
 from sandbox.server import SandboxServer, start_in_thread

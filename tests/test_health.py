@@ -12,7 +12,7 @@ import pytest
 
 from flows import ENTITY_FLOWS, enabled
 from flows.health import health_check
-from procore_sync.runner import run_entities
+from app.runner import run_entities
 from procore_sync.settings import Settings
 from sandbox.server import SandboxServer
 from tests.conftest import SampleErp, settings_env
@@ -62,7 +62,7 @@ def test_the_command_prints_every_check_and_fails_when_one_is_not_ok(
 ) -> None:
     """``procore-sync health-check``, before go-live, without a deployment: the same checks."""
     settings_env(monkeypatch, sandbox.url, small_erp.path, tmp_path, PROCORE_SYNC_CLIENT_SECRET="not-the-secret")
-    result = subprocess.run([sys.executable, "-m", "procore_sync.cli", "health-check", "--json"],
+    result = subprocess.run([sys.executable, "-m", "app.cli", "health-check", "--json"],
                             env=dict(os.environ), capture_output=True, text=True, timeout=120)
     assert result.returncode == 1, result.stderr
     rows = {row["check"]: row for row in map(json.loads, result.stdout.splitlines())}

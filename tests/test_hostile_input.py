@@ -42,11 +42,11 @@ from connectors.state import RecordState, StateStore
 from flows import ENTITY_FLOWS
 from flows.budget import ErpBudgetLine
 from flows.vendors import VENDORS
-from procore_sync import sample_erp
+from demo import sample_erp
 from procore_sync.errors import UploadRefused
-from procore_sync.runner import run_entities, upload_file
+from app.runner import run_entities, upload_file
 from procore_sync.settings import Settings
-from procore_sync.templates import template_columns
+from app.templates import template_columns
 from sandbox.config import SandboxConfig
 from sandbox.server import SandboxServer, start_in_thread
 from tasks.mapping import MappedRecord, map_rows

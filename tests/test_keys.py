@@ -27,7 +27,7 @@ from flows.commitments import SUBCONTRACTS
 from flows.cost_structure import WBS_CODES
 from flows.modified_budget import BUDGET_CHANGES
 from flows.projects import PROJECTS
-from procore_sync.runner import reconcile_entities, run_entities
+from app.runner import reconcile_entities, run_entities
 from procore_sync.settings import Settings
 from sandbox.config import SandboxConfig
 from sandbox.server import SandboxServer, start_in_thread

@@ -9,7 +9,7 @@ import pytest
 from connectors.state import StateStore
 from flows.maintenance import ResyncFailedOptions, resync_failed, select
 from flows.vendors import sync_vendors
-from procore_sync import sample_erp
+from demo import sample_erp
 from procore_sync.settings import Settings
 from sandbox.server import SandboxServer
 from tasks.spec import SyncOptions

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from connectors.state import StateStore
 from flows.health import erp_checks
-from procore_sync.cli import app
+from app.cli import app
 from procore_sync.settings import Settings
 from sandbox.config import SandboxConfig
 from sandbox.server import SandboxServer, start_in_thread

@@ -266,7 +266,7 @@ def test_a_drain_at_exit_cut_short_by_ctrl_c_leaves_its_slots_to_their_leases_qu
 
 EXIT_AFTER_THE_SERVER = """
 from connectors.quota import quota_gate
-from procore_sync.prefect_server import temporary_prefect_server
+from app.prefect_server import temporary_prefect_server
 from procore_sync.settings import Settings
 
 with temporary_prefect_server():

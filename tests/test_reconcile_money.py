@@ -19,9 +19,9 @@ from connectors.procore import ProcoreClient
 from connectors.state import StateStore
 from flows.reconcile import ReconcileOptions, reconcile_money
 from flows.sync_all import sync_all
-from procore_sync import sample_erp
-from procore_sync.field_activity import simulate_field_activity
-from procore_sync.runner import run_entities
+from demo import sample_erp
+from demo.field_activity import simulate_field_activity
+from app.runner import run_entities
 from procore_sync.settings import Settings
 from sandbox.config import SandboxConfig
 from sandbox.server import SandboxServer, start_in_thread

@@ -15,7 +15,7 @@ import pytest
 from connectors.procore import ProcoreClient
 from connectors.state import StateStore
 from flows.budget import BUDGET_LINES
-from procore_sync.runner import run_entities
+from app.runner import run_entities
 from procore_sync.settings import Settings
 from sandbox.config import SandboxConfig
 from sandbox.server import SandboxServer, start_in_thread

@@ -46,7 +46,7 @@ def test_a_sync_killed_while_loading_converges_on_the_next_run(
     with start_in_thread(SandboxConfig(latency_ms=150, spike_limit=10_000)) as sandbox:
         settings_env(monkeypatch, sandbox.url, small_erp.path, tmp_path, PROCORE_SYNC_BATCH_SIZE="4")
         child = subprocess.Popen(
-            [sys.executable, "-m", "procore_sync.cli", "sync", "vendors"],
+            [sys.executable, "-m", "app.cli", "sync", "vendors"],
             env=os.environ | {"PREFECT_API_URL": prefect_api},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -30,9 +30,9 @@ from prefect.deployments import run_deployment
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from connectors.state import StateStore
-from procore_sync import sample_erp
-from procore_sync.sample_erp.api import create_app
-from procore_sync.sample_erp.planning import RESOURCE_PROJECTS_COLUMNS
+from demo import sample_erp
+from demo.sample_erp.api import create_app
+from demo.sample_erp.planning import RESOURCE_PROJECTS_COLUMNS
 from sandbox.config import SandboxConfig
 from sandbox.server import SandboxServer, run_in_thread, start_in_thread
 from tests.conftest import settings_env

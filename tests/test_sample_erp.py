@@ -15,7 +15,7 @@ import duckdb
 from sandbox.store import PLANNING_GROUPS
 import pytest
 
-from procore_sync import sample_erp
+from demo import sample_erp
 from procore_sync.iso3166 import COUNTRY_CODES, SUBDIVISION_CODES
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)

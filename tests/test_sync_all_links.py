@@ -19,7 +19,7 @@ from prefect.settings import PREFECT_UI_URL
 
 from connectors.state import StateStore
 from flows.sync_all import sync_all
-from procore_sync import sample_erp
+from demo import sample_erp
 from sandbox.config import SandboxConfig
 from sandbox.server import start_in_thread
 from tasks.spec import SyncOptions

@@ -25,7 +25,8 @@ from procore_sync.settings import Settings
 from sandbox.server import SandboxServer
 from tasks.report import RunSummary
 from tasks.spec import SyncOptions
-from tasks.webhooks import configured_resources, install
+from flows import configured_resources
+from tasks.webhooks import install
 from tests.conftest import settings_env
 
 pytestmark = pytest.mark.usefixtures("prefect_api")

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from connectors.state import StateStore
-from procore_sync import sample_erp
-from procore_sync.runner import run_entities, upload_file
+from demo import sample_erp
+from app.runner import run_entities, upload_file
 from procore_sync.settings import Settings
-from procore_sync.templates import write_templates
+from app.templates import write_templates
 from sandbox.config import SandboxConfig
 from sandbox.server import SandboxServer, start_in_thread
 from tasks.spec import SyncOptions

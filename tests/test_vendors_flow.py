@@ -90,7 +90,7 @@ def test_a_changed_supplier_is_updated_and_only_it(
 ) -> None:
     import shutil
 
-    from procore_sync import sample_erp
+    from demo import sample_erp
 
     erp = SampleErp(tmp_path / "erp", small_erp.expected)
     shutil.copytree(small_erp.folder, erp.folder)

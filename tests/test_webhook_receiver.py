@@ -17,7 +17,7 @@ from connectors.state import Outcome, StateStore, WebhookEvent, utc_now
 from flows.change_orders import COMMITMENT_CHANGE_ORDERS, PRIME_CHANGE_ORDERS
 from flows.modified_budget import BUDGET_CHANGES
 from flows.vendors import VENDORS
-from procore_sync.receiver import PATH, Dispatcher, receiver_app
+from app.receiver import PATH, Dispatcher, receiver_app
 from procore_sync.settings import Settings
 from sandbox.server import run_in_thread
 from tasks.events import decide

@@ -27,12 +27,13 @@ from connectors.procore_webhooks import WebhooksApi
 from connectors.state import StateStore
 from flows import ENTITY_FLOWS
 from flows.change_orders import COMMITMENT_CHANGE_ORDERS
-from procore_sync.receiver import PATH, Dispatcher, receiver_app
+from app.receiver import PATH, Dispatcher, receiver_app
 from procore_sync.settings import Settings
 from sandbox.clock import ManualClock
 from sandbox.config import SandboxConfig
 from sandbox.server import SandboxServer, run_in_thread, start_in_thread
-from tasks.webhooks import configured_resources, install, polling_left_to_webhooks
+from flows import configured_resources
+from tasks.webhooks import install, polling_left_to_webhooks
 from tests.conftest import settings_env
 from tests.support import served_deployments, synced_project_and_subcontract, wait_for
 from tests.webhook_support import FIELD_CREDENTIALS, Caller, receiving
@@ -163,11 +164,11 @@ def test_a_delivery_lost_on_the_way_is_brought_by_the_sweep(company: Company, mo
         assert receiver.events() == []
 
         entities = [COMMITMENT_CHANGE_ORDERS.name]
-        left, why = polling_left_to_webhooks(company.settings, entities)
+        left, why = polling_left_to_webhooks(company.settings, entities, configured_resources(company.settings))
         assert left == {COMMITMENT_CHANGE_ORDERS.name}, why
 
         company.clock.advance(sweep_s)
-        left, why = polling_left_to_webhooks(company.settings, entities)
+        left, why = polling_left_to_webhooks(company.settings, entities, configured_resources(company.settings))
         assert left == set(), why
         polled()
         assert company.erp_row(change_order["id"]) is not None

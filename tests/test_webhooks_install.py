@@ -14,13 +14,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from procore_sync.cli import app
+from app.cli import app
 from procore_sync.settings import Settings
 from sandbox.clock import ManualClock
 from sandbox.config import SandboxConfig
 from sandbox.server import SandboxServer, start_in_thread
 from sandbox.webhooks import Webhooks
-from tasks.webhooks import configured_resources, wanted_triggers
+from flows import configured_resources
+from tasks.webhooks import wanted_triggers
 from tests.webhook_support import Caller, Receiver, receiving
 
 SECRET = "whsec-0123456789-abcdef"

@@ -28,7 +28,7 @@ from flows.projects import PROJECTS
 from flows.maintenance import ResyncFailedOptions, resync_failed
 from flows.resource_planning import RESOURCE_PEOPLE
 from procore_sync.errors import ConnectionLost, Handling, error_for_status
-from procore_sync.runner import run_entities
+from app.runner import run_entities
 from procore_sync.settings import Settings
 from sandbox.config import SandboxConfig
 from sandbox.server import SandboxServer, start_in_thread

@@ -16,7 +16,7 @@ from typing import Any
 
 import duckdb
 
-from procore_sync.sample_erp.files import (
+from demo.sample_erp.files import (
     DUCKDB_FILE,
     EXPECTED_FILE,
     aware,

@@ -16,15 +16,15 @@ from typing import Any
 
 import duckdb
 
-from procore_sync.sample_erp.base import UNIT, Row, money, phone
-from procore_sync.sample_erp.files import (
+from demo.sample_erp.base import UNIT, Row, money, phone
+from demo.sample_erp.files import (
     DUCKDB_FILE,
     aware,
     export_templates,
     insert_rows,
     read_expected,
 )
-from procore_sync.sample_erp.words import JOB_TITLES
+from demo.sample_erp.words import JOB_TITLES
 
 
 def mutate(

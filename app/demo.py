@@ -34,14 +34,14 @@ from dataclasses import dataclass
 from pydantic import SecretStr
 from typing import TYPE_CHECKING, NoReturn
 
-from procore_sync import sample_erp
-from procore_sync.prefect_server import PrefectServer, free_port, port_is_free
+from demo import sample_erp
+from app.prefect_server import PrefectServer, free_port, port_is_free
 from procore_sync.settings import ProcoreEnvironment, Settings
 from sandbox.config import SandboxConfig
 from sandbox.server import SandboxServer, start_in_thread
 
 if TYPE_CHECKING:
-    from procore_sync.field_activity import FieldActivity
+    from demo.field_activity import FieldActivity
     from tasks.report import RunSummary
 
 
@@ -136,7 +136,7 @@ def flush_run_logs() -> None:
 def work_in_the_field(settings: Settings) -> "FieldActivity":
     """What the field does in Procore between two syncs, through Procore's API."""
     from connectors.procore import ProcoreClient
-    from procore_sync.field_activity import simulate_field_activity
+    from demo.field_activity import simulate_field_activity
 
     with ProcoreClient(settings) as client:
         return simulate_field_activity(client, settings.company_id, seed=7)
@@ -182,9 +182,10 @@ def webhooks_in_the_demo(settings: Settings, say: Callable[[str], None]) -> Iter
     from connectors.procore import ProcoreClient
     from connectors.procore_webhooks import WebhooksApi
     from connectors.state import StateStore
-    from procore_sync.receiver import PATH, Dispatcher, receiver_app
+    from app.receiver import PATH, Dispatcher, receiver_app
     from sandbox.server import run_in_thread
-    from tasks.webhooks import configured_resources, install
+    from flows import configured_resources
+    from tasks.webhooks import install
 
     assert settings.state_path is not None
     store = StateStore(settings.state_path)
@@ -255,7 +256,7 @@ def run_demo(
         if hr_drop is not None:
             say(f"Resource Planning people come from the HR system's uploads in {hr_drop} "
                 "(put a new resource_people.csv there, then an empty resource_people.csv.done)")
-        from procore_sync.runner import register_deployments, run_entities, serve_forever  # Prefect, URL set
+        from app.runner import register_deployments, run_entities, serve_forever  # Prefect, URL set
 
         summaries = run_entities(Settings())
         show(summaries, server.ui_url)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import date, timedelta
 from decimal import Decimal
 
-from procore_sync.sample_erp.base import (
+from demo.sample_erp.base import (
     DESCRIPTION_LIMIT,
     UNIT,
     Column,
@@ -30,8 +30,8 @@ from procore_sync.sample_erp.base import (
     stamp,
     weighted,
 )
-from procore_sync.sample_erp.lines import TEN_OR_SO, LineSpec, generate_lines, money_lines
-from procore_sync.sample_erp.words import UNITS
+from demo.sample_erp.lines import TEN_OR_SO, LineSpec, generate_lines, money_lines
+from demo.sample_erp.words import UNITS
 
 PRIME_COLUMNS = columns(
     "contract_number VARCHAR, project_number VARCHAR, customer_code VARCHAR, title VARCHAR, "

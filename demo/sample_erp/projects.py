@@ -12,7 +12,7 @@ import random
 from datetime import timedelta
 from decimal import Decimal
 
-from procore_sync.sample_erp.base import (
+from demo.sample_erp.base import (
     Company,
     Row,
     TableData,
@@ -23,8 +23,8 @@ from procore_sync.sample_erp.base import (
     postal_code,
     stamp,
 )
-from procore_sync.sample_erp.suppliers import blank_name, duplicate, invalid_country, invalid_state
-from procore_sync.sample_erp.words import (
+from demo.sample_erp.suppliers import blank_name, duplicate, invalid_country, invalid_state
+from demo.sample_erp.words import (
     BUILDINGS,
     COST_CODES,
     COST_TYPES,

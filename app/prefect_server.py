@@ -17,7 +17,7 @@ from types import TracebackType
 
 import requests
 
-from procore_sync import local_postgres
+from app import local_postgres
 
 STARTUP_TIMEOUT_S = 120.0
 
@@ -133,7 +133,7 @@ def temporary_prefect_server() -> Iterator[str]:
 
     On a throwaway PostgreSQL where one is installed, as Prefect is run at scale: on SQLite
     (Prefect's test harness, the fallback) concurrent flow runs are refused and wait seconds
-    each (``procore_sync/local_postgres.py``)."""
+    each (``app/local_postgres.py``)."""
     from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness
 

@@ -71,7 +71,7 @@ def demo(
 ) -> None:
     """Sync the sample ERP into the local Procore sandbox through a local Prefect server."""
     install_log_redaction()
-    from procore_sync.demo import DemoOptions, run_demo
+    from app.demo import DemoOptions, run_demo
 
     options = DemoOptions(once=once, reset=reset, scale=scale, prefect_port=prefect_port, sandbox_port=sandbox_port)
     try:
@@ -96,7 +96,7 @@ def sync(
 ) -> None:
     """Run one entity's sync flow now, in this process."""
     install_log_redaction()
-    from procore_sync.runner import run_entities
+    from app.runner import run_entities
     from tasks.spec import SyncOptions
 
     options = SyncOptions(full_resync=full_resync, dry_run=dry_run, erp_keys=key or [], projects=project or [],
@@ -115,7 +115,7 @@ def templates(
     entity: Annotated[Optional[list[str]], typer.Option(help="Only this entity's template (repeatable).")] = None,
 ) -> None:
     """Write empty CSV templates (the header line) for the ERP → Procore entities."""
-    from procore_sync.templates import write_templates
+    from app.templates import write_templates
 
     try:
         written = write_templates(out, entity or None)
@@ -134,7 +134,7 @@ def upload(
 ) -> None:
     """Load one template file once, through the entity's usual map, plan and load, and report it."""
     install_log_redaction()
-    from procore_sync.runner import upload_file
+    from app.runner import upload_file
 
     try:
         summary = upload_file(Settings(), entity, file, dry_run=dry_run)
@@ -188,7 +188,7 @@ def sample_erp_command(
     seed: int = 42,
 ) -> None:
     """Write a seeded sample ERP (DuckDB file and CSV templates) with a known share of bad rows."""
-    from procore_sync import sample_erp
+    from demo import sample_erp
 
     summary = sample_erp.generate(out, scale=scale, seed=seed)
     console.print(f"sample ERP written to {out}: {summary}")
@@ -201,8 +201,8 @@ def reconcile(
 ) -> None:
     """Compare ERP and Procore per entity: counts, keys, mapped values and money totals."""
     install_log_redaction()
-    from procore_sync.demo import local_sandbox_if_needed
-    from procore_sync.runner import reconcile_entities
+    from app.demo import local_sandbox_if_needed
+    from app.runner import reconcile_entities
 
     settings = Settings()
     try:
@@ -229,7 +229,7 @@ def health_check(as_json: Annotated[bool, typer.Option("--json", help="One JSON 
     Exits 1 when any check is not OK (the health-check deployment runs the same checks)."""
     install_log_redaction()
     from flows.health import all_checks
-    from procore_sync.demo import local_sandbox_if_needed
+    from app.demo import local_sandbox_if_needed
 
     settings = Settings()
     with local_sandbox_if_needed(settings):
@@ -390,7 +390,7 @@ def webhooks_serve() -> None:
     """Receive Procore's webhook deliveries (PROCORE_SYNC_WEBHOOK_*) and start a targeted run of
     each changed entity's deployment, until Ctrl-C."""
     install_log_redaction()
-    from procore_sync.receiver import serve
+    from app.receiver import serve
 
     try:
         serve(Settings(), ready=lambda url: console.print(f"receiving Procore's webhook deliveries on {url}"))
@@ -434,7 +434,8 @@ def webhooks_install() -> None:
     """Create the company hook (namespace, URL, secret from the settings) and the triggers the
     configured entities need; run again, it adds only what is missing."""
     install_log_redaction()
-    from tasks.webhooks import configured_resources, install
+    from flows import configured_resources
+    from tasks.webhooks import install
 
     settings = Settings()
     try:
@@ -469,7 +470,8 @@ def webhooks_health_check(as_json: Annotated[bool, typer.Option("--json", help="
     """The hook, its triggers and its latest deliveries' outcomes; exits 1 when it is missing,
     lacks triggers, or deliveries are failing or were discarded."""
     install_log_redaction()
-    from tasks.webhooks import configured_resources, health
+    from flows import configured_resources
+    from tasks.webhooks import health
 
     settings = Settings()
     try:

@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from procore_sync.sample_erp.words import CITIES, PLACES, STREET_TYPES, STREETS, SURNAMES
+from demo.sample_erp.words import CITIES, PLACES, STREET_TYPES, STREETS, SURNAMES
 
 HISTORY_DAYS = 90
 DESCRIPTION_LIMIT = 1_000  # what the sample treats as Procore's limit for descriptions: cut, warned

@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from procore_sync.sample_erp.base import (
+from demo.sample_erp.base import (
     Column,
     Company,
     Ref,
@@ -26,7 +26,7 @@ from procore_sync.sample_erp.base import (
     stamp,
     wbs_key,
 )
-from procore_sync.sample_erp.jobcost import CODE_NAMES, codes_used
+from demo.sample_erp.jobcost import CODE_NAMES, codes_used
 
 LINE_DEFECT_SHARE = 0.01
 TEN_OR_SO = tuple((count, 1.0) for count in range(7, 14))  # lines per header, evenly

@@ -25,9 +25,9 @@ one bad row good (releasing the rows it blocked). ``docs/erp-templates.md`` desc
 
 from __future__ import annotations
 
-from procore_sync.sample_erp.base import DESCRIPTION_LIMIT, HISTORY_DAYS, Column, Company, TableData
-from procore_sync.sample_erp.changes import MUTATIONS, mutate, mutate_table
-from procore_sync.sample_erp.files import (
+from demo.sample_erp.base import DESCRIPTION_LIMIT, HISTORY_DAYS, Column, Company, TableData
+from demo.sample_erp.changes import MUTATIONS, mutate, mutate_table
+from demo.sample_erp.files import (
     DUCKDB_FILE,
     EXPECTED_FILE,
     GENERATORS,
@@ -39,8 +39,8 @@ from procore_sync.sample_erp.files import (
     generate,
     template_columns,
 )
-from procore_sync.sample_erp.fixes import Fix, fix
-from procore_sync.sample_erp.suppliers import NAME_LIMIT, NOTES_LIMIT, UNICODE_KINDS
+from demo.sample_erp.fixes import Fix, fix
+from demo.sample_erp.suppliers import NAME_LIMIT, NOTES_LIMIT, UNICODE_KINDS
 
 __all__ = [
     "DESCRIPTION_LIMIT", "DUCKDB_FILE", "EXPECTED_FILE", "GENERATORS", "HISTORY_DAYS", "MUTATIONS",

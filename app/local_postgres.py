@@ -6,7 +6,7 @@ Prefect's client waits two seconds or more before it asks again: measured here, 
 started at once by four threads took 2.5 s on SQLite and 0.3 s on PostgreSQL, and the server
 came up in 2.8 s instead of 6.9 s. sync-all runs its entities' flows four at a time, so the
 test suite's and the benchmarks' Prefect server runs on PostgreSQL where it is installed
-(``procore_sync.prefect_server.temporary_prefect_server``).
+(``app.prefect_server.temporary_prefect_server``).
 
 The cluster lives in a folder of its own and goes with it: ``initdb``, ``pg_ctl start`` on a
 free port (TCP on 127.0.0.1, its socket in the folder), stopped immediately at the end. It is

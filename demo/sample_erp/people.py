@@ -7,7 +7,7 @@ import re
 import unicodedata
 from datetime import timedelta
 
-from procore_sync.sample_erp.base import (
+from demo.sample_erp.base import (
     Company,
     Row,
     Spoiler,
@@ -21,8 +21,8 @@ from procore_sync.sample_erp.base import (
     street,
     weighted,
 )
-from procore_sync.sample_erp.suppliers import blank_name
-from procore_sync.sample_erp.words import (
+from demo.sample_erp.suppliers import blank_name
+from demo.sample_erp.words import (
     COMPANY_DOMAIN,
     EMPLOYEE_SURNAMES,
     FIRST_NAMES,

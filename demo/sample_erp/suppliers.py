@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from procore_sync.sample_erp.base import (
+from demo.sample_erp.base import (
     Company,
     TableData,
     columns,
@@ -23,7 +23,7 @@ from procore_sync.sample_erp.base import (
     stamp,
     street,
 )
-from procore_sync.sample_erp.words import (
+from demo.sample_erp.words import (
     CITIES,
     MAILBOXES,
     NOTES,

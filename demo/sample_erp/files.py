@@ -14,9 +14,9 @@ from typing import Any
 
 import duckdb
 
-from procore_sync.sample_erp import contracts, costs, jobcost, people, planning, projects
-from procore_sync.sample_erp.base import Company, TableData
-from procore_sync.sample_erp.suppliers import generate_suppliers
+from demo.sample_erp import contracts, costs, jobcost, people, planning, projects
+from demo.sample_erp.base import Company, TableData
+from demo.sample_erp.suppliers import generate_suppliers
 
 DUCKDB_FILE = "erp.duckdb"
 TEMPLATES_DIR = "templates"

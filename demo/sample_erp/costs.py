@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
-from procore_sync.sample_erp.base import (
+from demo.sample_erp.base import (
     Company,
     Ref,
     Row,
@@ -17,13 +17,13 @@ from procore_sync.sample_erp.base import (
     stamp,
     weighted,
 )
-from procore_sync.sample_erp.contracts import (
+from demo.sample_erp.contracts import (
     bad_suppliers,
     good_suppliers,
     mistyped_project,
     project_choices,
 )
-from procore_sync.sample_erp.lines import LineSpec, generate_lines, money_lines
+from demo.sample_erp.lines import LineSpec, generate_lines, money_lines
 
 DIRECT_COST_COLUMNS = columns(
     "direct_cost_key VARCHAR, project_number VARCHAR, supplier_code VARCHAR, "

@@ -13,7 +13,7 @@ from procore_sync.errors import ConfigError
 
 def template_columns() -> dict[str, list[str]]:
     """Each ERP → Procore table's template columns, in sync order."""
-    from procore_sync import sample_erp
+    from demo import sample_erp
 
     return sample_erp.template_columns()
 

@@ -12,7 +12,7 @@ import random
 from collections import defaultdict
 from decimal import Decimal
 
-from procore_sync.sample_erp.base import (
+from demo.sample_erp.base import (
     UNIT,
     Company,
     Ref,
@@ -27,7 +27,7 @@ from procore_sync.sample_erp.base import (
     stamp,
     wbs_key,
 )
-from procore_sync.sample_erp.words import (
+from demo.sample_erp.words import (
     COST_CODES,
     COST_TYPE_WEIGHTS,
     COST_TYPES,

@@ -12,7 +12,7 @@ import random
 from datetime import timedelta
 from decimal import Decimal
 
-from procore_sync.sample_erp.base import Company, Row, Spoiler, TableData, columns, stamp
+from demo.sample_erp.base import Company, Row, Spoiler, TableData, columns, stamp
 
 # The groups the sandbox company starts with in Resource Planning (sandbox/store.py).
 GROUPS = ("Field Operations", "North Region", "South Region", "Civil")
