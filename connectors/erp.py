@@ -22,35 +22,19 @@ import csv
 import re
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, TextIO, runtime_checkable
+from typing import Any, TextIO
 
 import duckdb
 
 from connectors.duckdb_file import DuckDbFile
 from procore_sync.errors import ConfigError, TransientError
+from procore_sync.records import ErpSource, SourceRow, key_of, key_values  # noqa: F401
 from procore_sync.source_config import CURSOR_COLUMN
 
 # The ERP file may be being rewritten (an export job, ``procore-sync sample-erp``): wait a bit.
 LOCK_WAIT_S = 10.0
-
-
-@dataclass(frozen=True)
-class SourceRow:
-    data: dict[str, Any]
-    line: int | None = None  # the row's number in the source (CSV line), for messages
-    # What is wrong with the row as read (a CSV line with the wrong number of cells): the
-    # mapping fails it with this message instead of guessing which cell is which.
-    problem: str | None = None
-
-
-@runtime_checkable
-class ErpSource(Protocol):
-    def read(self, entity: str, *, since: datetime | None = None) -> Iterator[SourceRow]: ...
-
-    def describe(self) -> str: ...
 
 
 class ErpFileBusy(TransientError):
@@ -158,11 +142,6 @@ class DuckDbErpSource:
         return [row[0] for row in rows]
 
 
-def key_of(data: Mapping[str, Any], key_field: str) -> str:
-    """A row's key as the engine compares it (a missing column reads as blank)."""
-    return str(data.get(key_field, "")).strip()
-
-
 def rows_with_keys(source: ErpSource, table: str, key_field: str, keys: Collection[str]) -> list[SourceRow]:
     """The rows of ``table`` whose key is one of ``keys``: asked of a source that can find them
     (``read_keys``: a DuckDB file), else picked from every row."""
@@ -172,12 +151,6 @@ def rows_with_keys(source: ErpSource, table: str, key_field: str, keys: Collecti
     read_keys = getattr(source, "read_keys", None)
     rows = read_keys(table, key_field, wanted) if read_keys else source.read(table)
     return [row for row in rows if key_of(row.data, key_field) in wanted]
-
-
-def key_values(source: ErpSource, table: str, key_field: str) -> set[str]:
-    """Every key of ``table``: from the key column alone where the source can (a DuckDB file)."""
-    keys = getattr(source, "key_values", None)
-    return keys(table, key_field) if keys else {key_of(row.data, key_field) for row in source.read(table)}
 
 
 def quote(name: str) -> str:

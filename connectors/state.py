@@ -35,9 +35,10 @@ import duckdb
 
 from connectors.duckdb_file import DuckDbFile, transaction
 from procore_sync.errors import ConfigError, TransientError
+# The record values live beside the error tree, so the engine uses them without this module.
+from procore_sync.records import (ActionKind, Outcome, ParentState, ProcoreId, RecordState, Status,  # noqa: F401
+                                  require_aware)
 
-Status = Literal["ok", "warning", "failed", "blocked"]
-ActionKind = Literal["create", "update", "skip", "fail", "blocked"]
 RunStatus = Literal["running", "completed", "failed", "dry_run", "deferred", "crashed"]
 
 COUNT_NAMES: tuple[str, ...] = ("created", "updated", "unchanged", "failed", "blocked", "warnings")
@@ -57,115 +58,12 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _require_aware(value: datetime | None, what: str) -> datetime | None:
-    """Naive datetimes are refused: guessing their zone is how cursors skip or repeat data."""
-    if value is None:
-        return None
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{what} must be timezone-aware (got naive {value.isoformat()})")
-    return value.astimezone(UTC)
-
-
 def _as_utc(value: datetime | None) -> datetime | None:
     # DuckDB hands back its own tzinfo objects; callers get plain datetime.UTC.
     return value.astimezone(UTC) if value is not None else None
 
 
 # --- values in and out ------------------------------------------------------------------------
-
-
-# Core Procore ids are integers; Resource Planning's are UUID strings.
-ProcoreId = int | str
-
-
-@dataclass(frozen=True)
-class RecordState:
-    entity: str
-    key: str
-    procore_id: ProcoreId | None
-    payload_hash: str | None
-    status: Status
-    last_action: str | None
-    message: str | None
-    attempts: int
-    last_run_id: str | None
-    source_updated_at: datetime | None
-    updated_at: datetime
-    # The payload Procore refused on the last attempt (migration 0005); None after any other outcome.
-    rejected_hash: str | None = None
-    # Migration 0007: a failed record whose cause is outside it (read again by ordinary runs,
-    # tasks/healing.py), and a blocked one whose parent failed or waits under one that did.
-    failed_outside: bool = False
-    parent_failed: bool = False
-
-
-@dataclass(frozen=True)
-class ParentState:
-    """What a child's mapping needs of a parent record (``tasks.refs``): its Procore id, or why
-    it has none. A few columns: a parent entity is loaded whole, tens of thousands of rows."""
-
-    procore_id: ProcoreId | None
-    status: Status
-    message: str | None
-    parent_failed: bool = False
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What happened to one record in one run.
-
-    ``create``/``update`` store the outcome's hash (the payload just pushed) and reset
-    ``attempts``. ``skip`` keeps the stored hash and Procore id where the outcome has none.
-    ``fail``/``blocked`` keep the stored hash (the last payload successfully pushed) and Procore
-    id, and count one more consecutive attempt. ``rejected_hash`` (``fail`` only) is the payload
-    Procore refused; every outcome but ``skip`` stores its own, so anything other than a refusal
-    (a landed write, a batch Procore did not confirm, a mapping failure) clears it.
-    ``outside`` (``fail`` only): the cause is outside the record, so ordinary runs read it again;
-    ``parent_failed`` (``blocked`` only): the parent failed or waits under one that did. ``skip``
-    keeps both as stored; every other outcome stores its own.
-    """
-
-    key: str
-    action: ActionKind
-    status: Status
-    procore_id: ProcoreId | None = None
-    payload_hash: str | None = None
-    message: str | None = None
-    source_updated_at: datetime | None = None
-    rejected_hash: str | None = None
-    outside: bool = False
-    parent_failed: bool = False
-
-    def __post_init__(self) -> None:
-        _check_outcome(self)
-
-
-# Attempts and run counts follow from the action, so its status must agree with it.
-_STATUSES_OF_ACTION: dict[str, frozenset[str]] = {
-    "create": frozenset({"ok", "warning"}),
-    "update": frozenset({"ok", "warning"}),
-    "skip": frozenset(get_args(Status)),  # skipping a parked failure keeps it failed
-    "fail": frozenset({"failed"}),
-    "blocked": frozenset({"blocked"}),
-}
-
-
-def _check_outcome(outcome: Outcome) -> None:
-    allowed = _STATUSES_OF_ACTION.get(outcome.action)
-    if allowed is None:
-        raise ValueError(f"unknown action {outcome.action!r} for record {outcome.key!r}")
-    if outcome.status not in allowed:
-        raise ValueError(
-            f"action {outcome.action!r} cannot have status {outcome.status!r} "
-            f"(record {outcome.key!r}); expected one of {sorted(allowed)}"
-        )
-    if outcome.rejected_hash is not None and outcome.action != "fail":
-        raise ValueError(f"only a failed outcome has a rejected_hash (record {outcome.key!r})")
-    if outcome.outside and outcome.action != "fail":
-        raise ValueError(f"only a failed outcome fails outside the record (record {outcome.key!r})")
-    if outcome.parent_failed and outcome.action != "blocked":
-        raise ValueError(f"only a blocked outcome waits under a failed parent (record {outcome.key!r})")
-    _require_aware(outcome.source_updated_at, f"source_updated_at of record {outcome.key!r}")
 
 
 @dataclass(frozen=True)
@@ -376,7 +274,7 @@ class StateStore:
             flow_run_id,
             json.dumps(dict(parameters or {}), default=str, sort_keys=True),
             self._clock(),
-            _require_aware(cursor_before, "cursor_before"),
+            require_aware(cursor_before, "cursor_before"),
             process,
         ]
         with self._write() as con:
@@ -410,7 +308,7 @@ class StateStore:
             api_calls,
             write_calls,
             message,
-            _require_aware(cursor_after, "cursor_after"),
+            require_aware(cursor_after, "cursor_after"),
             run_id,
         ]
         with self._write() as con:
@@ -470,7 +368,7 @@ class StateStore:
     ) -> list[StateEvent]:
         """Runs found crashed and pairings made, newest first (pairings belong to no entity and
         show whatever ``entity`` is asked for)."""
-        where, params = _where({"(entity = ? OR entity IS NULL)": entity, '"at" >= ?': _require_aware(since, "since")})
+        where, params = _where({"(entity = ? OR entity IS NULL)": entity, '"at" >= ?': require_aware(since, "since")})
         with self._connect(write=False) as con:
             rows = _dicts(con.execute(f'SELECT * FROM ({_EVENTS}) {where} ORDER BY "at" DESC LIMIT ?',
                                       [*params, limit]))
@@ -574,7 +472,7 @@ class StateStore:
                 "entity = ?": entity,
                 "erp_key = ?": key,
                 "status = ?": status,
-                '"at" >= ?': _require_aware(since, "since"),
+                '"at" >= ?': require_aware(since, "since"),
             }
         )
         with self._connect(write=False) as con:
@@ -593,7 +491,7 @@ class StateStore:
         return _as_utc(row[0]) if row else None
 
     def set_cursor(self, entity: str, value: datetime) -> None:
-        aware = _require_aware(value, "cursor value")
+        aware = require_aware(value, "cursor value")
         with self._write() as con:
             con.execute(
                 "INSERT INTO cursors VALUES (?, ?, ?) ON CONFLICT (entity) DO UPDATE"
@@ -621,7 +519,7 @@ class StateStore:
             con.execute(
                 "INSERT INTO webhook_events (event_key, received_at, resource_name, event_type, resource_id,"
                 " project_id, payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [event.event_key, _require_aware(event.received_at, "received_at"), event.resource_name,
+                [event.event_key, require_aware(event.received_at, "received_at"), event.resource_name,
                  event.event_type, event.resource_id, event.project_id, json.dumps(event.payload)])
         return True
 
