@@ -20,7 +20,7 @@ from flows.projects import PROJECTS
 from procore_sync.errors import InvalidRecord
 from tasks import fields
 from tasks.engine import run_entity
-from tasks.load import field_of
+from tasks.outcomes import field_of
 from tasks.models import ErpRow, ProcoreModel
 from tasks.refs import Refs
 from tasks.report import RunSummary

@@ -42,7 +42,7 @@ from tasks import liveness, report
 from tasks.healing import MAY_READ_AGAIN, to_read_again
 from tasks.keys import collisions
 from tasks.pairing import check_pairing
-from tasks.load import blocked_outcome, done_outcome, failed_outcome
+from tasks.outcomes import blocked_outcome, done_outcome, failed_outcome
 from tasks.refs import Refs
 from tasks.mapping import MappedRecord, map_rows
 from tasks.plan import Action, plan

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from connectors.state import RecordState, Status
+from procore_sync.records import RecordState, Status
 from tasks.spec import HELD
 
 # The only statuses ``to_read_again`` may pick (held back records are warnings): a run loads

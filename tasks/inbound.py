@@ -54,7 +54,7 @@ from tasks.engine import (
     retry_whole_task,
     until_deferred,
 )
-from tasks.load import done_outcome, failed_outcome
+from tasks.outcomes import done_outcome, failed_outcome
 from tasks.mapping import MappedRecord, payload_hash
 from tasks.pairing import check_pairing
 from tasks.plan import Action, plan

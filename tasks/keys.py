@@ -18,15 +18,18 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
-from collections.abc import Hashable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Protocol
 
-from connectors.erp import ErpSource
-from connectors.state import Outcome, ProcoreId, StateStore
+from procore_sync.records import ErpSource, Outcome, ProcoreId, RecordState
+from tasks.actions import MappedRecord
 from tasks.spec import EntitySpec, NaturalKey
 
-if TYPE_CHECKING:
-    from tasks.mapping import MappedRecord  # which calls natural_duplicates
+
+class RecordStates(Protocol):
+    """The state of an entity's records (``StateStore.record_states``)."""
+
+    def record_states(self, entity: str) -> Mapping[str, RecordState]: ...
 
 
 def natural_duplicates(spec: EntitySpec, records: list[MappedRecord]) -> list[MappedRecord]:
@@ -51,7 +54,7 @@ def _shared(spec: EntitySpec, natural: NaturalKey, record: MappedRecord, others:
     return dataclasses.replace(record, payload=None, payload_hash=None, warnings=[], error=message, outside=True)
 
 
-def collisions(spec: EntitySpec, outcomes: Sequence[Outcome], store: StateStore, source: ErpSource) -> list[Outcome]:
+def collisions(spec: EntitySpec, outcomes: Sequence[Outcome], store: RecordStates, source: ErpSource) -> list[Outcome]:
     """``outcomes`` with every write Procore answered with another ERP record's Procore id failed,
     plus a failed outcome for each such holder (still in the ERP), naming each other."""
     landed = {o.procore_id: o for o in outcomes if o.action in ("create", "update") and o.procore_id is not None}

@@ -13,40 +13,18 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
 
-from connectors.erp import SourceRow
 from procore_sync.errors import Blocked, InvalidRecord, MissingParent
+from procore_sync.records import SourceRow
+from tasks.actions import MappedRecord
 from tasks.keys import natural_duplicates
 from tasks.models import payload_of
-from tasks.refs import Refs
-from tasks.spec import EntitySpec
-
-
-@dataclass(frozen=True)
-class MappedRecord:
-    key: str
-    payload: dict[str, Any] | None
-    payload_hash: str | None = None
-    warnings: list[str] = field(default_factory=list)
-    error: str | None = None
-    blocked: str | None = None
-    scope: dict[str, int] = field(default_factory=dict)
-    source_updated_at: datetime | None = None
-    line: int | None = None
-    # ``error`` comes from outside the record (a parent missing from the ERP): read again later.
-    outside: bool = False
-    # ``blocked`` under a parent that failed (or waits under one that did).
-    parent_failed: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and self.blocked is None
+from tasks.spec import EntitySpec, References
 
 
 def payload_hash(payload: dict[str, Any]) -> str:
@@ -76,7 +54,7 @@ def describe_validation_error(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def map_rows(spec: EntitySpec, rows: Iterable[SourceRow], refs: Refs | None = None) -> list[MappedRecord]:
+def map_rows(spec: EntitySpec, rows: Iterable[SourceRow], refs: References | None = None) -> list[MappedRecord]:
     by_key: dict[str, list[SourceRow]] = defaultdict(list)
     for index, row in enumerate(rows, start=1):
         by_key[_key_of(spec, row, index)].append(row)
@@ -92,7 +70,7 @@ def _key_of(spec: EntitySpec, row: SourceRow, index: int) -> str:
     return key or f"(no {spec.key_field}, row {row.line or index})"
 
 
-def _map_one(spec: EntitySpec, key: str, row: SourceRow, refs: Refs | None) -> MappedRecord:
+def _map_one(spec: EntitySpec, key: str, row: SourceRow, refs: References | None) -> MappedRecord:
     updated_at = row.data.get(spec.cursor_field)
     base: dict[str, Any] = {
         "key": key,

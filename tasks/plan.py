@@ -15,52 +15,17 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
-from connectors.state import RecordState
-from tasks.mapping import MappedRecord
+from procore_sync.records import ActionKind, RecordState
+from tasks.actions import Action, MappedRecord
 from tasks.spec import partly_sent
-
-ActionKind = Literal["create", "update", "skip", "fail", "blocked"]
 
 # Appended to a refusal that is not sent again; the stored message may already end with it.
 NOT_SENT_AGAIN = (
     " (not sent again: unchanged since Procore refused it; fix it in the ERP, or resync it with "
     "resync-failed or a targeted run, to send it again)"
 )
-
-
-@dataclass(frozen=True)
-class Action:
-    kind: ActionKind
-    key: str
-    payload: dict[str, Any] | None = None
-    payload_hash: str | None = None
-    procore_id: int | None = None
-    message: str | None = None
-    warnings: tuple[str, ...] = field(default=())
-    scope: dict[str, int] = field(default_factory=dict)
-    source_updated_at: datetime | None = None
-    # A ``fail`` for a payload Procore refused before: its outcome keeps the refused hash.
-    refused: bool = False
-    # A ``fail`` whose cause is outside the record (a parent missing from the ERP, a project
-    # the account may not write to): ordinary runs read it again (``tasks/healing.py``).
-    outside: bool = False
-    # A ``blocked`` whose parent failed or waits under one that did: the run says so.
-    parent_failed: bool = False
-
-    @property
-    def writes(self) -> bool:
-        return self.kind in ("create", "update")
-
-    def item(self, with_id: bool = True) -> dict[str, Any]:
-        """The item sent to Procore: the payload, plus ``id`` for a known record where the
-        endpoint takes one (some line syncs match by origin_id only)."""
-        assert self.payload is not None, "only create and update actions are sent"
-        known = with_id and self.procore_id
-        return {**self.payload, "id": self.procore_id} if known else dict(self.payload)
 
 
 def plan(

@@ -25,10 +25,12 @@ from typing import Any
 from connectors.erp import ErpSource
 from connectors.erp_sink import SYNCED_AT, ErpSink
 from connectors.procore import ProcoreClient
-from connectors.state import ProcoreId, RecordState, StateStore
+from connectors.state import StateStore
+from procore_sync.records import ProcoreId, RecordState
 from procore_sync.errors import Blocked, InvalidRecord
+from tasks.compare import same
 from tasks.inbound import KEY_SEPARATOR, InboundSpec, Known, Window, document_payload, known_projects
-from tasks.load import field_of, procore_id_of
+from tasks.outcomes import field_of, procore_id_of
 from tasks.mapping import MappedRecord, map_rows
 from tasks.refs import Refs
 from tasks.spec import EntitySpec
@@ -160,38 +162,6 @@ def amount_of(value: Any) -> Decimal:
         return Decimal(str(value)) if value not in (None, "") else Decimal(0)
     except InvalidOperation:
         return Decimal(0)
-
-
-def same(expected: Any, actual: Any) -> bool:
-    """Equal as an operator would judge: numbers by value, dates by their day, lists unordered."""
-    if isinstance(expected, list):
-        return _canonical_list(expected) == _canonical_list(actual or [], keys=_keys_of(expected))
-    if isinstance(expected, bool) or isinstance(actual, bool):
-        return expected == actual
-    if isinstance(expected, int | float) or _is_number(expected) and _is_number(actual):
-        return _is_number(actual) and Decimal(str(expected)) == Decimal(str(actual))
-    if isinstance(expected, str) and isinstance(actual, str) and len(expected) == 10 and expected[4] == "-":
-        return actual[:10] == expected
-    return expected == actual
-
-
-def _is_number(value: Any) -> bool:
-    try:
-        Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return False
-    return value is not None and not isinstance(value, bool)
-
-
-def _keys_of(items: list) -> set[str] | None:
-    return {k for item in items if isinstance(item, dict) for k in item} or None
-
-
-def _canonical_list(items: list, keys: set[str] | None = None) -> list[str]:
-    def pick(item: Any) -> Any:
-        return {k: item.get(k) for k in sorted(keys or item)} if isinstance(item, dict) else item
-
-    return sorted(json.dumps(pick(item), sort_keys=True, default=str) for item in items)
 
 
 # --- Procore → ERP entities -------------------------------------------------------------------

@@ -30,10 +30,11 @@ from pydantic import ValidationError
 from connectors.erp import ErpSource, SourceRow
 from connectors.erp_sink import ErpSink
 from connectors.procore import ProcoreClient
-from connectors.state import RecordState, StateStore
+from connectors.state import StateStore
+from procore_sync.records import RecordState
 from procore_sync.errors import Blocked, ConfigError, InvalidRecord
 from tasks.inbound import InboundSpec, Known, Project, Window, document_payload, known_projects
-from tasks.load import field_of
+from tasks.outcomes import field_of
 from tasks.mapping import map_rows, payload_hash
 from tasks.plan import Action, plan
 from tasks.reconcile import amount_of, list_records

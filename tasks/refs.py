@@ -24,16 +24,23 @@ Per run, each parent entity's state and ERP keys are read once: a few columns of
 from __future__ import annotations
 
 from collections.abc import Set as AbstractSet
-from typing import Any
+from typing import Any, Protocol
 
-from connectors.erp import ErpSource, key_of, key_values
-from connectors.state import ParentState, StateStore
 from procore_sync.errors import Blocked, InvalidRecord, MissingParent
+from procore_sync.records import ErpSource, ParentState, key_of, key_values
 from tasks.spec import EntitySpec
 
 
+class ParentStates(Protocol):
+    """A few columns of each parent record's state (``StateStore.parent_states``)."""
+
+    def parent_states(self, entity: str) -> dict[str, ParentState]: ...
+
+
 class Refs:
-    def __init__(self, store: StateStore, source: ErpSource, context: dict[str, Any] | None = None) -> None:
+    """The ``tasks.spec.References`` a run hands to mapping functions."""
+
+    def __init__(self, store: ParentStates, source: ErpSource, context: dict[str, Any] | None = None) -> None:
         self._store, self._source = store, source
         self._states: dict[str, dict[str, ParentState]] = {}
         self._erp_rows: dict[str, dict[str, dict[str, Any]]] = {}

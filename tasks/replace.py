@@ -20,9 +20,9 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-from connectors.state import RecordState
 from procore_sync.errors import UploadRefused
-from tasks.plan import Action
+from procore_sync.records import RecordState
+from tasks.actions import Action
 from tasks.spec import DEACTIVATED_HASH, EntitySpec
 
 

@@ -24,7 +24,7 @@ from prefect.context import FlowRunContext
 from prefect.utilities.urls import url_for
 from pydantic import BaseModel
 
-from tasks.plan import Action
+from tasks.actions import Action
 
 MAX_ARTIFACT_BYTES = 4 * 1024 * 1024
 REPORT_COLUMNS = ("entity", "erp_key", "procore_id", "action", "status", "message")

@@ -7,15 +7,17 @@ its parents and where it goes in Procore (a ``Target`` and a writer). The engine
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from procore_sync.records import Outcome, ParentState
+from tasks.actions import Action
+
 if TYPE_CHECKING:
-    from tasks.refs import Refs
-    from tasks.writers import Writer
+    from connectors.procore import ProcoreClient
 
 
 class Mapped(BaseModel):
@@ -59,6 +61,37 @@ class NaturalKey:
     rule: str
 
 
+class References(Protocol):
+    """What a mapping function may ask about parents: ``tasks.refs.Refs`` answers it from the
+    state and the ERP. The spec names the questions, not the storage that answers them."""
+
+    context: dict[str, Any]
+
+    def id(self, parent: EntitySpec, key: str | None, what: str | None = None) -> int: ...
+
+    def erp_key(self, parents: tuple[EntitySpec, ...], procore_id: Any, what: str) -> tuple[EntitySpec, str]: ...
+
+    def erp_row(self, parent: EntitySpec, key: str | None, what: str | None = None) -> dict[str, Any]: ...
+
+    def erp_rows(self, parent: EntitySpec) -> dict[str, dict[str, Any]]: ...
+
+    def states(self, parent: EntitySpec) -> dict[str, ParentState]: ...
+
+    def keys_by_id(self, parent: EntitySpec) -> dict[int, str]: ...
+
+
+class Writer(Protocol):
+    """How a batch of planned writes reaches Procore (``tasks/writers.py``): one outcome per action."""
+
+    def write(
+        self, client: ProcoreClient, spec: EntitySpec, scope: dict[str, Any], actions: Sequence[Action]
+    ) -> list[Outcome]: ...
+
+    def fewest_calls(self, creates: int, updates: int) -> int:
+        """The fewest write calls this endpoint allows for one scope's records (benchmarks)."""
+        ...
+
+
 @dataclass(frozen=True)
 class EntitySpec:
     """One synced entity, as data.
@@ -73,7 +106,7 @@ class EntitySpec:
     erp_table: str
     erp_model: type[BaseModel]
     procore_model: type[BaseModel]
-    map_record: Callable[[Any, Refs], Mapped]
+    map_record: Callable[[Any, References], Mapped]
     key_field: str
     target: Target
     writer: Writer

@@ -14,7 +14,7 @@
 - ``SplitWriter``: one writer for creates and another for updates.
 
 Every writer returns one ``Outcome`` per action; a record Procore refuses is a failed outcome,
-never an exception, and keeps the refused payload's hash (``tasks/load.py``).
+never an exception, and keeps the refused payload's hash (``tasks/outcomes.py``).
 """
 
 from __future__ import annotations
@@ -22,31 +22,28 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Hashable, Iterator, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from connectors import paging
 from connectors.paging import Page
-from connectors.procore import ProcoreClient
+from connectors.procore import ProcoreClient, SyncResult
 from connectors.procore_batches import parse_sync_response
-from connectors.state import Outcome
 from procore_sync.errors import (Conflict, ConnectionLost, DeletedInProcore, NotFound, Rejected, ServerError,
                                  SyncError)
-from tasks.load import failed_outcome, outcome_of, outcomes_by_origin, rejected_outcome
-from tasks.plan import Action
-from tasks.reconcile import same
+from procore_sync.records import Outcome
+from tasks.actions import Action
+from tasks.compare import same
+from tasks.outcomes import failed_outcome, outcome_of, rejected_outcome
 from tasks.spec import DELETED, EntitySpec, partly_sent
 
 log = logging.getLogger("tasks.writers")
 
 
-class Writer(Protocol):
-    def write(
-        self, client: ProcoreClient, spec: EntitySpec, scope: dict[str, Any], actions: Sequence[Action]
-    ) -> list[Outcome]: ...
-
-    def fewest_calls(self, creates: int, updates: int) -> int:
-        """The fewest write calls this endpoint allows for one scope's records (benchmarks)."""
-        ...
+def outcomes_by_origin(spec: EntitySpec, actions: Sequence[Action], result: SyncResult) -> list[Outcome]:
+    """Match a Sync Action's entities and per-item errors back to records by origin_id."""
+    landed = {spec.key_of_origin(origin): entity for origin, entity in result.by_origin_id().items()}
+    rejected = {spec.key_of_origin(e.origin_id): e.text for e in result.errors if e.origin_id}
+    return [outcome_of(spec, action, landed.get(action.key), rejected.get(action.key)) for action in actions]
 
 
 def _batched(count: int) -> int:

@@ -29,7 +29,7 @@ from procore_sync.settings import Settings
 from sandbox.config import SandboxConfig
 from sandbox.server import SandboxServer, start_in_thread
 from tasks.engine import Runtime, run_entity
-from tasks.load import failed_outcome
+from tasks.outcomes import failed_outcome
 from tasks.plan import Action
 from tasks.report import RunSummary, publish_overview
 from tasks.spec import EntitySpec, SyncOptions

@@ -1,7 +1,7 @@
 """Outcomes from Procore's answers, without HTTP: only a refusal keeps the refused payload's hash."""
 
 from flows.vendors import VENDORS
-from tasks.load import failed_outcome, outcome_of
+from tasks.outcomes import failed_outcome, outcome_of
 from tasks.plan import Action
 
 UPDATE = Action("update", "V-1", payload={"name": "Acme"}, payload_hash="h2", procore_id=7)

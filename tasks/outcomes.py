@@ -10,12 +10,10 @@ refused in one answer, unconfirmed, a 5xx after all retries), and ordinary runs 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-from connectors.procore import SyncResult
-from connectors.state import Outcome, ProcoreId
-from tasks.plan import Action
+from procore_sync.records import Outcome, ProcoreId
+from tasks.actions import Action
 from tasks.spec import EntitySpec
 
 
@@ -25,13 +23,6 @@ def field_of(record: dict[str, Any], name: str) -> Any:
         return record.get(name)
     nested = record.get(name.removesuffix("_id"))
     return nested.get("id") if isinstance(nested, dict) else None
-
-
-def outcomes_by_origin(spec: EntitySpec, actions: Sequence[Action], result: SyncResult) -> list[Outcome]:
-    """Match a Sync Action's entities and per-item errors back to records by origin_id."""
-    landed = {spec.key_of_origin(origin): entity for origin, entity in result.by_origin_id().items()}
-    rejected = {spec.key_of_origin(e.origin_id): e.text for e in result.errors if e.origin_id}
-    return [outcome_of(spec, action, landed.get(action.key), rejected.get(action.key)) for action in actions]
 
 
 def outcome_of(spec: EntitySpec, action: Action, entity: dict | None, error: str | None) -> Outcome:
