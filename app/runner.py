@@ -25,8 +25,9 @@ from flows.sync_all import sync_all
 from prefect.states import State
 from procore_sync.errors import ConfigError
 from procore_sync.settings import Settings
-from tasks.engine import check_company, summary_of
+from tasks.company import check_company
 from tasks.inbound import InboundSpec
+from tasks.prefect_run import summary_of
 from tasks.reconcile import Reconciliation, reconcile, reconcile_inbound
 from tasks.report import RunSummary
 from tasks.spec import EntitySpec, SyncOptions

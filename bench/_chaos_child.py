@@ -47,9 +47,9 @@ def countdown(times: int) -> Callable[[], bool]:
 
 
 def stop_between_batch_and_record(times: int) -> None:
-    import tasks.engine
+    import tasks.outbound
 
-    write_batch, reached = tasks.engine.write_batch, countdown(times)
+    write_batch, reached = tasks.outbound.write_batch, countdown(times)
 
     def answered_then_stop(*args: Any, **kwargs: Any) -> Any:
         outcomes = write_batch(*args, **kwargs)
@@ -57,7 +57,7 @@ def stop_between_batch_and_record(times: int) -> None:
             stop_here(f"batch_record: {args[1].name} batch answered, outcomes not recorded")
         return outcomes
 
-    tasks.engine.write_batch = answered_then_stop
+    tasks.outbound.write_batch = answered_then_stop
 
 
 def stop_after_cursor_move(times: int) -> None:

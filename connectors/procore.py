@@ -95,7 +95,7 @@ class RunOutOfTime(TimeoutError):
     """The run's time limit passed during a call or a wait of its client (``stop_by``).
 
     A signal to the engine, not a Procore failure: no layer retries it (it is no ``SyncError``),
-    and ``tasks.engine.until_deferred`` turns it into the run's ``RunTimeLimitExceeded``."""
+    and ``tasks.prefect_run.until_deferred`` turns it into the run's ``RunTimeLimitExceeded``."""
 
 
 class ProcoreClient:

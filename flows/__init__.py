@@ -59,8 +59,8 @@ from flows.projects import PROJECTS, sync_projects
 from flows.resource_planning import RESOURCE_PEOPLE, RESOURCE_PROJECTS, sync_resource_people, sync_resource_projects
 from flows.vendors import VENDORS, sync_vendors
 from procore_sync.settings import Settings
-from tasks.engine import summary_of
 from tasks.inbound import InboundSpec
+from tasks.prefect_run import summary_of
 from tasks.report import RunSummary
 from tasks.spec import EntitySpec, SyncOptions
 

@@ -32,7 +32,7 @@ from flows import ENTITY_FLOWS, enabled
 from procore_sync.errors import AuthenticationFailed, PermissionDenied, SyncError, TransientError
 from connectors.state import StateStore
 from procore_sync.settings import Settings
-from tasks.engine import check_company
+from tasks.company import check_company
 from tasks.pairing import pairing_of, require
 from tasks.inbound import InboundSpec
 from tasks.spec import EntitySpec

@@ -31,7 +31,7 @@ from flows.cost_structure import WBS_CODES
 from flows.direct_costs import DIRECT_COST_LINES, DIRECT_COSTS
 from procore_sync.errors import UnexplainedDifferences
 from procore_sync.settings import Settings
-from tasks.engine import check_company
+from tasks.company import check_company
 from tasks.inbound import InboundSpec
 from tasks.reconcile_money import (
     BUDGET,

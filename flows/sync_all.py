@@ -24,7 +24,7 @@ from prefect import flow, get_run_logger
 
 from flows import ENTITY_FLOWS, configured_resources, enabled, levels, run_inside
 from procore_sync.settings import Settings
-from tasks.engine import one_company_check
+from tasks.company import one_company_check
 from tasks.inbound import InboundSpec
 from tasks.report import RunSummary, publish_overview
 from tasks.spec import SyncOptions

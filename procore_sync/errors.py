@@ -101,7 +101,7 @@ class NotFound(ConfigError):
 
 
 class RunTimeLimitExceeded(SyncError):
-    """A run outlasted ``run_time_limit_s`` and was stopped (``tasks.engine.until_deferred``)."""
+    """A run outlasted ``run_time_limit_s`` and was stopped (``tasks.prefect_run.until_deferred``)."""
 
     handling = Handling.STOP
     hint = ("if runs of this entity are legitimately this long (a first load of a large company), raise "

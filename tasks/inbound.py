@@ -9,7 +9,7 @@ does the rest, with the same state store, plan and report as the ERP → Procore
    the second: Procore stamps whole seconds, so a change saved in the very second of the cursor
    is read again, not missed) up to the run's start **on Procore's clock**: the ``Date`` of
    Procore's answer to the run's first call, which precedes every read (under sync-all, to its
-   one company check, made earlier still: ``tasks.engine.one_company_check``). The cursor moves to
+   one company check, made earlier still: ``tasks.company.one_company_check``). The cursor moves to
    that time only when the run completes, so it never passes a change the run did not see,
    however far this machine's clock runs ahead of Procore's. ``full_resync`` reads everything
    again.
@@ -35,30 +35,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
 from connectors.erp_sink import ErpSink, SinkDocument, SinkTable
 from connectors.procore import ProcoreClient
-from connectors.state import Outcome, StateStore
-from procore_sync.errors import Blocked, Handling, InvalidRecord, SyncError, TransientError
+from connectors.state import StateStore
+from procore_sync.errors import Blocked, InvalidRecord, TransientError
+from procore_sync.records import Outcome
 from tasks import report
-from tasks.engine import (
-    EntityRun,
-    Runtime,
-    _log,
-    alone,
-    checked_company,
-    default_runtime,
-    outcome_without_call,
-    retry_whole_task,
-    until_deferred,
-)
+from tasks.actions import Action, MappedRecord
+from tasks.cursor import procore_cursor
+from tasks.mapping import payload_hash
 from tasks.outcomes import done_outcome, failed_outcome
-from tasks.mapping import MappedRecord, payload_hash
-from tasks.pairing import check_pairing
-from tasks.plan import Action, plan
+from tasks.plan import plan
+from tasks.prefect_run import log, step
 from tasks.refs import Refs
+from tasks.run import Planned, Run, Runtime, default_runtime, run_work
 from tasks.spec import EntitySpec, SyncOptions
 
 KEY_SEPARATOR = "|"
@@ -189,8 +179,7 @@ class Seen:
         return self.project.key(self.record["id"])
 
 
-@task(name="extract-from-procore", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_whole_task,
-      cache_policy=NO_CACHE)
+@step("extract-from-procore", retried=True)
 def extract_changes(client: ProcoreClient, spec: InboundSpec, context: dict[str, Any], projects: Sequence[Project],
                     window: Window | None, known: Mapping[str, Known],
                     again: Sequence[str]) -> tuple[list[Seen], list[tuple[Project, int]]]:
@@ -226,7 +215,7 @@ def _stamp(item: Seen) -> datetime:
     return procore_time(item.record.get("updated_at")) or datetime.min.replace(tzinfo=UTC)
 
 
-@task(name="map-and-plan", cache_policy=NO_CACHE)
+@step("map-and-plan")
 def map_and_plan_inbound(spec: InboundSpec, seen: list[Seen], store: StateStore, refs: Refs,
                          started: datetime) -> tuple[list[Action], dict[str, SinkDocument], list[Outcome]]:
     """Plan every record read; echoes are skipped here with their reason.
@@ -283,126 +272,113 @@ def _with_procore_id(action: Action) -> Action:
     return dataclasses.replace(action, procore_id=int(action.key.rpartition(KEY_SEPARATOR)[2]))
 
 
-@task(name="write-to-erp", cache_policy=NO_CACHE)
+@step("write-to-erp")
 def write_documents(sink: ErpSink, spec: InboundSpec, documents: list[SinkDocument]) -> None:
     sink.write(spec.header, spec.lines, documents)
 
 
-class InboundRun(EntityRun):
-    """One run of one inbound entity: the counters, state and report of ``EntityRun``."""
+class ProcoreToErp:
+    """The Procore → ERP part of a run of ``spec``: read the window, map, plan, write to the ERP."""
 
     direction = "procore_to_erp"
 
-    def __init__(self, spec: InboundSpec, options: SyncOptions, runtime: Runtime) -> None:
-        super().__init__(spec, options, runtime)  # type: ignore[arg-type]
-        self.inbound = spec
-        assert runtime.sink is not None, "an inbound run needs the runtime's ERP sink"
-        self.sink: ErpSink = runtime.sink
+    def __init__(self, spec: InboundSpec, run: Run) -> None:
+        assert run.runtime.sink is not None, "an inbound run needs the runtime's ERP sink"
+        self.spec, self.run, self.sink = spec, run, run.runtime.sink
         # When the run started on Procore's clock (set by the first answer); None when Procore's
-        # answers carry no Date (a proxy dropped it): then see ``_new_cursor``.
+        # answers carry no Date (a proxy dropped it): then see ``cursor_after``.
         self.procore_started: datetime | None = None
+        self.documents: dict[str, SinkDocument] = {}
+        self.deleted: list[tuple[Project, int]] = []
 
     @property
     def until(self) -> datetime:
         """The end of the window: Procore's time at the run's start, else this machine's."""
-        return self.procore_started or self.started
+        return self.procore_started or self.run.started
 
     @property
     def window(self) -> Window:
-        if self.options.full_resync or self.options.projects or self.cursor_before is None:
+        options, before = self.run.options, self.run.cursor_before
+        if options.full_resync or options.projects or before is None:
             return Window(None, self.until)
-        overlap = timedelta(seconds=self.runtime.settings.inbound_overlap_s)
-        return Window(self.cursor_before - overlap, self.until)
+        return Window(before - timedelta(seconds=self.run.settings.inbound_overlap_s), self.until)
 
-    def execute(self) -> report.RunSummary:
-        with self.client() as client:
-            try:
-                self.procore_started = checked_company(client, self.runtime.settings)
-                check_pairing(self.store, self.runtime.settings, self.runtime.source)
-                context: dict[str, Any] = {"company_id": self.runtime.settings.company_id,
-                                           "settings": self.runtime.settings}
-                projects = [p for p in known_projects(self.store)
-                            if not self.options.projects or p.number in self.options.projects]
-                seen, deleted = self._extract(client, context, projects)
-                refs = Refs(self.store, self.runtime.source, context)
-                actions, documents, echoes = map_and_plan_inbound(self.inbound, seen, self.store, refs, self.until)
-                _log().info("%s: %d records read from Procore in %d projects since %s; %d deleted",
-                            self.spec.name, len(seen), len(projects), self.window.since or "the beginning",
-                            len(deleted))
-                if self.options.dry_run:
-                    return self._finish_dry_run(client, actions)
-                self._record(echoes + [outcome_without_call(a) for a in actions if not a.writes])
-                self._write(actions, documents)
-                self._mark_deleted(deleted)
-            except SyncError as exc:
-                if exc.handling is Handling.REPORT:
-                    raise
-                return self._finish(client, actions=None, error=exc)
-            return self._finish(client, actions=actions)
+    def plan(self, client: ProcoreClient, context: dict[str, Any], procore_started: datetime | None) -> Planned:
+        self.procore_started = procore_started
+        run = self.run
+        projects = [p for p in known_projects(run.store) if not run.options.projects or p.number in run.options.projects]
+        seen, self.deleted = self._extract(client, context, projects)
+        refs = Refs(run.store, run.runtime.source, context)
+        actions, self.documents, echoes = map_and_plan_inbound(self.spec, seen, run.store, refs, self.until)
+        log().info("%s: %d records read from Procore in %d projects since %s; %d deleted", self.spec.name,
+                   len(seen), len(projects), self.window.since or "the beginning", len(self.deleted))
+        return Planned(actions, echoes)
 
     def _extract(self, client: ProcoreClient, context: dict[str, Any],
                  projects: list[Project]) -> tuple[list[Seen], list[tuple[Project, int]]]:
         """A targeted resync reads only the named records; a run reads every project's window,
         plus the records still blocked or failed; either only in ``projects``."""
-        if self.options.erp_keys:
-            return extract_changes(client, self.inbound, context, projects, None, {}, self.options.erp_keys)
-        states = self.store.record_states(self.spec.name)
+        if self.run.options.erp_keys:
+            return extract_changes(client, self.spec, context, projects, None, {}, self.run.options.erp_keys)
+        states = self.run.store.record_states(self.spec.name)
         rows: dict[str, dict[int, dict[str, Any]]] = {}
         stamps: dict[str, dict[int, datetime]] = {}
-        for row in self.sink.rows(self.inbound.header):
-            number, procore_id = row["project_number"], int(row[self.inbound.header.key])
+        for row in self.sink.rows(self.spec.header):
+            number, procore_id = row["project_number"], int(row[self.spec.header.key])
             rows.setdefault(number, {})[procore_id] = row
             state = states.get(Project(0, number).key(procore_id))
             if state is not None and state.status in ("ok", "warning") and state.source_updated_at:
                 stamps.setdefault(number, {})[procore_id] = state.source_updated_at
         known = {number: Known(held, stamps.get(number, {})) for number, held in rows.items()}
         unfinished = [key for key, state in states.items() if state.status in ("blocked", "failed")]
-        return extract_changes(client, self.inbound, context, projects, self.window, known, unfinished)
+        return extract_changes(client, self.spec, context, projects, self.window, known, unfinished)
 
-    def _write(self, actions: list[Action], documents: dict[str, SinkDocument]) -> None:
-        writes = [a for a in actions if a.writes]
+    def write(self, client: ProcoreClient, context: dict[str, Any], writes: list[Action]) -> None:
+        self._write(writes)
+        self._mark_deleted(self.deleted)
+
+    def _write(self, writes: list[Action]) -> None:
         if not writes:
             return
+        ledger = self.run.ledger
         progress = report.Progress(self.spec.name, len(writes))
         try:
-            write_documents(self.sink, self.inbound, [documents[a.key] for a in writes])
+            write_documents(self.sink, self.spec, [self.documents[a.key] for a in writes])
         except TransientError as exc:
-            self._record([failed_outcome(a, f"not written to the ERP: {exc.message}") for a in writes])
+            ledger.record([failed_outcome(a, f"not written to the ERP: {exc.message}") for a in writes])
             raise
-        self.erp_writes += len(writes)
+        ledger.erp_writes += len(writes)
         progress.advance(len(writes))
-        self._record([done_outcome(a, a.procore_id) for a in writes])
+        ledger.record([done_outcome(a, a.procore_id) for a in writes])
 
     def _mark_deleted(self, deleted: list[tuple[Project, int]]) -> None:
         """Records the ERP holds are marked deleted; ones that never reached it (blocked or
         failed) stop being read again."""
         keys = {project.key(record_id): record_id for project, record_id in deleted}
-        states = self.store.record_states(self.spec.name, keys=list(keys))
+        states = self.run.store.record_states(self.spec.name, keys=list(keys))
         held = {k: i for k, i in keys.items() if k in states and states[k].payload_hash not in (None, DELETED_HASH)}
         never = {k: i for k, i in keys.items() if k in states and states[k].payload_hash is None
                  and states[k].status in ("blocked", "failed")}
         if held:
-            self.sink.mark_deleted(self.inbound.header, list(held.values()))
-            self.erp_writes += len(held)
-        self._record([Outcome(key=k, action="update", status="ok", procore_id=i, payload_hash=DELETED_HASH,
-                              message=DELETED) for k, i in held.items()]
-                     + [Outcome(key=k, action="skip", status="ok", procore_id=i,
-                                message="deleted in Procore before it reached the ERP") for k, i in never.items()])
+            self.sink.mark_deleted(self.spec.header, list(held.values()))
+            self.run.ledger.erp_writes += len(held)
+        self.run.ledger.record(
+            [Outcome(key=k, action="update", status="ok", procore_id=i, payload_hash=DELETED_HASH, message=DELETED)
+             for k, i in held.items()]
+            + [Outcome(key=k, action="skip", status="ok", procore_id=i,
+                       message="deleted in Procore before it reached the ERP") for k, i in never.items()])
 
-    def _new_cursor(self, rows_max: datetime | None) -> datetime | None:
-        """The run's start on Procore's clock: everything Procore stamped before it was read.
+    def cursor_after(self, actions: list[Action]) -> datetime | None:
+        """The run's start on Procore's clock (``tasks.cursor.procore_cursor``)."""
+        seen = [a.source_updated_at for a in actions if a.source_updated_at is not None]
+        return procore_cursor(self.run.cursor_before, self.procore_started, max(seen, default=None),
+                              keep=self.run.options.targeted)
 
-        Never this machine's clock: one running ahead of Procore's would put the cursor past
-        changes saved after the read. Without Procore's time, the newest ``updated_at`` read
-        (Procore's stamp too; the overlap covers changes saved in other projects meanwhile).
-        """
-        if self.options.targeted:
-            return self.cursor_before
-        if self.procore_started is not None:
-            return self.procore_started
-        if rows_max is None or self.cursor_before is None:
-            return rows_max or self.cursor_before
-        return max(rows_max, self.cursor_before)
+    def accept(self) -> str | None:
+        return None
+
+    def release(self) -> None:
+        return None
 
 
 def known_projects(store: StateStore) -> list[Project]:
@@ -414,6 +390,5 @@ def known_projects(store: StateStore) -> list[Project]:
 
 def run_inbound(spec: InboundSpec, options: SyncOptions | None = None,
                 runtime: Runtime | None = None) -> report.RunSummary:
-    runtime = runtime or default_runtime()
-    with alone(spec.name, runtime):
-        return until_deferred(InboundRun(spec, options or SyncOptions(), runtime))
+    return run_work(spec.name, options or SyncOptions(), runtime or default_runtime(),
+                    lambda run: ProcoreToErp(spec, run))

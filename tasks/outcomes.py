@@ -89,3 +89,12 @@ def blocked_outcome(action: Action) -> Outcome:
         source_updated_at=action.source_updated_at,
         parent_failed=action.parent_failed,
     )
+
+
+def outcome_without_call(action: Action) -> Outcome:
+    """Record the actions that need no call: failed mappings, blocked and unchanged records."""
+    if action.kind == "fail":
+        return failed_outcome(action, action.message or "invalid record")
+    if action.kind == "blocked":
+        return blocked_outcome(action)
+    return done_outcome(action, action.procore_id)

@@ -30,8 +30,9 @@ from connectors import run_lock
 from connectors.state import Outcome, StateStore
 from flows.vendors import VENDORS
 from procore_sync.settings import Settings
-from tasks.engine import Runtime, run_entity, utc_now
+from tasks.engine import Runtime, run_entity
 from tasks.report import RunSummary
+from tasks.run import utc_now
 from tasks.spec import SyncOptions
 
 

@@ -37,7 +37,7 @@ from flows.vendors import sync_vendors
 from app.cli import _webhooks_api, app
 from procore_sync.settings import Settings
 from sandbox.server import SandboxServer
-from tasks.engine import utc_now
+from tasks.run import utc_now
 from tasks.spec import SyncOptions
 from flows import configured_resources
 from tasks.webhooks import WebhookHealth, health, tell_prefect

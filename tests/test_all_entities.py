@@ -262,7 +262,7 @@ def test_a_project_resync_reads_only_that_projects_records_and_leaves_the_cursor
 def test_preflight_fails_writes_to_projects_outside_the_permitted_list(company_erp: Path, tmp_path, monkeypatch) -> None:
     from connectors.procore import ProcoreClient
     from flows.cost_structure import SUB_JOBS
-    from tasks.engine import preflight
+    from tasks.outbound import preflight
     from tasks.plan import Action
 
     with start_in_thread(FAST) as sandbox:

@@ -146,7 +146,7 @@ def test_a_run_inside_sync_alls_check_makes_no_company_call(field: Field) -> Non
     """Inside sync-all's one company check, an inbound run with nothing new makes two calls per
     project (its change order list in the window, and the deleted packages of the change orders
     the ERP holds), not a company check of its own."""
-    from tasks.engine import one_company_check
+    from tasks.company import one_company_check
 
     runtime = engine_runtime(field.settings, clock=field.clock, sleep=field.clock.advance)
     field.change_order("Extra steel")
@@ -162,7 +162,7 @@ def test_a_change_saved_after_sync_alls_check_is_read_by_the_next_run(field: Fie
     """Procore's time at sync-all's check stands for the start of its inbound runs, however late
     they come: a change the field saves after that check, past the look-back, and before the
     run reads, is read by a later run, never passed by the cursor."""
-    from tasks.engine import one_company_check
+    from tasks.company import one_company_check
 
     runtime = engine_runtime(field.settings, run_clock=lambda: field.procore_now() + WORKER_AHEAD,
                              clock=field.clock, sleep=field.clock.advance)

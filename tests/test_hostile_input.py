@@ -391,7 +391,7 @@ STAMPS = st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2026, 1
 def test_the_cursor_never_passes_the_run_s_start_never_goes_back_and_stays_when_told(
     before: datetime | None, newest: datetime | None, started: datetime, keep: bool
 ) -> None:
-    from tasks.engine import next_cursor  # extracted from EntityRun._new_cursor to be tested alone
+    from tasks.cursor import next_cursor
 
     after = next_cursor(before, newest, started, keep=keep)
     if keep or newest is None:
