@@ -12,17 +12,14 @@ from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 
-from prefect import flow
 from pydantic import AliasChoices, Field
 
-from flows.contract_lines import ProcoreContractHeader, header_values, line_flow, line_spec, status_of
+from flows.contract_lines import ProcoreContractHeader, header_values, line_spec, status_of
 from flows.projects import PROJECTS
 from flows.vendors import VENDORS
-from tasks.engine import run_entity
 from tasks.models import ErpRow
 from tasks.refs import Refs
-from tasks.report import RunSummary
-from tasks.spec import HELD, EntitySpec, Mapped, SyncOptions, Target
+from tasks.spec import HELD, EntitySpec, Mapped, Target
 from tasks.writers import SyncWriter
 
 SUBCONTRACT_STATUSES = ("Draft", "Out For Bid", "Out For Signature", "Approved", "Complete", "Terminated", "Void")
@@ -124,19 +121,3 @@ PURCHASE_ORDER_LINES = line_spec(
     "/rest/v1.0/purchase_order_contracts/{purchase_order_contract_id}/line_items/sync",
     "purchase_order_contract_id", sends_id=False, webhook="Purchase Order Contract Line Items",
 )
-
-
-@flow(name="subcontracts", description=__doc__)
-def sync_subcontracts(options: SyncOptions = SyncOptions()) -> RunSummary:
-    """Sync ERP subcontracts to Procore work order contracts."""
-    return run_entity(SUBCONTRACTS, options)
-
-
-@flow(name="purchase_orders", description=__doc__)
-def sync_purchase_orders(options: SyncOptions = SyncOptions()) -> RunSummary:
-    """Sync ERP purchase orders to Procore purchase order contracts."""
-    return run_entity(PURCHASE_ORDERS, options)
-
-
-sync_subcontract_lines = line_flow(SUBCONTRACT_LINES)
-sync_purchase_order_lines = line_flow(PURCHASE_ORDER_LINES)

@@ -12,7 +12,6 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from prefect import flow
 from pydantic import AliasChoices, Field
 
 from flows.budget import wbs_of
@@ -20,13 +19,10 @@ from flows.cost_structure import WBS_CODES
 from flows.projects import PROJECTS
 from procore_sync.errors import InvalidRecord
 from tasks import fields
-from tasks.engine import run_entity
 from tasks.models import ErpRow, ProcoreModel, money
 from tasks.refs import Refs
-from tasks.report import RunSummary
-from tasks.spec import EntitySpec, Mapped, SyncOptions, Target
+from tasks.spec import EntitySpec, Mapped, Target
 from tasks.writers import SyncWriter
-
 
 
 class ProcoreContractHeader(ProcoreModel):
@@ -130,12 +126,3 @@ def line_spec(name: str, title: str, contract: EntitySpec, erp_table: str, path:
         money_field="amount",
     )
 
-
-def line_flow(spec: EntitySpec):  # noqa: ANN201 - a Prefect flow
-    def sync_lines(options: SyncOptions = SyncOptions()) -> RunSummary:
-        return run_entity(spec, options)
-
-    # A name of its own: Prefect keys the task run that stands for a subflow in its parent (here
-    # sync-all) by the function's name and code, and three line entities run at once in sync-all.
-    sync_lines.__name__ = sync_lines.__qualname__ = f"sync_{spec.name}"
-    return flow(name=spec.name, description=f"Sync {spec.display_name.lower()} from the ERP to Procore.")(sync_lines)
