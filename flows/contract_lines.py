@@ -12,7 +12,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from pydantic import AliasChoices, Field
+from pydantic import Field
 
 from flows.budget import wbs_of
 from flows.cost_structure import WBS_CODES
@@ -50,7 +50,7 @@ def header_values(number: str, row: Any, status: str, vendor_id: int, warnings: 
         title=fields.truncated(fields.clean_text(row.title), "title", 255, warnings),
         status=status,
         executed=bool(row.executed),
-        retainage_percent=money(row.retainage_percent),
+        retainage_percent=money(getattr(row, "retainage_percent", None)),  # purchase orders have none
         contract_date=row.contract_date,
         description=fields.truncated(fields.clean_text(row.description), "description", fields.DESCRIPTION_MAX, warnings),
         vendor_id=vendor_id,
@@ -58,20 +58,29 @@ def header_values(number: str, row: Any, status: str, vendor_id: int, warnings: 
 
 
 class ErpContractLine(ErpRow):
+    """A prime contract's line; the other line tables name their contract's key column and may
+    add fields, so each table's model is its template's columns (``procore_sync.templates``)."""
+
     line_key: str
-    contract_number: str | None = Field(
-        default=None, validation_alias=AliasChoices("contract_number", "subcontract_number", "po_number")
-    )
+    contract_number: str | None = None
     line_number: int | None = None
     sub_job_code: str | None = None
     cost_code: str | None = None
     cost_type: str | None = None
     description: str | None = None
+    amount: Decimal | None = None
+    updated_at: datetime | None = None
+
+
+class ErpSubcontractLine(ErpContractLine):
+    contract_number: str | None = Field(default=None, validation_alias="subcontract_number")
+
+
+class ErpPurchaseOrderLine(ErpContractLine):
+    contract_number: str | None = Field(default=None, validation_alias="po_number")
     quantity: Decimal | None = None
     unit_cost: Decimal | None = None
     uom: str | None = None
-    amount: Decimal | None = None
-    updated_at: datetime | None = None
 
 
 class ProcoreContractLine(ProcoreModel):
@@ -96,9 +105,7 @@ def line_mapper(contract: EntitySpec, contract_id_field: str):  # noqa: ANN201 -
             amount=money(line.amount) or "0.00",
             description=fields.truncated(fields.clean_text(line.description), "description", fields.DESCRIPTION_MAX, warnings),
             wbs_code_id=wbs_of(refs, project, line.sub_job_code, line.cost_code, line.cost_type),
-            quantity=None if line.quantity is None else format(line.quantity, "f"),
-            unit_cost=None if line.unit_cost is None else format(line.unit_cost, "f"),
-            uom=fields.clean_text(line.uom),
+            **priced(line),
         )
         project_id = refs.id(PROJECTS, project, f"project {project}")
         return Mapped(payload=payload, warnings=warnings, scope={"project_id": project_id, contract_id_field: contract_id})
@@ -106,14 +113,23 @@ def line_mapper(contract: EntitySpec, contract_id_field: str):  # noqa: ANN201 -
     return map_line
 
 
+def priced(line: ErpContractLine) -> dict[str, str | None]:
+    """Quantity, unit cost and unit of measure, where the line's table has them."""
+    if not isinstance(line, ErpPurchaseOrderLine):
+        return {}
+    return dict(quantity=None if line.quantity is None else format(line.quantity, "f"),
+                unit_cost=None if line.unit_cost is None else format(line.unit_cost, "f"),
+                uom=fields.clean_text(line.uom))
+
+
 def line_spec(name: str, title: str, contract: EntitySpec, erp_table: str, path: str, contract_id_field: str,
-              *, sends_id: bool, webhook: str) -> EntitySpec:
+              *, sends_id: bool, webhook: str, erp_model: type[ErpContractLine] = ErpContractLine) -> EntitySpec:
     return EntitySpec(
         name=name,
         webhook_resources=(webhook,),
         title=title,
         erp_table=erp_table,
-        erp_model=ErpContractLine,
+        erp_model=erp_model,
         procore_model=ProcoreContractLine,
         map_record=line_mapper(contract, contract_id_field),
         key_field="line_key",

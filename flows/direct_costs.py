@@ -96,6 +96,7 @@ DIRECT_COSTS = EntitySpec(
 class ErpDirectCostLine(ErpRow):
     line_key: str
     direct_cost_key: str | None = None
+    line_number: int | None = None
     sub_job_code: str | None = None
     cost_code: str | None = None
     cost_type: str | None = None
