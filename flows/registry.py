@@ -5,12 +5,14 @@ is made from its spec.
 sync-all, the deployments and the tests read; ``entity_flow`` is the one flow every entity
 runs, an ``EntitySpec`` through the engine (ERP → Procore), an ``InboundSpec`` through the
 inbound run (Procore → ERP). A deployment finds a registered entity's flow at
-``flows/entities.py:sync_<name>`` (``ENTRYPOINT_MODULE``).
+``flows/entities.py:sync_<name>`` (``ENTRYPOINT_MODULE``). Each ERP → Procore entity's CSV
+template is its ERP model (``template_columns``), which the templates and the sample ERP read.
 """
 
 from __future__ import annotations
 
 from prefect import Flow, flow
+from pydantic import BaseModel
 
 from tasks.engine import run_entity
 from tasks.inbound import InboundSpec, run_inbound
@@ -64,3 +66,21 @@ def flow_attribute(flow_: Flow) -> str | None:
         if registered is flow_:
             return f"sync_{name}"
     return None
+
+
+def template_columns() -> dict[str, list[str]]:
+    """Each ERP → Procore table's template columns, in sync order."""
+    specs = [spec for spec, _ in ENTITY_FLOWS.values() if isinstance(spec, EntitySpec)]
+    return {spec.erp_table: columns_of(spec.erp_model, spec.key_field) for spec in specs}
+
+
+def columns_of(model: type[BaseModel], key: str) -> list[str]:
+    """The model's columns with the key first and ``updated_at`` last, the rest in the model's
+    order; a field's column is its validation alias where it has one (the shared line and
+    commitment models name their table's key column that way), else its name."""
+    named = [info.validation_alias if isinstance(info.validation_alias, str) else name
+             for name, info in model.model_fields.items()]
+    if key not in named:
+        raise ValueError(f"{model.__name__} has no column {key}, its key")
+    rest = [column for column in named if column not in (key, "updated_at")]
+    return [key, *rest, *(["updated_at"] if "updated_at" in named else [])]

@@ -2,9 +2,7 @@
 columns, key first and ``updated_at`` last, as ``docs/erp-templates.md`` describes them (type,
 required or not, example) and as the sample ERP writes them.
 
-The columns are the entity's ERP model (its spec's ``erp_model``), declared once: a field's
-column is its validation alias where it has one (the shared line and commitment models name
-their table's key column that way), else its name.
+The columns are the entity's ERP model, declared once (``flows.registry.template_columns``).
 """
 
 from __future__ import annotations
@@ -13,28 +11,14 @@ import csv
 from collections.abc import Iterable
 from pathlib import Path
 
-from pydantic import BaseModel
-
 from procore_sync.errors import ConfigError
 
 
 def template_columns() -> dict[str, list[str]]:
     """Each ERP → Procore table's template columns, in sync order."""
-    from flows import ENTITY_FLOWS
-    from tasks.spec import EntitySpec
+    from flows.registry import template_columns as declared
 
-    specs = [spec for spec, _ in ENTITY_FLOWS.values() if isinstance(spec, EntitySpec)]
-    return {spec.erp_table: columns_of(spec.erp_model, spec.key_field) for spec in specs}
-
-
-def columns_of(model: type[BaseModel], key: str) -> list[str]:
-    """The model's columns with the key first and ``updated_at`` last, the rest in the model's order."""
-    named = [info.validation_alias if isinstance(info.validation_alias, str) else name
-             for name, info in model.model_fields.items()]
-    if key not in named:
-        raise ValueError(f"{model.__name__} has no column {key}, its key")
-    rest = [column for column in named if column not in (key, "updated_at")]
-    return [key, *rest, *(["updated_at"] if "updated_at" in named else [])]
+    return declared()
 
 
 def write_templates(out: Path, entities: Iterable[str] | None = None) -> list[Path]:

@@ -15,10 +15,10 @@ from typing import Any
 
 import duckdb
 
+from flows.registry import template_columns
 from procore_sync.sample_erp import contracts, costs, jobcost, people, planning, projects
 from procore_sync.sample_erp.base import Company, TableData
 from procore_sync.sample_erp.suppliers import generate_suppliers
-from procore_sync.templates import template_columns
 
 DUCKDB_FILE = "erp.duckdb"
 TEMPLATES_DIR = "templates"
