@@ -1,6 +1,9 @@
 """Empty CSV templates, one per ERP → Procore entity: the header line of the template's
 columns, key first and ``updated_at`` last, as ``docs/erp-templates.md`` describes them (type,
-required or not, example) and as the sample ERP writes them."""
+required or not, example) and as the sample ERP writes them.
+
+The columns are the entity's ERP model, declared once (``flows.registry.template_columns``).
+"""
 
 from __future__ import annotations
 
@@ -13,9 +16,9 @@ from procore_sync.errors import ConfigError
 
 def template_columns() -> dict[str, list[str]]:
     """Each ERP → Procore table's template columns, in sync order."""
-    from demo import sample_erp
+    from flows.registry import template_columns as declared
 
-    return sample_erp.template_columns()
+    return declared()
 
 
 def write_templates(out: Path, entities: Iterable[str] | None = None) -> list[Path]:

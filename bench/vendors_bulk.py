@@ -23,7 +23,7 @@ from typing import Any
 
 from _harness import QUOTA_PER_HOUR, bench_environment
 
-from flows.vendors import sync_vendors
+from flows.entities import sync_vendors
 from demo import sample_erp
 from tasks.spec import SyncOptions
 

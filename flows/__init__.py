@@ -1,10 +1,10 @@
-"""One module per synced entity (or family of entities); each declares models, mapping and spec,
-then a small flow.
+"""One module per synced entity (or family of entities); each declares models, mapping and spec.
 
-``ENTITY_FLOWS`` names every entity flow in dependency order, both directions: ERP → Procore
-(an ``EntitySpec``) and Procore → ERP (an ``InboundSpec``: change orders, modified budget). The
-CLI, the demo, sync-all and the deployments all read it, so adding an entity here makes it
-runnable everywhere.
+This package registers every spec once, parents first (``register``, ``flows/registry.py``),
+which makes each entity's flow from its spec: ``ENTITY_FLOWS`` names every entity and its flow
+in dependency order, both directions: ERP → Procore (an ``EntitySpec``) and Procore → ERP (an
+``InboundSpec``: change orders, modified budget). The CLI, the demo, sync-all and the
+deployments all read it, so registering an entity here makes it runnable everywhere.
 """
 
 from __future__ import annotations
@@ -16,83 +16,51 @@ from prefect.context import SettingsContext, get_settings_context
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY
 from prefect.settings import Settings as PrefectSettings
 
-from flows.budget import BUDGET_LINES, sync_budget_lines
-from flows.change_orders import (
-    COMMITMENT_CHANGE_ORDERS,
-    PRIME_CHANGE_ORDERS,
-    sync_commitment_change_orders,
-    sync_prime_change_orders,
-)
-from flows.commitments import (
-    PURCHASE_ORDER_LINES,
-    PURCHASE_ORDERS,
-    SUBCONTRACT_LINES,
-    SUBCONTRACTS,
-    sync_purchase_order_lines,
-    sync_purchase_orders,
-    sync_subcontract_lines,
-    sync_subcontracts,
-)
-from flows.cost_structure import (
-    COST_TYPES,
-    PROJECT_COST_CODES,
-    STANDARD_COST_CODES,
-    SUB_JOBS,
-    WBS_CODES,
-    sync_cost_types,
-    sync_project_cost_codes,
-    sync_standard_cost_codes,
-    sync_sub_jobs,
-    sync_wbs_codes,
-)
-from flows.customers import CUSTOMERS, sync_customers
-from flows.direct_costs import DIRECT_COST_LINES, DIRECT_COSTS, sync_direct_cost_lines, sync_direct_costs
-from flows.employees import EMPLOYEES, sync_employees
-from flows.modified_budget import BUDGET_CHANGES, BUDGET_MODIFICATIONS, sync_budget_changes, sync_budget_modifications
-from flows.prime_contracts import (
-    PRIME_CONTRACT_LINES,
-    PRIME_CONTRACTS,
-    sync_prime_contract_lines,
-    sync_prime_contracts,
-)
-from flows.projects import PROJECTS, sync_projects
-from flows.resource_planning import RESOURCE_PEOPLE, RESOURCE_PROJECTS, sync_resource_people, sync_resource_projects
-from flows.vendors import VENDORS, sync_vendors
+from flows.budget import BUDGET_LINES
+from flows.change_orders import COMMITMENT_CHANGE_ORDERS, PRIME_CHANGE_ORDERS
+from flows.commitments import PURCHASE_ORDER_LINES, PURCHASE_ORDERS, SUBCONTRACT_LINES, SUBCONTRACTS
+from flows.cost_structure import COST_TYPES, PROJECT_COST_CODES, STANDARD_COST_CODES, SUB_JOBS, WBS_CODES
+from flows.customers import CUSTOMERS
+from flows.direct_costs import DIRECT_COST_LINES, DIRECT_COSTS
+from flows.employees import EMPLOYEES
+from flows.modified_budget import BUDGET_CHANGES, BUDGET_MODIFICATIONS
+from flows.prime_contracts import PRIME_CONTRACT_LINES, PRIME_CONTRACTS
+from flows.projects import PROJECTS
+from flows.registry import ENTITY_FLOWS, ENTRYPOINT_MODULE, flow_attribute, register
+from flows.resource_planning import RESOURCE_PEOPLE, RESOURCE_PROJECTS
+from flows.vendors import VENDORS
 from procore_sync.settings import Settings
-from tasks.inbound import InboundSpec
 from tasks.prefect_run import summary_of
 from tasks.report import RunSummary
-from tasks.spec import EntitySpec, SyncOptions
+from tasks.spec import SyncOptions
 
-ENTITY_FLOWS: dict[str, tuple[EntitySpec | InboundSpec, Flow]] = {
-    spec.name: (spec, flow)
-    for spec, flow in (
-        (VENDORS, sync_vendors),
-        (CUSTOMERS, sync_customers),
-        (EMPLOYEES, sync_employees),
-        (PROJECTS, sync_projects),
-        (STANDARD_COST_CODES, sync_standard_cost_codes),
-        (COST_TYPES, sync_cost_types),
-        (SUB_JOBS, sync_sub_jobs),
-        (PROJECT_COST_CODES, sync_project_cost_codes),
-        (WBS_CODES, sync_wbs_codes),
-        (BUDGET_LINES, sync_budget_lines),
-        (PRIME_CONTRACTS, sync_prime_contracts),
-        (PRIME_CONTRACT_LINES, sync_prime_contract_lines),
-        (SUBCONTRACTS, sync_subcontracts),
-        (SUBCONTRACT_LINES, sync_subcontract_lines),
-        (PURCHASE_ORDERS, sync_purchase_orders),
-        (PURCHASE_ORDER_LINES, sync_purchase_order_lines),
-        (DIRECT_COSTS, sync_direct_costs),
-        (DIRECT_COST_LINES, sync_direct_cost_lines),
-        (COMMITMENT_CHANGE_ORDERS, sync_commitment_change_orders),
-        (PRIME_CHANGE_ORDERS, sync_prime_change_orders),
-        (BUDGET_CHANGES, sync_budget_changes),
-        (BUDGET_MODIFICATIONS, sync_budget_modifications),
-        (RESOURCE_PEOPLE, sync_resource_people),
-        (RESOURCE_PROJECTS, sync_resource_projects),
-    )
-}
+# Every entity, once, parents first: the dependency order sync-all and the CLI list them in.
+register(
+    VENDORS,
+    CUSTOMERS,
+    EMPLOYEES,
+    PROJECTS,
+    STANDARD_COST_CODES,
+    COST_TYPES,
+    SUB_JOBS,
+    PROJECT_COST_CODES,
+    WBS_CODES,
+    BUDGET_LINES,
+    PRIME_CONTRACTS,
+    PRIME_CONTRACT_LINES,
+    SUBCONTRACTS,
+    SUBCONTRACT_LINES,
+    PURCHASE_ORDERS,
+    PURCHASE_ORDER_LINES,
+    DIRECT_COSTS,
+    DIRECT_COST_LINES,
+    COMMITMENT_CHANGE_ORDERS,
+    PRIME_CHANGE_ORDERS,
+    BUDGET_CHANGES,
+    BUDGET_MODIFICATIONS,
+    RESOURCE_PEOPLE,
+    RESOURCE_PROJECTS,
+)
 # The two modified-budget entities read the two budget tools; a company uses one of them.
 BUDGET_TOOL_ENTITIES = {BUDGET_CHANGES.name: "budget_changes", BUDGET_MODIFICATIONS.name: "budget_modifications"}
 
@@ -110,7 +78,10 @@ def configured_resources(settings: Settings) -> list[str]:
 
 
 def entrypoint(flow: Flow) -> str:
-    """``flows/<module>.py:<attribute>`` for a deployment, found where the flow is defined."""
+    """``flows/<module>.py:<attribute>`` for a deployment: ``flows/entities.py:sync_<name>`` for an
+    entity's flow, else found where the flow is defined."""
+    if attribute := flow_attribute(flow):
+        return f"{ENTRYPOINT_MODULE.replace('.', '/')}.py:{attribute}"
     for module_name, module in list(sys.modules.items()):
         if module_name.startswith("flows.") and module is not None:
             for attribute, value in vars(module).items():

@@ -12,19 +12,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from prefect import flow
-
 from connectors.procore import ProcoreClient
 from flows.cost_structure import WBS_CODES, wbs_key
 from flows.projects import PROJECTS
 from procore_sync.errors import InvalidRecord
 from tasks import fields
-from tasks.engine import run_entity
 from tasks.outcomes import field_of
 from tasks.models import ErpRow, ProcoreModel
 from tasks.refs import Refs
-from tasks.report import RunSummary
-from tasks.spec import EntitySpec, Mapped, NaturalKey, SyncOptions, Target
+from tasks.spec import EntitySpec, Mapped, NaturalKey, Target
 from tasks.writers import KeyedBatchWriter
 
 
@@ -100,9 +96,3 @@ BUDGET_LINES = EntitySpec(
     natural_key=NaturalKey("WBS code", lambda line, scope: (scope.get("project_id"), line.get("wbs_code_id")),
                            "Procore keeps one budget line per WBS code"),
 )
-
-
-@flow(name="budget_lines", description=__doc__)
-def sync_budget_lines(options: SyncOptions = SyncOptions()) -> RunSummary:
-    """Sync the ERP's original budget to Procore budget line items."""
-    return run_entity(BUDGET_LINES, options)

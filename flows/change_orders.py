@@ -29,7 +29,6 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from pydantic import BaseModel
-from prefect import flow
 
 from connectors.erp_sink import SinkDocument, SinkTable
 from connectors.procore import ProcoreClient
@@ -37,10 +36,9 @@ from flows.commitments import PURCHASE_ORDER_LINES, PURCHASE_ORDERS, SUBCONTRACT
 from flows.cost_structure import WBS_CODES
 from flows.prime_contracts import PRIME_CONTRACT_LINES, PRIME_CONTRACTS
 from procore_sync.errors import InvalidRecord, NotFound
-from tasks.inbound import Changes, InboundMapped, InboundSpec, Known, Project, Window, run_inbound
+from tasks.inbound import Changes, InboundMapped, InboundSpec, Known, Project, Window
 from tasks.refs import Refs
-from tasks.report import RunSummary
-from tasks.spec import EntitySpec, SyncOptions
+from tasks.spec import EntitySpec
 
 V2_PER_PAGE = 100  # REST v2's maximum page
 
@@ -255,15 +253,3 @@ PRIME_KIND = ChangeOrderKind(
 )
 COMMITMENT_CHANGE_ORDERS = COMMITMENT_KIND.spec()
 PRIME_CHANGE_ORDERS = PRIME_KIND.spec()
-
-
-@flow(name="commitment_change_orders", description=__doc__)
-def sync_commitment_change_orders(options: SyncOptions = SyncOptions()) -> RunSummary:
-    """Bring Procore's change orders on subcontracts and purchase orders into the ERP."""
-    return run_inbound(COMMITMENT_CHANGE_ORDERS, options)
-
-
-@flow(name="prime_change_orders", description=__doc__)
-def sync_prime_change_orders(options: SyncOptions = SyncOptions()) -> RunSummary:
-    """Bring Procore's change orders on billing (prime) contracts into the ERP."""
-    return run_inbound(PRIME_CHANGE_ORDERS, options)

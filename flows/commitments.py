@@ -12,17 +12,21 @@ from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 
-from prefect import flow
-from pydantic import AliasChoices, Field
+from pydantic import Field
 
-from flows.contract_lines import ProcoreContractHeader, header_values, line_flow, line_spec, status_of
+from flows.contract_lines import (
+    ErpPurchaseOrderLine,
+    ErpSubcontractLine,
+    ProcoreContractHeader,
+    header_values,
+    line_spec,
+    status_of,
+)
 from flows.projects import PROJECTS
 from flows.vendors import VENDORS
-from tasks.engine import run_entity
 from tasks.models import ErpRow
 from tasks.refs import Refs
-from tasks.report import RunSummary
-from tasks.spec import HELD, EntitySpec, Mapped, SyncOptions, Target
+from tasks.spec import HELD, EntitySpec, Mapped, Target
 from tasks.writers import SyncWriter
 
 SUBCONTRACT_STATUSES = ("Draft", "Out For Bid", "Out For Signature", "Approved", "Complete", "Terminated", "Void")
@@ -30,17 +34,27 @@ PO_STATUSES = ("Draft", "Processing", "Submitted", "Partially Received", "Receiv
 
 
 class ErpCommitment(ErpRow):
-    number: str = Field(validation_alias=AliasChoices("subcontract_number", "po_number"))
+    """What subcontracts and purchase orders share; each table's model names its key column."""
+
+    number: str
     project_number: str | None = None
     supplier_code: str | None = None
     title: str | None = None
     status: str | None = None
     executed: bool | None = None
-    retainage_percent: Decimal | None = None
     contract_date: date | None = None
-    delivery_date: date | None = None
     description: str | None = None
     updated_at: datetime | None = None
+
+
+class ErpSubcontract(ErpCommitment):
+    number: str = Field(validation_alias="subcontract_number")
+    retainage_percent: Decimal | None = None
+
+
+class ErpPurchaseOrder(ErpCommitment):
+    number: str = Field(validation_alias="po_number")
+    delivery_date: date | None = None
 
 
 class ProcoreCommitment(ProcoreContractHeader):
@@ -80,7 +94,7 @@ def commitment_mapper(statuses: tuple[str, ...], model: type[ProcoreCommitment],
             status = "Draft"
         vendor_id = refs.id(VENDORS, row.supplier_code, f"supplier {row.supplier_code}")
         values = header_values(row.number.strip(), row, status, vendor_id, warnings) | {"origin_code": row.number.strip()}
-        if model is ProcorePurchaseOrder:
+        if isinstance(row, ErpPurchaseOrder):
             values["delivery_date"] = row.delivery_date
         return Mapped(payload=model(**values), warnings=warnings, scope={"project_id": project_id})
 
@@ -88,13 +102,14 @@ def commitment_mapper(statuses: tuple[str, ...], model: type[ProcoreCommitment],
 
 
 def commitment_spec(name: str, title: str, table: str, key: str, path: str, model: type[ProcoreCommitment],
-                    statuses: tuple[str, ...], lines: Callable[[], EntitySpec], *, webhook: str) -> EntitySpec:
+                    statuses: tuple[str, ...], lines: Callable[[], EntitySpec], *, webhook: str,
+                    erp_model: type[ErpCommitment]) -> EntitySpec:
     return EntitySpec(
         name=name,
         webhook_resources=(webhook,),
         title=title,
         erp_table=table,
-        erp_model=ErpCommitment,
+        erp_model=erp_model,
         procore_model=model,
         map_record=commitment_mapper(statuses, model, lines),
         key_field=key,
@@ -110,33 +125,19 @@ def commitment_spec(name: str, title: str, table: str, key: str, path: str, mode
 # The line specs are named late (they need their contract's spec): looked up at mapping time.
 SUBCONTRACTS = commitment_spec("subcontracts", "Subcontracts", "subcontracts", "subcontract_number",
                                "/rest/v1.0/work_order_contracts", ProcoreCommitment, SUBCONTRACT_STATUSES,
-                               lambda: SUBCONTRACT_LINES, webhook="Work Order Contracts")
+                               lambda: SUBCONTRACT_LINES, webhook="Work Order Contracts", erp_model=ErpSubcontract)
 PURCHASE_ORDERS = commitment_spec("purchase_orders", "Purchase orders", "purchase_orders", "po_number",
                                   "/rest/v1.0/purchase_order_contracts", ProcorePurchaseOrder, PO_STATUSES,
-                                  lambda: PURCHASE_ORDER_LINES, webhook="Purchase Order Contracts")
+                                  lambda: PURCHASE_ORDER_LINES, webhook="Purchase Order Contracts",
+                                  erp_model=ErpPurchaseOrder)
 SUBCONTRACT_LINES = line_spec(
     "subcontract_lines", "Subcontract lines", SUBCONTRACTS, "subcontract_lines",
     "/rest/v1.0/work_order_contracts/{work_order_contract_id}/line_items/sync", "work_order_contract_id",
-    sends_id=False, webhook="Work Order Contract Line Items",
+    sends_id=False, webhook="Work Order Contract Line Items", erp_model=ErpSubcontractLine,
 )
 PURCHASE_ORDER_LINES = line_spec(
     "purchase_order_lines", "Purchase order lines", PURCHASE_ORDERS, "purchase_order_lines",
     "/rest/v1.0/purchase_order_contracts/{purchase_order_contract_id}/line_items/sync",
     "purchase_order_contract_id", sends_id=False, webhook="Purchase Order Contract Line Items",
+    erp_model=ErpPurchaseOrderLine,
 )
-
-
-@flow(name="subcontracts", description=__doc__)
-def sync_subcontracts(options: SyncOptions = SyncOptions()) -> RunSummary:
-    """Sync ERP subcontracts to Procore work order contracts."""
-    return run_entity(SUBCONTRACTS, options)
-
-
-@flow(name="purchase_orders", description=__doc__)
-def sync_purchase_orders(options: SyncOptions = SyncOptions()) -> RunSummary:
-    """Sync ERP purchase orders to Procore purchase order contracts."""
-    return run_entity(PURCHASE_ORDERS, options)
-
-
-sync_subcontract_lines = line_flow(SUBCONTRACT_LINES)
-sync_purchase_order_lines = line_flow(PURCHASE_ORDER_LINES)

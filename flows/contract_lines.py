@@ -12,21 +12,17 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from prefect import flow
-from pydantic import AliasChoices, Field
+from pydantic import Field
 
 from flows.budget import wbs_of
 from flows.cost_structure import WBS_CODES
 from flows.projects import PROJECTS
 from procore_sync.errors import InvalidRecord
 from tasks import fields
-from tasks.engine import run_entity
 from tasks.models import ErpRow, ProcoreModel, money
 from tasks.refs import Refs
-from tasks.report import RunSummary
-from tasks.spec import EntitySpec, Mapped, SyncOptions, Target
+from tasks.spec import EntitySpec, Mapped, Target
 from tasks.writers import SyncWriter
-
 
 
 class ProcoreContractHeader(ProcoreModel):
@@ -54,7 +50,7 @@ def header_values(number: str, row: Any, status: str, vendor_id: int, warnings: 
         title=fields.truncated(fields.clean_text(row.title), "title", 255, warnings),
         status=status,
         executed=bool(row.executed),
-        retainage_percent=money(row.retainage_percent),
+        retainage_percent=money(getattr(row, "retainage_percent", None)),  # purchase orders have none
         contract_date=row.contract_date,
         description=fields.truncated(fields.clean_text(row.description), "description", fields.DESCRIPTION_MAX, warnings),
         vendor_id=vendor_id,
@@ -62,20 +58,29 @@ def header_values(number: str, row: Any, status: str, vendor_id: int, warnings: 
 
 
 class ErpContractLine(ErpRow):
+    """A prime contract's line; the other line tables name their contract's key column and may
+    add fields, so each table's model is its template's columns (``app.templates``)."""
+
     line_key: str
-    contract_number: str | None = Field(
-        default=None, validation_alias=AliasChoices("contract_number", "subcontract_number", "po_number")
-    )
+    contract_number: str | None = None
     line_number: int | None = None
     sub_job_code: str | None = None
     cost_code: str | None = None
     cost_type: str | None = None
     description: str | None = None
+    amount: Decimal | None = None
+    updated_at: datetime | None = None
+
+
+class ErpSubcontractLine(ErpContractLine):
+    contract_number: str | None = Field(default=None, validation_alias="subcontract_number")
+
+
+class ErpPurchaseOrderLine(ErpContractLine):
+    contract_number: str | None = Field(default=None, validation_alias="po_number")
     quantity: Decimal | None = None
     unit_cost: Decimal | None = None
     uom: str | None = None
-    amount: Decimal | None = None
-    updated_at: datetime | None = None
 
 
 class ProcoreContractLine(ProcoreModel):
@@ -100,9 +105,7 @@ def line_mapper(contract: EntitySpec, contract_id_field: str):  # noqa: ANN201 -
             amount=money(line.amount) or "0.00",
             description=fields.truncated(fields.clean_text(line.description), "description", fields.DESCRIPTION_MAX, warnings),
             wbs_code_id=wbs_of(refs, project, line.sub_job_code, line.cost_code, line.cost_type),
-            quantity=None if line.quantity is None else format(line.quantity, "f"),
-            unit_cost=None if line.unit_cost is None else format(line.unit_cost, "f"),
-            uom=fields.clean_text(line.uom),
+            **priced(line),
         )
         project_id = refs.id(PROJECTS, project, f"project {project}")
         return Mapped(payload=payload, warnings=warnings, scope={"project_id": project_id, contract_id_field: contract_id})
@@ -110,14 +113,23 @@ def line_mapper(contract: EntitySpec, contract_id_field: str):  # noqa: ANN201 -
     return map_line
 
 
+def priced(line: ErpContractLine) -> dict[str, str | None]:
+    """Quantity, unit cost and unit of measure, where the line's table has them."""
+    if not isinstance(line, ErpPurchaseOrderLine):
+        return {}
+    return dict(quantity=None if line.quantity is None else format(line.quantity, "f"),
+                unit_cost=None if line.unit_cost is None else format(line.unit_cost, "f"),
+                uom=fields.clean_text(line.uom))
+
+
 def line_spec(name: str, title: str, contract: EntitySpec, erp_table: str, path: str, contract_id_field: str,
-              *, sends_id: bool, webhook: str) -> EntitySpec:
+              *, sends_id: bool, webhook: str, erp_model: type[ErpContractLine] = ErpContractLine) -> EntitySpec:
     return EntitySpec(
         name=name,
         webhook_resources=(webhook,),
         title=title,
         erp_table=erp_table,
-        erp_model=ErpContractLine,
+        erp_model=erp_model,
         procore_model=ProcoreContractLine,
         map_record=line_mapper(contract, contract_id_field),
         key_field="line_key",
@@ -130,12 +142,3 @@ def line_spec(name: str, title: str, contract: EntitySpec, erp_table: str, path:
         money_field="amount",
     )
 
-
-def line_flow(spec: EntitySpec):  # noqa: ANN201 - a Prefect flow
-    def sync_lines(options: SyncOptions = SyncOptions()) -> RunSummary:
-        return run_entity(spec, options)
-
-    # A name of its own: Prefect keys the task run that stands for a subflow in its parent (here
-    # sync-all) by the function's name and code, and three line entities run at once in sync-all.
-    sync_lines.__name__ = sync_lines.__qualname__ = f"sync_{spec.name}"
-    return flow(name=spec.name, description=f"Sync {spec.display_name.lower()} from the ERP to Procore.")(sync_lines)

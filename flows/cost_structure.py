@@ -12,18 +12,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from prefect import flow
-
 from connectors.procore import ProcoreClient
 from flows.projects import PROJECTS
 from procore_sync.errors import ConfigError, InvalidRecord
 from procore_sync.settings import Settings
 from tasks import fields
-from tasks.engine import run_entity
 from tasks.models import ErpRow, ProcoreModel
 from tasks.refs import Refs
-from tasks.report import RunSummary
-from tasks.spec import EntitySpec, Mapped, NaturalKey, SyncOptions, Target
+from tasks.spec import EntitySpec, Mapped, NaturalKey, Target
 from tasks.writers import KeyedBatchWriter, SyncWriter
 
 BASE_TYPES = ("equipment", "materials", "commitment", "owner_cost", "professional_services", "other")
@@ -266,33 +262,3 @@ WBS_CODES = EntitySpec(
     natural_key=NaturalKey("segment combination", lambda code, scope: (scope.get("project_id"), segments_of(code)),
                            "Procore keeps one WBS code per sub job, cost code and cost type of a project"),
 )
-
-
-@flow(name="standard_cost_codes")
-def sync_standard_cost_codes(options: SyncOptions = SyncOptions()) -> RunSummary:
-    """Sync the ERP's cost codes to the company's standard cost code list."""
-    return run_entity(STANDARD_COST_CODES, options)
-
-
-@flow(name="cost_types")
-def sync_cost_types(options: SyncOptions = SyncOptions()) -> RunSummary:
-    """Sync the ERP's cost types to Procore line item types."""
-    return run_entity(COST_TYPES, options)
-
-
-@flow(name="sub_jobs")
-def sync_sub_jobs(options: SyncOptions = SyncOptions()) -> RunSummary:
-    """Sync the ERP's sub jobs (phases) to each project's sub jobs."""
-    return run_entity(SUB_JOBS, options)
-
-
-@flow(name="project_cost_codes")
-def sync_project_cost_codes(options: SyncOptions = SyncOptions()) -> RunSummary:
-    """Sync each project's cost codes, linking the ones Procore already has."""
-    return run_entity(PROJECT_COST_CODES, options)
-
-
-@flow(name="wbs_codes")
-def sync_wbs_codes(options: SyncOptions = SyncOptions()) -> RunSummary:
-    """Sync each project's WBS codes (sub job . cost code . cost type) in one call per project."""
-    return run_entity(WBS_CODES, options)

@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from prefect import flow
-
 from flows.vendors import VENDORS, ErpDirectoryCompany, ErpSupplier, map_supplier
-from tasks.engine import run_entity
 from tasks.refs import Refs
-from tasks.report import RunSummary
-from tasks.spec import Mapped, SyncOptions
+from tasks.spec import Mapped
 
 
 class ErpCustomer(ErpDirectoryCompany):
@@ -39,9 +35,3 @@ CUSTOMERS = dataclasses.replace(
     key_field="customer_code",
     origin_prefix="customer:",
 )
-
-
-@flow(name="customers", description=__doc__)
-def sync_customers(options: SyncOptions = SyncOptions()) -> RunSummary:
-    """Sync ERP customers to Procore vendors (owners/clients of prime contracts)."""
-    return run_entity(CUSTOMERS, options)

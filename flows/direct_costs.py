@@ -11,19 +11,15 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from prefect import flow
-
 from flows.budget import wbs_of
 from flows.cost_structure import WBS_CODES
 from flows.projects import PROJECTS
 from flows.vendors import VENDORS
 from procore_sync.errors import InvalidRecord
 from tasks import fields
-from tasks.engine import run_entity
 from tasks.models import ErpRow, ProcoreModel
 from tasks.refs import Refs
-from tasks.report import RunSummary
-from tasks.spec import EntitySpec, Mapped, SyncOptions, Target
+from tasks.spec import EntitySpec, Mapped, Target
 from tasks.writers import SyncWriter
 
 TYPES = ("invoice", "expense", "payroll")
@@ -100,6 +96,7 @@ DIRECT_COSTS = EntitySpec(
 class ErpDirectCostLine(ErpRow):
     line_key: str
     direct_cost_key: str | None = None
+    line_number: int | None = None
     sub_job_code: str | None = None
     cost_code: str | None = None
     cost_type: str | None = None
@@ -149,15 +146,3 @@ DIRECT_COST_LINES = EntitySpec(
     money_field="amount",
     read_as={"direct_cost_id": "holder_id"},
 )
-
-
-@flow(name="direct_costs", description=__doc__)
-def sync_direct_costs(options: SyncOptions = SyncOptions()) -> RunSummary:
-    """Sync ERP project costs to Procore direct costs."""
-    return run_entity(DIRECT_COSTS, options)
-
-
-@flow(name="direct_cost_lines", description=__doc__)
-def sync_direct_cost_lines(options: SyncOptions = SyncOptions()) -> RunSummary:
-    """Sync ERP project cost lines to Procore direct cost line items."""
-    return run_entity(DIRECT_COST_LINES, options)

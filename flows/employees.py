@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from prefect import flow
-
 from procore_sync.errors import InvalidRecord
 from tasks import fields
-from tasks.engine import run_entity
 from tasks.models import ErpRow, ProcoreModel
 from tasks.refs import Refs
-from tasks.report import RunSummary
-from tasks.spec import EntitySpec, Mapped, SyncOptions, Target
+from tasks.spec import EntitySpec, Mapped, Target
 from tasks.writers import SyncWriter
 
 
@@ -71,9 +67,3 @@ EMPLOYEES = EntitySpec(
     list_scope=(),
     deactivate={"is_active": False},
 )
-
-
-@flow(name="employees", description=__doc__)
-def sync_employees(options: SyncOptions = SyncOptions()) -> RunSummary:
-    """Sync ERP employees to Procore company users."""
-    return run_entity(EMPLOYEES, options)

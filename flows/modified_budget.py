@@ -20,7 +20,6 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from prefect import flow
 from pydantic import BaseModel
 
 from connectors.erp_sink import SinkDocument, SinkTable
@@ -29,10 +28,8 @@ from flows.budget import BUDGET_LINES
 from flows.change_orders import amount, exact, text, wbs_parts
 from flows.cost_structure import WBS_CODES
 from procore_sync.errors import NotFound
-from tasks.inbound import Changes, InboundMapped, InboundSpec, Known, Project, Window, run_inbound
+from tasks.inbound import Changes, InboundMapped, InboundSpec, Known, Project, Window
 from tasks.refs import Refs
-from tasks.report import RunSummary
-from tasks.spec import SyncOptions
 
 
 class ErpBudgetChange(BaseModel):
@@ -216,15 +213,3 @@ BUDGET_MODIFICATIONS = InboundSpec(
     parents=(BUDGET_LINES,),
     echo=integration_echo,
 )
-
-
-@flow(name="budget_changes", description=__doc__)
-def sync_budget_changes(options: SyncOptions = SyncOptions()) -> RunSummary:
-    """Bring Procore's budget changes (the modified budget) into the ERP."""
-    return run_inbound(BUDGET_CHANGES, options)
-
-
-@flow(name="budget_modifications", description=__doc__)
-def sync_budget_modifications(options: SyncOptions = SyncOptions()) -> RunSummary:
-    """Bring Procore's legacy budget modifications into the ERP (companies on the legacy tool)."""
-    return run_inbound(BUDGET_MODIFICATIONS, options)

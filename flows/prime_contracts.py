@@ -10,16 +10,12 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from prefect import flow
-
-from flows.contract_lines import ProcoreContractHeader, header_values, line_flow, line_spec, status_of
+from flows.contract_lines import ProcoreContractHeader, header_values, line_spec, status_of
 from flows.customers import CUSTOMERS
 from flows.projects import PROJECTS
-from tasks.engine import run_entity
 from tasks.models import ErpRow
 from tasks.refs import Refs
-from tasks.report import RunSummary
-from tasks.spec import EntitySpec, Mapped, SyncOptions, Target
+from tasks.spec import EntitySpec, Mapped, Target
 from tasks.writers import CreateEachWriter
 
 STATUSES = ("Draft", "Out For Bid", "Out For Signature", "Approved", "Complete", "Terminated")
@@ -71,12 +67,3 @@ PRIME_CONTRACT_LINES = line_spec(
     "/rest/v1.0/prime_contracts/{prime_contract_id}/line_items/sync", "prime_contract_id", sends_id=True,
     webhook="Prime Contract Line Items",
 )
-
-
-@flow(name="prime_contracts", description=__doc__)
-def sync_prime_contracts(options: SyncOptions = SyncOptions()) -> RunSummary:
-    """Sync ERP billing contracts to Procore prime contracts."""
-    return run_entity(PRIME_CONTRACTS, options)
-
-
-sync_prime_contract_lines = line_flow(PRIME_CONTRACT_LINES)

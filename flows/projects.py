@@ -10,15 +10,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from prefect import flow
-
 from procore_sync.errors import InvalidRecord
 from tasks import fields
-from tasks.engine import run_entity
 from tasks.models import ErpRow, ProcoreModel
 from tasks.refs import Refs
-from tasks.report import RunSummary
-from tasks.spec import EntitySpec, Mapped, SyncOptions, Target
+from tasks.spec import EntitySpec, Mapped, Target
 from tasks.writers import CreateEachWriter, SplitWriter, SyncWriter
 
 
@@ -90,9 +86,3 @@ PROJECTS = EntitySpec(
     list_path="/rest/v1.1/projects",
     deactivate={"active": False},
 )
-
-
-@flow(name="projects", description=__doc__)
-def sync_projects(options: SyncOptions = SyncOptions()) -> RunSummary:
-    """Sync ERP projects to Procore projects."""
-    return run_entity(PROJECTS, options)

@@ -17,16 +17,13 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from prefect import flow
 from pydantic import BaseModel
 
 from procore_sync.errors import InvalidRecord
 from tasks import fields
-from tasks.engine import run_entity
 from tasks.models import ErpRow, ProcoreModel
 from tasks.refs import Refs
-from tasks.report import RunSummary
-from tasks.spec import EntitySpec, Mapped, NaturalKey, SyncOptions, Target
+from tasks.spec import EntitySpec, Mapped, NaturalKey, Target
 from tasks.writers import PlanningWriter, planning_pages
 
 PLANNING = "/rest/v1.0/workforce-planning/v2/companies/{company_id}"
@@ -214,15 +211,3 @@ RESOURCE_PROJECTS = EntitySpec(
     natural_key=NaturalKey("project number", lambda project, scope: project.get("project_number"),
                            "Resource Planning keeps one project per project number"),
 )
-
-
-@flow(name="resource_people", description="System of record → Resource Planning people.")
-def sync_resource_people(options: SyncOptions = SyncOptions()) -> RunSummary:
-    """Sync people (by employee number) into Procore Resource Planning."""
-    return run_entity(RESOURCE_PEOPLE, options)
-
-
-@flow(name="resource_projects", description="System of record → Resource Planning projects.")
-def sync_resource_projects(options: SyncOptions = SyncOptions()) -> RunSummary:
-    """Sync projects (by project number) into Procore Resource Planning."""
-    return run_entity(RESOURCE_PROJECTS, options)

@@ -1,7 +1,7 @@
 """Suppliers (ERP) → company vendors (Procore), through ``PATCH /rest/v1.0/vendors/sync``.
 
 The whole entity: a tolerant model of the ERP row, a strict model of what Procore accepts, a
-pure mapping between them, the spec, and the flow. The ERP key (supplier code) becomes both
+pure mapping between them, and the spec (``flows`` registers it, which makes its flow). The ERP key (supplier code) becomes both
 ``origin_id`` (the upsert key, added by the engine) and ``origin_code`` (shown in Procore as
 "External ID").
 """
@@ -10,14 +10,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from prefect import flow
-
 from tasks import fields
-from tasks.engine import run_entity
 from tasks.models import ErpRow, ProcoreModel
-from tasks.report import RunSummary
 from tasks.refs import Refs
-from tasks.spec import EntitySpec, Mapped, SyncOptions, Target
+from tasks.spec import EntitySpec, Mapped, Target
 from tasks.writers import SyncWriter
 
 # Procore's field limits for company vendors.
@@ -108,9 +104,3 @@ VENDORS = EntitySpec(
     list_path="/rest/v1.0/vendors",
     deactivate={"is_active": False},
 )
-
-
-@flow(name="vendors", log_prints=True, description=__doc__)
-def sync_vendors(options: SyncOptions = SyncOptions()) -> RunSummary:
-    """Sync ERP suppliers to Procore company vendors."""
-    return run_entity(VENDORS, options)

@@ -32,8 +32,8 @@ from deployments.alerts import (
     notification_block_id,
     save_webhook_block,
 )
+from flows.entities import sync_vendors
 from flows.health import health_check
-from flows.vendors import sync_vendors
 from app.cli import _webhooks_api, app
 from procore_sync.settings import Settings
 from sandbox.server import SandboxServer

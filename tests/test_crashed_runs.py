@@ -22,7 +22,7 @@ from prefect.states import Crashed, Running
 from typer.testing import CliRunner
 
 from connectors.state import StateStore
-from flows.vendors import sync_vendors
+from flows.entities import sync_vendors
 from app.cli import app
 from tests.support import free_killed_run_lock
 from sandbox.config import SandboxConfig

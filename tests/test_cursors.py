@@ -21,7 +21,7 @@ from connectors.erp_sink import ErpSink
 from connectors.procore import ProcoreClient
 from connectors.state import StateStore
 from flows.change_orders import COMMITMENT_CHANGE_ORDERS
-from flows.vendors import sync_vendors
+from flows.entities import sync_vendors
 from demo import sample_erp
 from procore_sync.settings import Settings
 from sandbox.clock import ManualClock

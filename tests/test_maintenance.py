@@ -7,8 +7,8 @@ import shutil
 import pytest
 
 from connectors.state import StateStore
+from flows.entities import sync_vendors
 from flows.maintenance import ResyncFailedOptions, resync_failed, select
-from flows.vendors import sync_vendors
 from demo import sample_erp
 from procore_sync.settings import Settings
 from sandbox.server import SandboxServer

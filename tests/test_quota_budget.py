@@ -11,7 +11,7 @@ import pytest
 from prefect.client.orchestration import get_client
 
 from connectors.quota import QuotaGate, SpikeLog, budget_for, ensure_quota_limit, quota_gate, spike_limit_name
-from flows.vendors import sync_vendors
+from flows.entities import sync_vendors
 from procore_sync.settings import Settings
 from tasks.spec import SyncOptions
 from tests.conftest import SampleErp, settings_env

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from flows.vendors import sync_vendors
+from flows.entities import sync_vendors
 from sandbox.clock import ManualClock
 from sandbox.config import SandboxConfig
 from sandbox.server import start_in_thread

@@ -8,7 +8,7 @@ import duckdb
 import pytest
 import requests
 
-from flows.vendors import sync_vendors
+from flows.entities import sync_vendors
 from sandbox.config import SandboxConfig
 from sandbox.server import start_in_thread
 from tasks.spec import SyncOptions

@@ -6,7 +6,8 @@ import pytest
 
 from connectors.erp import DuckDbErpSource
 from connectors.state import StateStore
-from flows.vendors import VENDORS, sync_vendors
+from flows.entities import sync_vendors
+from flows.vendors import VENDORS
 from sandbox.server import SandboxServer
 from tasks.mapping import map_rows
 from tasks.report import RunSummary

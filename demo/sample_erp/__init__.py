@@ -37,7 +37,7 @@ from demo.sample_erp.files import (
     csv_value,
     export_templates,
     generate,
-    template_columns,
+    generated_columns,
 )
 from demo.sample_erp.fixes import Fix, fix
 from demo.sample_erp.suppliers import NAME_LIMIT, NOTES_LIMIT, UNICODE_KINDS
@@ -45,6 +45,6 @@ from demo.sample_erp.suppliers import NAME_LIMIT, NOTES_LIMIT, UNICODE_KINDS
 __all__ = [
     "DESCRIPTION_LIMIT", "DUCKDB_FILE", "EXPECTED_FILE", "GENERATORS", "HISTORY_DAYS", "MUTATIONS",
     "NAME_LIMIT", "NOTES_LIMIT", "TEMPLATES_DIR", "UNICODE_KINDS", "Column", "Company", "Fix",
-    "Generator", "SampleSummary", "TableData", "csv_value", "export_templates", "fix", "generate", "template_columns",
+    "Generator", "SampleSummary", "TableData", "csv_value", "export_templates", "fix", "generate", "generated_columns",
     "mutate", "mutate_table",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import random
@@ -17,6 +18,7 @@ import duckdb
 from demo.sample_erp import contracts, costs, jobcost, people, planning, projects
 from demo.sample_erp.base import Company, TableData
 from demo.sample_erp.suppliers import generate_suppliers
+from flows.registry import template_columns
 
 DUCKDB_FILE = "erp.duckdb"
 TEMPLATES_DIR = "templates"
@@ -71,12 +73,23 @@ class SampleSummary:
         )
 
 
-def template_columns() -> dict[str, list[str]]:
-    """Each table's template columns, in sync order (a tiny company is built to learn them)."""
+def generated_columns() -> dict[str, list[str]]:
+    """Each table's columns as its generator declares them (a tiny company is built to learn
+    them); a test holds them to the templates, which the ERP models declare."""
     company = Company(0.01, datetime.now(UTC).replace(microsecond=0))
     for name, make in GENERATORS.items():
         company.add(make(random.Random(f"0:{name}"), company))
     return {table: [column.name for column in data.columns] for table, data in company.tables.items()}
+
+
+def in_template_order(data: TableData, templates: dict[str, list[str]]) -> TableData:
+    """The table with its columns in its template's order, so that the sample's files and the
+    empty templates agree; a generator's columns must be the template's (its ERP model's)."""
+    by_name = {column.name: column for column in data.columns}
+    order = templates[data.table]
+    if set(order) != set(by_name):
+        raise ValueError(f"{data.table}: the generator's columns {sorted(by_name)} are not the template's {order}")
+    return dataclasses.replace(data, columns=tuple(by_name[name] for name in order))
 
 
 def generate(
@@ -91,7 +104,8 @@ def generate(
     # One stream per table, seeded by (seed, table): a new entity leaves the others' draws alone.
     for name, make in GENERATORS.items():
         company.add(make(random.Random(f"{seed}:{name}"), company))
-    tables = list(company.tables.values())
+    templates = template_columns()
+    tables = [in_template_order(data, templates) for data in company.tables.values()]
     out.mkdir(parents=True, exist_ok=True)
     _write_duckdb(out / DUCKDB_FILE, tables)
     export_templates(out)
