@@ -39,8 +39,8 @@ from connectors.state import StateStore, StateStoreBusy, WebhookEvent, utc_now
 from flows import ENTITY_FLOWS, enabled
 from procore_sync.settings import Settings
 from tasks.events import decide
-from tasks.inbound import KEY_SEPARATOR, InboundSpec
-from tasks.spec import EntitySpec, SyncOptions
+from tasks.inbound import KEY_SEPARATOR
+from tasks.spec import SyncOptions
 from tasks.webhooks import authorization
 
 log = logging.getLogger(__name__)
@@ -149,8 +149,8 @@ class Dispatcher:
         projects = {str(s.procore_id): key for key, s in self.store.record_states("projects").items() if s.procore_id}
         wanted: dict[str, _Wanted] = defaultdict(_Wanted)
         for event in events:
-            decisions = decide(event, inbound=[s for s in specs if isinstance(s, InboundSpec)],
-                               outbound=[s for s in specs if isinstance(s, EntitySpec)], projects=projects,
+            decisions = decide(event, inbound=[s for s in specs if s.inbound],
+                               outbound=[s for s in specs if not s.inbound], projects=projects,
                                own_application_ids=self.settings.own_application_ids,
                                key_of=lambda entity, procore_id: self.store.keys_of_procore_ids(
                                    entity, [procore_id]).get(procore_id))

@@ -26,11 +26,10 @@ from prefect.states import State
 from procore_sync.errors import ConfigError
 from procore_sync.settings import Settings
 from tasks.company import check_company
-from tasks.inbound import InboundSpec
 from tasks.prefect_run import summary_of
-from tasks.reconcile import Reconciliation, reconcile, reconcile_inbound
+from tasks.reconcile import Reconciliation, reconcile_entity
 from tasks.report import RunSummary
-from tasks.spec import EntitySpec, SyncOptions
+from tasks.spec import SyncOptions
 
 
 def entity_names(requested: Iterable[str] | None = None) -> list[str]:
@@ -58,7 +57,7 @@ def upload_file(settings: Settings, entity: str, file: Path, *, dry_run: bool = 
     row, through the usual map, plan, load and report. Other tables keep their sources."""
     [name] = entity_names([entity])
     spec = ENTITY_FLOWS[name][0]
-    if not isinstance(spec, EntitySpec):
+    if spec.inbound:
         raise ConfigError(f"{name} comes from Procore; only ERP → Procore entities take an upload")
     if file.suffix.lower() != ".csv":
         raise ConfigError(f"{file} is not a .csv file; `procore-sync templates` writes the template for {name}")
@@ -102,11 +101,6 @@ def reconcile_entities(settings: Settings, names: Iterable[str] | None = None) -
     with ProcoreClient(settings) as client:
         check_company(client, settings)
         for name in chosen:
-            spec = ENTITY_FLOWS[name][0]
             context: dict[str, Any] = {"company_id": settings.company_id, "settings": settings}
-            if isinstance(spec, InboundSpec):
-                results.append(reconcile_inbound(spec, client, store, source, sink, context))
-                continue
-            context |= spec.prepare(client, context) if spec.prepare else {}
-            results.append(reconcile(spec, client, store, source, context))
+            results.append(reconcile_entity(ENTITY_FLOWS[name][0], client, store, source, sink, context))
     return results

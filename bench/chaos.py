@@ -236,14 +236,12 @@ class Side:
         from connectors.state import StateStore
         from flows import ENTITY_FLOWS
         from _chaos_compare import read_exports
-        from tasks.inbound import InboundSpec
 
         store = self.server.store
         sink = ErpSink(self.erp, self.home / "state" / "export")
-        tables = [t for spec, _ in ENTITY_FLOWS.values() if isinstance(spec, InboundSpec)
-                  for t in (spec.header, spec.lines) if t is not None]
+        tables = [t for spec, _ in ENTITY_FLOWS.values() if spec.inbound for t in spec.sink_tables]
         state = StateStore(self.home / "state" / "state.duckdb")
-        outbound = [name for name, (spec, _) in ENTITY_FLOWS.items() if not isinstance(spec, InboundSpec)]
+        outbound = [name for name, (spec, _) in ENTITY_FLOWS.items() if not spec.inbound]
         return Snapshot(
             records={kind: store.records(kind) for kind in KINDS},
             erp={t.name: (t.key, sink.rows(t)) for t in tables},

@@ -27,7 +27,7 @@ from flows import ENTITY_FLOWS, enabled
 from flows.sync_all import sync_all
 from app.runner import run_entities
 from procore_sync.settings import Settings
-from tasks.inbound import InboundSpec, known_projects
+from tasks.inbound import known_projects
 from tasks.spec import SyncOptions
 
 COLUMNS = ("step", "entity", "erp_writes", "api_calls", "calls_per_project", "quota_share_pct", "duration_s")
@@ -124,7 +124,7 @@ def main() -> None:
     with sample_company(args.scale) as home, bench_environment(home / "erp" / "erp.duckdb", home / "state"):
         sync_all(options=SyncOptions())
         settings = Settings()
-        names = [n for n, (spec, _) in ENTITY_FLOWS.items() if isinstance(spec, InboundSpec) and enabled(n, settings)]
+        names = [n for n, (spec, _) in ENTITY_FLOWS.items() if spec.inbound and enabled(n, settings)]
         made = field_creates(settings, args.per_project)
         projects = len(known_projects(StateStore(settings.state_path)))  # every one is read
         started = time.monotonic()

@@ -34,8 +34,7 @@ from connectors.state import StateStore
 from procore_sync.settings import Settings
 from tasks.company import check_company
 from tasks.pairing import pairing_of, require
-from tasks.inbound import InboundSpec
-from tasks.spec import EntitySpec
+from tasks.spec import Spec
 
 Verdict = Literal["OK", "Unreachable", "Failed authentication", "Missing permission", "Failed"]
 # The health check must answer quickly: one retry, not the sync's patient six.
@@ -81,7 +80,7 @@ def erp_checks(settings: Settings) -> list[Check]:
 
 
 def source_checks(sources: SourceSet, settings: Settings) -> list[Check]:
-    tables = [spec.erp_table for spec, _ in ENTITY_FLOWS.values() if isinstance(spec, EntitySpec)]
+    tables = [table for spec, _ in ENTITY_FLOWS.values() if not spec.inbound for table in spec.erp_tables]
     default_missing = isinstance(sources.default, DuckDbErpSource) and not sources.default.path.is_file()
     checks = []
     if default_missing and any(table not in sources.by_table for table in tables):
@@ -139,16 +138,9 @@ def source_probe(source: ErpSource, table: str) -> str:
     return f"{len(list(source.read(table)))} rows from {source.describe()}"
 
 
-def probe(client: ProcoreClient, spec: EntitySpec | InboundSpec, context: dict[str, Any]) -> str:
-    """One small read of the entity's endpoint; raises what Procore answered."""
-    if isinstance(spec, InboundSpec):
-        client.get(spec.probe_path.format(**context))
-    elif spec.lister is not None:
-        next(iter(spec.lister(client, context)), None)
-    else:
-        context = context | (spec.prepare(client, context) if spec.prepare else {})
-        scope = {name: context[name] for name in spec.list_scope}
-        next(iter(client.paginate(spec.list_path.format(**context), scope, per_page=1)), None)
+def probe(client: ProcoreClient, spec: Spec, context: dict[str, Any]) -> str:
+    """One small read of the entity's endpoint (``Spec.probe``); raises what Procore answered."""
+    spec.probe(client, context)
     return "answers"
 
 
@@ -174,9 +166,8 @@ def entity_checks(client: ProcoreClient, settings: Settings, project_id: int | N
     return list(checks.values())
 
 
-def _placeholders(spec: EntitySpec | InboundSpec) -> set[str]:
-    path = spec.probe_path if isinstance(spec, InboundSpec) else spec.list_path
-    return {field for _, field, _, _ in string.Formatter().parse(path) if field}
+def _placeholders(spec: Spec) -> set[str]:
+    return {field for _, field, _, _ in string.Formatter().parse(spec.probe_path) if field}
 
 
 def procore_checks(settings: Settings) -> list[Check]:

@@ -32,7 +32,7 @@ from flows import ENTITY_FLOWS, enabled, run_inside
 from procore_sync.errors import ConfigError
 from procore_sync.settings import Settings
 from tasks.report import RunSummary, publish_overview
-from tasks.spec import EntitySpec, SyncOptions
+from tasks.spec import SyncOptions
 
 NEEDS_ATTENTION = ("failed", "blocked")
 PAGE = 200
@@ -90,7 +90,7 @@ def projects_of(name: str, states: dict[str, RecordState], settings: Settings) -
     (``P-1001|02-300``, and the Procore → ERP records' ``P-1001|<Procore id>``)."""
     spec = ENTITY_FLOWS[name][0]
     rows: dict[str, dict] = {}
-    if isinstance(spec, EntitySpec):
+    if not spec.inbound:  # a Procore → ERP record has no source row; its key names its project
         source = build_sources(settings)
         rows = {str(r.data.get(spec.key_field, "")).strip(): r.data for r in source.read(spec.erp_table)}
     return {key: (rows.get(key) or {}).get("project_number") or (key.split("|")[0] if "|" in key else None)

@@ -3,8 +3,7 @@ is made from its spec.
 
 ``register`` adds specs to ``ENTITY_FLOWS`` (re-exported by ``flows``), which the CLI, the demo,
 sync-all, the deployments and the tests read; ``entity_flow`` is the one flow every entity
-runs, an ``EntitySpec`` through the engine (ERP → Procore), an ``InboundSpec`` through the
-inbound run (Procore → ERP). A deployment finds a registered entity's flow at
+runs, through the engine's run of the spec's direction (``tasks.engine.run_entity``). A deployment finds a registered entity's flow at
 ``flows/entities.py:sync_<name>`` (``ENTRYPOINT_MODULE``). Each ERP → Procore entity's CSV
 template is its ERP model (``template_columns``), which the templates and the sample ERP read.
 """
@@ -15,11 +14,8 @@ from prefect import Flow, flow
 from pydantic import BaseModel
 
 from tasks.engine import run_entity
-from tasks.inbound import InboundSpec, run_inbound
 from tasks.report import RunSummary
-from tasks.spec import EntitySpec, SyncOptions
-
-Spec = EntitySpec | InboundSpec
+from tasks.spec import Spec, SyncOptions
 
 # Entity name → (spec, flow), in registration order: parents before their children.
 ENTITY_FLOWS: dict[str, tuple[Spec, Flow]] = {}
@@ -40,12 +36,8 @@ def register(*specs: Spec) -> None:
 
 def entity_flow(spec: Spec) -> Flow:
     """The Prefect flow named for the entity, whose run form is ``SyncOptions``."""
-    if isinstance(spec, EntitySpec):
-        def sync(options: SyncOptions = SyncOptions()) -> RunSummary:
-            return run_entity(spec, options)
-    else:
-        def sync(options: SyncOptions = SyncOptions()) -> RunSummary:
-            return run_inbound(spec, options)
+    def sync(options: SyncOptions = SyncOptions()) -> RunSummary:
+        return run_entity(spec, options)
 
     # A name of its own: Prefect keys the task run that stands for a subflow in its parent
     # (sync-all) by the function's name and code, and sync-all runs entities at once. The module
@@ -56,7 +48,7 @@ def entity_flow(spec: Spec) -> Flow:
 
 
 def description_of(spec: Spec) -> str:
-    direction = "the ERP to Procore" if isinstance(spec, EntitySpec) else "Procore to the ERP"
+    direction = "Procore to the ERP" if spec.inbound else "the ERP to Procore"
     return f"Sync {spec.display_name} from {direction}."
 
 
@@ -70,7 +62,7 @@ def flow_attribute(flow_: Flow) -> str | None:
 
 def template_columns() -> dict[str, list[str]]:
     """Each ERP → Procore table's template columns, in sync order."""
-    specs = [spec for spec, _ in ENTITY_FLOWS.values() if isinstance(spec, EntitySpec)]
+    specs = [spec for spec, _ in ENTITY_FLOWS.values() if not spec.inbound]
     return {spec.erp_table: columns_of(spec.erp_model, spec.key_field) for spec in specs}
 
 

@@ -25,7 +25,6 @@ from prefect import flow, get_run_logger
 from flows import ENTITY_FLOWS, configured_resources, enabled, levels, run_inside
 from procore_sync.settings import Settings
 from tasks.company import one_company_check
-from tasks.inbound import InboundSpec
 from tasks.report import RunSummary, publish_overview
 from tasks.spec import SyncOptions
 from tasks.webhooks import polling_left_to_webhooks
@@ -106,7 +105,7 @@ def sync_all(options: SyncOptions = SyncOptions()) -> list[RunSummary]:
     names = [name for level in levels() for name in level if enabled(name, settings)]
     with one_company_check(settings):  # one call for every entity run, not one each
         # A full resync reads everything; otherwise healthy webhooks may stand for the polling.
-        inbound = [] if options.full_resync else [n for n in names if isinstance(ENTITY_FLOWS[n][0], InboundSpec)]
+        inbound = [] if options.full_resync else [n for n in names if ENTITY_FLOWS[n][0].inbound]
         left, why = polling_left_to_webhooks(settings, inbound, configured_resources(settings))
         if why:
             get_run_logger().info(why)

@@ -33,7 +33,7 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 from connectors.erp_sink import ErpSink, SinkDocument, SinkTable
 from connectors.procore import ProcoreClient
@@ -49,7 +49,7 @@ from tasks.plan import plan
 from tasks.prefect_run import log, step
 from tasks.refs import Refs
 from tasks.run import Planned, Run, Runtime, default_runtime, run_work
-from tasks.spec import EntitySpec, SyncOptions
+from tasks.spec import PROCORE_TO_ERP, EntitySpec, SyncOptions
 
 KEY_SEPARATOR = "|"
 DELETED = "deleted in Procore; kept in the ERP marked deleted"
@@ -154,6 +154,9 @@ class InboundSpec:
     webhook_resources: tuple[str, ...] = ()
     webhook_project_resources: tuple[str, ...] = ()
 
+    direction: ClassVar[Literal["procore_to_erp"]] = PROCORE_TO_ERP
+    inbound: ClassVar[Literal[True]] = True
+
     @property
     def display_name(self) -> str:
         return self.title
@@ -161,6 +164,18 @@ class InboundSpec:
     @property
     def erp_table(self) -> str:
         return self.header.name
+
+    @property
+    def sink_tables(self) -> tuple[SinkTable, ...]:
+        """The ERP tables the entity writes: its header table, then its lines' where it has lines."""
+        return (self.header,) if self.lines is None else (self.header, self.lines)
+
+    @property
+    def erp_tables(self) -> tuple[str, ...]:
+        return tuple(table.name for table in self.sink_tables)
+
+    def probe(self, client: ProcoreClient, context: dict[str, Any]) -> None:
+        client.get(self.probe_path.format(**context))
 
     @property
     def depends_on(self) -> tuple[str, ...]:
@@ -280,7 +295,7 @@ def write_documents(sink: ErpSink, spec: InboundSpec, documents: list[SinkDocume
 class ProcoreToErp:
     """The Procore → ERP part of a run of ``spec``: read the window, map, plan, write to the ERP."""
 
-    direction = "procore_to_erp"
+    direction = PROCORE_TO_ERP
 
     def __init__(self, spec: InboundSpec, run: Run) -> None:
         assert run.runtime.sink is not None, "an inbound run needs the runtime's ERP sink"

@@ -27,7 +27,7 @@ from tasks.prefect_run import log, step
 from tasks.reading import ErpReading, read_rows
 from tasks.refs import Refs
 from tasks.run import Planned, Run
-from tasks.spec import DELETED, EntitySpec, SyncOptions
+from tasks.spec import DELETED, ERP_TO_PROCORE, EntitySpec, SyncOptions
 
 
 @step("extract", retried=True)
@@ -74,7 +74,7 @@ def groups(actions: Sequence[Action]) -> dict[tuple[tuple[str, int], ...], list[
 class ErpToProcore:
     """The ERP → Procore part of a run of ``spec``."""
 
-    direction = "erp_to_procore"
+    direction = ERP_TO_PROCORE
 
     def __init__(self, spec: EntitySpec, run: Run) -> None:
         self.spec, self.run = spec, run

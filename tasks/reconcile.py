@@ -10,13 +10,14 @@ longer has are reported as unexpected.
 
 The Procore → ERP entities (change orders, modified budget) are compared the other way round by
 ``reconcile_inbound``: what Procore holds now, mapped as a run would, against the ERP's rows.
+``reconcile_entity`` takes either kind of spec and compares it the way its ``direction`` syncs.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -33,7 +34,7 @@ from tasks.inbound import KEY_SEPARATOR, InboundSpec, Known, Window, document_pa
 from tasks.outcomes import field_of, procore_id_of
 from tasks.mapping import MappedRecord, map_rows
 from tasks.refs import Refs
-from tasks.spec import EntitySpec
+from tasks.spec import ERP_TO_PROCORE, PROCORE_TO_ERP, Direction, EntitySpec, Spec
 
 
 @dataclass(frozen=True)
@@ -237,3 +238,23 @@ def _as_json(row: dict[str, Any]) -> dict[str, Any]:
     """A DuckDB row as the JSON a payload holds (decimals and dates as text)."""
     return {name: value if isinstance(value, bool | int | float | str) or value is None else str(value)
             for name, value in row.items() if name != SYNCED_AT}
+
+
+# --- either direction -------------------------------------------------------------------------
+
+
+def reconcile_entity(spec: Spec, client: ProcoreClient, store: StateStore, source: ErpSource, sink: ErpSink,
+                     context: dict[str, Any]) -> Reconciliation:
+    """ERP and Procore compared for ``spec``, the way its direction syncs (``RECONCILERS``)."""
+    return RECONCILERS[spec.direction](spec, client, store, source, sink, context)
+
+
+def _reconcile_outbound(spec: EntitySpec, client: ProcoreClient, store: StateStore, source: ErpSource,
+                        sink: ErpSink, context: dict[str, Any]) -> Reconciliation:
+    """ERP → Procore, with the company-level ids its mapping needs (``prepare``); the sink is unused."""
+    context = context | (spec.prepare(client, context) if spec.prepare else {})
+    return reconcile(spec, client, store, source, context)
+
+
+Reconciler = Callable[[Any, ProcoreClient, StateStore, ErpSource, ErpSink, dict[str, Any]], Reconciliation]
+RECONCILERS: dict[Direction, Reconciler] = {ERP_TO_PROCORE: _reconcile_outbound, PROCORE_TO_ERP: reconcile_inbound}

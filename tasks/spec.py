@@ -3,13 +3,19 @@
 An entity module in ``flows/`` builds one ``EntitySpec``: its models, its pure mapping function,
 its parents and where it goes in Procore (a ``Target`` and a writer). The engine
 (``tasks.engine``) needs nothing else to extract, map, plan, load, record and report it.
+
+``Spec`` is what every entity answers whichever way it syncs (``EntitySpec`` ERP → Procore,
+``tasks.inbound.InboundSpec`` Procore → ERP): its direction, the ERP tables it reads or writes,
+its health probe. Callers ask the spec, never its class; the run and the reconciliation are
+chosen by ``direction`` above this module (``tasks.engine.run_entity``,
+``tasks.reconcile.reconcile_entity``), so this module imports no engine.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -80,6 +86,59 @@ class References(Protocol):
     def keys_by_id(self, parent: EntitySpec) -> dict[int, str]: ...
 
 
+# Which way an entity's records go; each direction's run is a ``Work`` of the same name
+# (``tasks.outbound.ErpToProcore``, ``tasks.inbound.ProcoreToErp``).
+Direction = Literal["erp_to_procore", "procore_to_erp"]
+ERP_TO_PROCORE: Direction = "erp_to_procore"
+PROCORE_TO_ERP: Direction = "procore_to_erp"
+
+
+class Spec(Protocol):
+    """What every entity declares, whichever way it syncs. Code that handles both kinds asks
+    these, not the class; what only one direction has (a writer, a sink table) stays on its own
+    spec, reached where the caller picked that direction by ``inbound``."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def direction(self) -> Direction: ...
+
+    @property
+    def inbound(self) -> bool:
+        """Procore → ERP: the field's changes read from Procore and written to the ERP."""
+        ...
+
+    @property
+    def display_name(self) -> str: ...
+
+    @property
+    def erp_tables(self) -> tuple[str, ...]:
+        """The ERP tables the entity reads (ERP → Procore) or writes (Procore → ERP)."""
+        ...
+
+    @property
+    def probe_path(self) -> str:
+        """The Procore path the health check reads ({company_id}, {project_id} placeholders)."""
+        ...
+
+    @property
+    def parents(self) -> tuple[EntitySpec, ...]: ...
+
+    @property
+    def depends_on(self) -> tuple[str, ...]: ...
+
+    @property
+    def revisit(self) -> bool: ...
+
+    @property
+    def webhook_resources(self) -> tuple[str, ...]: ...
+
+    def probe(self, client: ProcoreClient, context: dict[str, Any]) -> None:
+        """One small read of the entity's endpoint (the health check); raises what Procore answered."""
+        ...
+
+
 class Writer(Protocol):
     """How a batch of planned writes reaches Procore (``tasks/writers.py``): one outcome per action."""
 
@@ -142,9 +201,29 @@ class EntitySpec:
     # Procore's webhook resource names of what the entity writes (``procore-sync webhooks install``).
     webhook_resources: tuple[str, ...] = ()
 
+    direction: ClassVar[Literal["erp_to_procore"]] = ERP_TO_PROCORE
+    inbound: ClassVar[Literal[False]] = False
+
     @property
     def display_name(self) -> str:
         return self.title or self.name.replace("_", " ").capitalize()
+
+    @property
+    def erp_tables(self) -> tuple[str, ...]:
+        return (self.erp_table,)
+
+    @property
+    def probe_path(self) -> str:
+        return self.list_path
+
+    def probe(self, client: ProcoreClient, context: dict[str, Any]) -> None:
+        """The first item of the list reconcile reads (through ``lister`` where there is one)."""
+        if self.lister is not None:
+            next(iter(self.lister(client, context)), None)
+            return
+        context = context | (self.prepare(client, context) if self.prepare else {})
+        scope = {name: context[name] for name in self.list_scope}
+        next(iter(client.paginate(self.list_path.format(**context), scope, per_page=1)), None)
 
     @property
     def depends_on(self) -> tuple[str, ...]:

@@ -66,7 +66,7 @@ def run_all(options: SyncOptions | None = None) -> dict[str, object]:
     return {s.entity: s for s in sync_all(options=options or SyncOptions())}
 
 
-INBOUND = [name for name, (spec, _) in ENTITY_FLOWS.items() if isinstance(spec, InboundSpec)]
+INBOUND = [name for name, (spec, _) in ENTITY_FLOWS.items() if spec.inbound]
 
 
 class PinnableClock:

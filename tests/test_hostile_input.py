@@ -94,7 +94,7 @@ def kind_of(annotation: Any) -> str | None:
 
 def outbound_specs() -> list[EntitySpec]:
     tables = template_columns()
-    return [spec for spec, _ in ENTITY_FLOWS.values() if isinstance(spec, EntitySpec) and spec.erp_table in tables]
+    return [spec for spec, _ in ENTITY_FLOWS.values() if not spec.inbound and spec.erp_table in tables]
 
 
 def typed_columns(spec: EntitySpec) -> dict[str, str]:
