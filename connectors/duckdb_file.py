@@ -74,7 +74,8 @@ def _literal(text: str) -> str:
 
 
 def is_lock_conflict(exc: BaseException) -> bool:
-    # "Could not set lock on file ...: Conflicting lock is held in ..." (reference/prefect.md §7)
+    # DuckDB says "Could not set lock on file ...: Conflicting lock is held in ..." while another
+    # process has the file open for writing.
     return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
 
 

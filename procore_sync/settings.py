@@ -26,7 +26,7 @@ class ProcoreEnvironment(str, Enum):
     local = "local"
 
 
-# (auth base, API base) per environment; reference/procore-api.md §1.
+# (auth base, API base) per environment, as Procore's developer documentation lists them.
 HOSTS: dict[ProcoreEnvironment, tuple[str, str]] = {
     ProcoreEnvironment.production: ("https://login.procore.com", "https://api.procore.com"),
     ProcoreEnvironment.developer_sandbox: (

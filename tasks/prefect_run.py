@@ -126,8 +126,9 @@ def defer_flow_run(until: datetime, reason: str) -> None:
     """Hand the current flow run back to Prefect, scheduled at ``until`` as ``AwaitingQuota``.
 
     Same run id and parameters; the process exits cleanly and the runner starts the run again at
-    ``until``. It relies on Prefect's ``Pause`` signal (an internal one, measured in
-    reference/prefect.md §2), so ``tests/test_awaiting_quota.py`` covers it.
+    ``until``. It relies on Prefect's ``Pause`` signal (``prefect.exceptions.Pause``, an internal one: a
+    flow run that raises it after setting its own Scheduled state ends without failing), so
+    ``tests/test_awaiting_quota.py`` covers it through a real serve process.
     """
     context = FlowRunContext.get()
     assert context is not None and context.flow_run is not None

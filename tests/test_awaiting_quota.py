@@ -1,6 +1,6 @@
 """A deployment run that meets a spent quota window becomes AwaitingQuota and resumes, same run.
 
-This relies on Prefect's Pause signal (reference/prefect.md §2), hence a real serve process."""
+This relies on Prefect's Pause signal (an internal one), hence a real serve process."""
 
 from __future__ import annotations
 
