@@ -61,7 +61,8 @@ class StandIns:
                 raise RuntimeError(f"{name} failed on purpose")
             return RunSummary(entity=name, run_id="", status="completed", api_calls=1)
 
-        spec = SimpleNamespace(name=name, depends_on=list(depends_on), revisit=revisit, webhook_resources=())
+        spec = SimpleNamespace(name=name, depends_on=list(depends_on), revisit=revisit, webhook_resources=(),
+                               inbound=False)
         return spec, stand_in
 
 
