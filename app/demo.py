@@ -24,18 +24,18 @@ import shutil
 import signal
 import sys
 import threading
-from collections.abc import Callable
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from pathlib import Path
-
-import requests
 from dataclasses import dataclass
-from pydantic import SecretStr
+from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from demo import sample_erp
+import requests
+from prefect.settings import PREFECT_API_URL, temporary_settings
+from pydantic import SecretStr
+
 from app.prefect_server import PrefectServer, free_port, port_is_free
+from demo import sample_erp
 from procore_sync.settings import ProcoreEnvironment, Settings
 from sandbox.config import SandboxConfig
 from sandbox.server import SandboxServer, start_in_thread
@@ -248,15 +248,18 @@ def run_demo(
             stack.callback(signal.signal, signal.SIGINT, signal.getsignal(signal.SIGINT))
         sandbox = stack.enter_context(start_sandbox(settings, options))
         server = stack.enter_context(PrefectServer(settings.home / "prefect", port=options.prefect_port))
-        # Flow runs (here and in the served subprocesses) read both from the environment.
+        # Flow runs (here and in the served subprocesses) read both from the environment; this
+        # process's Prefect read its settings when it was first imported (the sample ERP's
+        # columns come from the entity registry), so it is told the URL too.
         os.environ["PROCORE_SYNC_LOCAL_SANDBOX_URL"] = sandbox.url
         os.environ["PREFECT_API_URL"] = server.api_url
+        stack.enter_context(temporary_settings(updates={PREFECT_API_URL: server.api_url}))
         stack.enter_context(stopping_in_order(server, say))
         say(f"Prefect UI: {server.ui_url}   Procore sandbox: {sandbox.url}   ERP: {settings.erp_path}")
         if hr_drop is not None:
             say(f"Resource Planning people come from the HR system's uploads in {hr_drop} "
                 "(put a new resource_people.csv there, then an empty resource_people.csv.done)")
-        from app.runner import register_deployments, run_entities, serve_forever  # Prefect, URL set
+        from app.runner import register_deployments, run_entities, serve_forever
 
         summaries = run_entities(Settings())
         show(summaries, server.ui_url)
