@@ -70,7 +70,6 @@ def prepare(settings: Settings, options: DemoOptions) -> Path | None:
     returned; None where the settings name sources of their own, which win."""
     if options.reset and settings.home.exists():
         shutil.rmtree(settings.home)
-    assert settings.erp_path is not None
     fresh = not settings.erp_path.exists()
     if fresh:
         sample_erp.generate(settings.erp_path.parent, scale=options.scale)
@@ -85,7 +84,6 @@ def prepare(settings: Settings, options: DemoOptions) -> Path | None:
 
 def upload_from_hr(settings: Settings, drop: Path) -> None:
     """The HR system's upload of the sample's people, as an uploader does it: file, then marker."""
-    assert settings.erp_path is not None
     drop.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(settings.erp_path.parent / "templates" / "resource_people.csv", drop / "resource_people.csv")
     (drop / "resource_people.csv.done").touch()
@@ -187,7 +185,6 @@ def webhooks_in_the_demo(settings: Settings, say: Callable[[str], None]) -> Iter
     from flows import configured_resources
     from tasks.webhooks import install
 
-    assert settings.state_path is not None
     store = StateStore(settings.state_path)
     dispatcher, stop = Dispatcher(settings, store), threading.Event()
     server, thread, url = run_in_thread(receiver_app(settings, store, dispatcher.wake), "webhook-receiver")
@@ -216,7 +213,6 @@ def edit_in_the_field(settings: Settings, stop: threading.Event) -> None:
 
     field = SandboxConfig().other_clients[0]
     as_field = settings.model_copy(update={"client_id": field.client_id, "client_secret": SecretStr(field.client_secret)})
-    assert settings.state_path is not None
     projects = [s.procore_id for s in StateStore(settings.state_path).record_states("projects").values() if s.procore_id]
     edits = 0
     while not stop.wait(FIELD_EDIT_S if edits else 5.0):

@@ -11,7 +11,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from procore_sync.redact import register_secret
@@ -47,6 +47,14 @@ def _one_or_many(value: object) -> object:
 
 # An entity's own schedules: one cron string or a non-empty list of them.
 Crons = Annotated[list[str], BeforeValidator(_one_or_many), Field(min_length=1)]
+
+
+# Where each path lives under home when its setting is unset.
+_HOME_DEFAULTS: dict[str, Path] = {
+    "state_path": Path("state.duckdb"),
+    "erp_path": Path("erp") / "erp.duckdb",
+    "export_dir": Path("export"),
+}
 
 
 class Settings(BaseSettings):
@@ -121,11 +129,13 @@ class Settings(BaseSettings):
     budget_tool: Literal["budget_changes", "budget_modifications"] = "budget_changes"
 
     # Local files
+    # Unset, each path is derived from home once, here, so every reader gets a plain Path; home
+    # is declared first because the derivation reads it.
     home: Path = Path(".procore-sync")
-    state_path: Path | None = None
-    erp_path: Path | None = None
+    state_path: Path = Field(default=None)
+    erp_path: Path = Field(default=None)
     # Where Procore's changes are also written as CSV files for the ERP to import (ERP sink).
-    export_dir: Path | None = None
+    export_dir: Path = Field(default=None)
     # Where each ERP table comes from (``connectors.sources``): table name or "default" → a
     # source (duckdb, query, api, folder or sftp templates). Unnamed tables: the ERP file above.
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
@@ -158,14 +168,17 @@ class Settings(BaseSettings):
     alert_block: str | None = None
     alert_quota_wait_s: float = Field(default=5400.0, ge=10)
 
+    @field_validator("state_path", "erp_path", "export_dir", mode="before")
+    @classmethod
+    def _under_home_unless_set(cls, value: object, info: ValidationInfo) -> object:
+        if value is not None:
+            return value
+        if "home" not in info.data:
+            return Path()  # home was invalid: validation fails on home alone, not on its paths too
+        return Path(info.data["home"]) / _HOME_DEFAULTS[info.field_name or ""]
+
     @model_validator(mode="after")
-    def _derive_paths_and_register_secrets(self) -> "Settings":
-        if self.state_path is None:
-            self.state_path = self.home / "state.duckdb"
-        if self.erp_path is None:
-            self.erp_path = self.home / "erp" / "erp.duckdb"
-        if self.export_dir is None:
-            self.export_dir = self.home / "export"
+    def _register_secrets(self) -> "Settings":
         register_secret(self.client_secret.get_secret_value())
         register_inline(self.webhook_secret)
         return self
