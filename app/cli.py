@@ -256,9 +256,10 @@ def deployments(
     from deployments import render_prefect_yaml
     from deployments.alerts import install_alerts
 
+    settings = Settings()
     try:
-        text = render_prefect_yaml(Settings())
-        installed = install_alerts(Settings())
+        text = render_prefect_yaml(settings)
+        installed = install_alerts(settings)
     except SyncError as exc:
         _fail(exc)
     console.print(f"alerts: {', '.join(installed)}" if installed else
