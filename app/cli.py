@@ -256,9 +256,10 @@ def deployments(
     from deployments import render_prefect_yaml
     from deployments.alerts import install_alerts
 
+    settings = Settings()
     try:
-        text = render_prefect_yaml(Settings())
-        installed = install_alerts(Settings())
+        text = render_prefect_yaml(settings)
+        installed = install_alerts(settings)
     except SyncError as exc:
         _fail(exc)
     console.print(f"alerts: {', '.join(installed)}" if installed else
@@ -277,7 +278,6 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     from flows import ENTITY_FLOWS
 
     settings = Settings()
-    assert settings.state_path is not None
     if not settings.state_path.exists():
         console.print(f"no state yet at {settings.state_path}; run a sync first")
         raise typer.Exit(0)
@@ -324,7 +324,6 @@ def history(
     from connectors.state import StateStore
 
     settings = Settings()
-    assert settings.state_path is not None
     store = StateStore(settings.state_path)
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
@@ -368,7 +367,6 @@ def state_pair() -> None:
     from tasks.pairing import pair
 
     settings = Settings()
-    assert settings.state_path is not None
     sources = build_sources(settings)
     try:
         before, now = pair(StateStore(settings.state_path), settings, sources)
@@ -411,7 +409,6 @@ def webhooks_events(
     from connectors.state import StateStore
 
     settings = Settings()
-    assert settings.state_path is not None
     events = StateStore(settings.state_path).webhook_events(status=status, limit=limit)
     columns = ("received_at", "resource_name", "event_type", "resource_id", "project_id", "status", "entity",
                "flow_run_id", "message")

@@ -33,10 +33,12 @@ from typing import TYPE_CHECKING, NoReturn
 import requests
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from pydantic import SecretStr
+from pydantic_core import to_jsonable_python
 
 from app.prefect_server import PrefectServer, free_port, port_is_free
 from demo import sample_erp
 from procore_sync.settings import ProcoreEnvironment, Settings
+from procore_sync.source_config import FolderTemplatesConfig
 from sandbox.config import SandboxConfig
 from sandbox.server import SandboxServer, start_in_thread
 
@@ -65,27 +67,37 @@ DEMO_WEBHOOKS = {"PROCORE_SYNC_WEBHOOK_SECRET": "demo-webhook-secret",
 FIELD_EDIT_S = 60.0
 
 
-def prepare(settings: Settings, options: DemoOptions) -> Path | None:
-    """The sample ERP (once), and the HR drop the demo's Resource Planning people come from,
-    returned; None where the settings name sources of their own, which win."""
+def with_demo_setting(settings: Settings, **values: object) -> Settings:
+    """A setting the demo decides as it goes (the HR drop, the sandbox's URL, the receiver's):
+    into the environment, which the flow runs it serves read in their own processes, and into
+    the demo's one Settings, which this process passes down. model_copy does not validate: each
+    value must already be of its field's type (a source as its config model, not a dict)."""
+    for name, value in values.items():
+        text = value if isinstance(value, str) else json.dumps(to_jsonable_python(value))
+        os.environ[f"PROCORE_SYNC_{name.upper()}"] = text
+    return settings.model_copy(update=values)
+
+
+def prepare(settings: Settings, options: DemoOptions) -> tuple[Settings, Path | None]:
+    """The sample ERP (once), and the HR drop the demo's Resource Planning people come from:
+    the settings with that drop as their source, and the drop; None where the settings name
+    sources of their own, which win."""
     if options.reset and settings.home.exists():
         shutil.rmtree(settings.home)
-    assert settings.erp_path is not None
     fresh = not settings.erp_path.exists()
     if fresh:
         sample_erp.generate(settings.erp_path.parent, scale=options.scale)
     if settings.sources:
-        return None
+        return settings, None
     drop = (settings.home / "drops" / "hr").resolve()
     if fresh:
         upload_from_hr(settings, drop)
-    os.environ["PROCORE_SYNC_SOURCES"] = json.dumps({"resource_people": {"kind": "folder", "folder": str(drop)}})
-    return drop
+    people = FolderTemplatesConfig(kind="folder", folder=drop)
+    return with_demo_setting(settings, sources={"resource_people": people}), drop
 
 
 def upload_from_hr(settings: Settings, drop: Path) -> None:
     """The HR system's upload of the sample's people, as an uploader does it: file, then marker."""
-    assert settings.erp_path is not None
     drop.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(settings.erp_path.parent / "templates" / "resource_people.csv", drop / "resource_people.csv")
     (drop / "resource_people.csv.done").touch()
@@ -143,7 +155,7 @@ def work_in_the_field(settings: Settings) -> "FieldActivity":
 
 
 @contextmanager
-def stopping_in_order(server: PrefectServer, say: Callable[[str], None]) -> Iterator[None]:
+def stopping_in_order(server: PrefectServer, settings: Settings, say: Callable[[str], None]) -> Iterator[None]:
     """The demo's end (Ctrl-C, or ``--once`` done), before the Prefect server and the sandbox
     stop: the quota slots this process still holds go back to the server that lends them while
     it answers (a spike window after their last call at the latest; once the server is gone,
@@ -156,13 +168,13 @@ def stopping_in_order(server: PrefectServer, say: Callable[[str], None]) -> Iter
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, lambda *_: force_stop(server))
         say("Stopping the demo (Ctrl-C again to force it).")
-        give_back_quota()
+        give_back_quota(settings)
 
 
-def give_back_quota() -> None:
+def give_back_quota(settings: Settings) -> None:
     from connectors.quota import quota_gate
 
-    if (gate := quota_gate(Settings())) is not None:
+    if (gate := quota_gate(settings)) is not None:
         gate.spike.drain()
 
 
@@ -175,10 +187,11 @@ def force_stop(server: PrefectServer) -> NoReturn:
 
 
 @contextmanager
-def webhooks_in_the_demo(settings: Settings, say: Callable[[str], None]) -> Iterator[None]:
+def webhooks_in_the_demo(settings: Settings, say: Callable[[str], None]) -> Iterator[Settings]:
     """The webhook path, live: the receiver runs in this process, procore-sync's hook in the
     sandbox points at it, and the field edits a change order every ``FIELD_EDIT_S``; each edit
-    reaches the ERP seconds later through a targeted run (tag ``webhook``), not the schedule."""
+    reaches the ERP seconds later through a targeted run (tag ``webhook``), not the schedule.
+    Yields the settings with the receiver's URL as the hook's."""
     from connectors.procore import ProcoreClient
     from connectors.procore_webhooks import WebhooksApi
     from connectors.state import StateStore
@@ -187,12 +200,10 @@ def webhooks_in_the_demo(settings: Settings, say: Callable[[str], None]) -> Iter
     from flows import configured_resources
     from tasks.webhooks import install
 
-    assert settings.state_path is not None
     store = StateStore(settings.state_path)
     dispatcher, stop = Dispatcher(settings, store), threading.Event()
     server, thread, url = run_in_thread(receiver_app(settings, store, dispatcher.wake), "webhook-receiver")
-    os.environ["PROCORE_SYNC_WEBHOOK_URL"] = url + PATH
-    settings = Settings()
+    settings = with_demo_setting(settings, webhook_url=url + PATH)
     with ProcoreClient(settings) as client:
         install(WebhooksApi(client, settings.company_id), settings, configured_resources(settings))
     threading.Thread(target=dispatcher.run, args=(stop,), name="webhook dispatcher", daemon=True).start()
@@ -201,7 +212,7 @@ def webhooks_in_the_demo(settings: Settings, say: Callable[[str], None]) -> Iter
         f"{FIELD_EDIT_S:g} s, and a run tagged 'webhook' brings it into the ERP within seconds "
         f"(`procore-sync webhooks events` lists what each event started).")
     try:
-        yield
+        yield settings
     finally:
         stop.set()
         dispatcher.wake()
@@ -216,7 +227,6 @@ def edit_in_the_field(settings: Settings, stop: threading.Event) -> None:
 
     field = SandboxConfig().other_clients[0]
     as_field = settings.model_copy(update={"client_id": field.client_id, "client_secret": SecretStr(field.client_secret)})
-    assert settings.state_path is not None
     projects = [s.procore_id for s in StateStore(settings.state_path).record_states("projects").values() if s.procore_id]
     edits = 0
     while not stop.wait(FIELD_EDIT_S if edits else 5.0):
@@ -241,37 +251,37 @@ def run_demo(
     """Run the demo; returns the process exit code (1 when a sync run failed)."""
     for name, value in (DEMO_QUOTA | DEMO_WEBHOOKS).items():
         os.environ.setdefault(name, value)
-    settings = Settings()
-    hr_drop = prepare(settings, options)
+    # The demo's one Settings; what the demo decides later is added by with_demo_setting.
+    settings, hr_drop = prepare(Settings(), options)
     with ExitStack() as stack:
         if threading.current_thread() is threading.main_thread():  # Ctrl-C as it was, once all stopped
             stack.callback(signal.signal, signal.SIGINT, signal.getsignal(signal.SIGINT))
         sandbox = stack.enter_context(start_sandbox(settings, options))
         server = stack.enter_context(PrefectServer(settings.home / "prefect", port=options.prefect_port))
-        # Flow runs (here and in the served subprocesses) read both from the environment; this
-        # process's Prefect read its settings when it was first imported (the sample ERP's
-        # columns come from the entity registry), so it is told the URL too.
-        os.environ["PROCORE_SYNC_LOCAL_SANDBOX_URL"] = sandbox.url
+        # Flow runs in the served subprocesses read both from the environment; this process's
+        # Prefect read its settings when it was first imported (the sample ERP's columns come
+        # from the entity registry), so it is told the URL too.
+        settings = with_demo_setting(settings, local_sandbox_url=sandbox.url)
         os.environ["PREFECT_API_URL"] = server.api_url
         stack.enter_context(temporary_settings(updates={PREFECT_API_URL: server.api_url}))
-        stack.enter_context(stopping_in_order(server, say))
+        stack.enter_context(stopping_in_order(server, settings, say))
         say(f"Prefect UI: {server.ui_url}   Procore sandbox: {sandbox.url}   ERP: {settings.erp_path}")
         if hr_drop is not None:
             say(f"Resource Planning people come from the HR system's uploads in {hr_drop} "
                 "(put a new resource_people.csv there, then an empty resource_people.csv.done)")
         from app.runner import register_deployments, run_entities, serve_forever
 
-        summaries = run_entities(Settings())
+        summaries = run_entities(settings)
         show(summaries, server.ui_url)
-        say(f"Field activity in Procore: {work_in_the_field(Settings()).describe()}")
-        after_the_field = run_entities(Settings())
+        say(f"Field activity in Procore: {work_in_the_field(settings).describe()}")
+        after_the_field = run_entities(settings)
         show(after_the_field, server.ui_url)
         summaries += after_the_field
         flush_run_logs()
         if options.once:
-            say(f"{register_deployments(Settings())} deployments registered (not served: --once).")
+            say(f"{register_deployments(settings)} deployments registered (not served: --once).")
         else:
-            stack.enter_context(webhooks_in_the_demo(Settings(), say))
+            settings = stack.enter_context(webhooks_in_the_demo(settings, say))
             say(f"Serving the deployments on their schedules; open {server.ui_url} (Ctrl-C to stop).")
-            serve_forever(Settings())
+            serve_forever(settings)
         return 1 if any(s.status == "failed" for s in summaries) else 0

@@ -94,7 +94,6 @@ def create_change_orders(field: Field, state: StateStore, count: int) -> list[tu
 
 
 def erp_titles(settings: Settings) -> dict[int, tuple[str, datetime]]:
-    assert settings.erp_path is not None and settings.export_dir is not None
     rows = ErpSink(settings.erp_path, settings.export_dir).rows(COMMITMENT_CHANGE_ORDERS.header)
     return {int(row["procore_id"]): (row["title"], row["synced_at"]) for row in rows}
 
@@ -157,7 +156,6 @@ def main() -> None:
                "PROCORE_SYNC_WEBHOOK_SWEEP_S": "0"}
         with bench_environment(home / "erp" / "erp.duckdb", home, config=config, **env) as sandbox:
             settings = Settings()
-            assert settings.state_path is not None
             print("first sync-all of the sample company...", file=sys.stderr, flush=True)
             started = time.monotonic()
             sync_all()

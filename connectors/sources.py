@@ -207,7 +207,6 @@ def build_source(config: SourceConfig, *, erp_path: Path, staging: Path) -> ErpS
 
 def build_sources(settings: Settings) -> SourceSet:
     """The settings' sources; tables they do not name come from the ERP's DuckDB file."""
-    assert settings.erp_path is not None
     made = {table: build_source(config, erp_path=settings.erp_path, staging=settings.uploads_dir)
             for table, config in settings.sources.items()}
     default = made.pop(DEFAULT, None) or DuckDbErpSource(settings.erp_path)

@@ -71,7 +71,6 @@ def run_check(connector: str, name: str, probe: Callable[[], str]) -> Check:
 
 def erp_checks(settings: Settings) -> list[Check]:
     """Each ERP → Procore table's source answers: rows read, or the upload drop reachable."""
-    assert settings.erp_path is not None and settings.export_dir is not None
     sources = build_sources(settings)
     try:
         return source_checks(sources, settings) + [export_check(settings), pairing_check(settings, sources)]
@@ -96,7 +95,6 @@ def source_checks(sources: SourceSet, settings: Settings) -> list[Check]:
 
 def export_check(settings: Settings) -> Check:
     export_dir = settings.export_dir
-    assert export_dir is not None
 
     def writable() -> str:
         export_dir.mkdir(parents=True, exist_ok=True)
@@ -110,7 +108,6 @@ def pairing_check(settings: Settings, sources: SourceSet) -> Check:
     """Whether the state belongs to these settings' Procore, company and ERP (tasks/pairing.py);
     read only: a health check never pairs a state."""
     state_path = settings.state_path
-    assert state_path is not None
     current = pairing_of(settings, sources)
 
     def paired() -> str:

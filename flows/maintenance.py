@@ -69,7 +69,6 @@ def select(options: ResyncFailedOptions, settings: Settings) -> list[Selected]:
     unknown = [name for name in options.entities if name not in ENTITY_FLOWS]
     if unknown:
         raise ConfigError(f"unknown entity {', '.join(unknown)}; known: {', '.join(ENTITY_FLOWS)}")
-    assert settings.state_path is not None and settings.erp_path is not None
     store = StateStore(settings.state_path)
     names = options.entities or [name for name in ENTITY_FLOWS if enabled(name, settings)]
     chosen: list[Selected] = []

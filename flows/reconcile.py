@@ -95,7 +95,6 @@ class ReconcileResult(BaseModel):
 
 def money_entries(settings: Settings, options: ReconcileOptions) -> tuple[list[Entry], int]:
     """Every chosen record's money on both sides, and how many projects were read."""
-    assert settings.state_path is not None and settings.erp_path is not None and settings.export_dir is not None
     store, source = StateStore(settings.state_path), build_sources(settings)
     wanted = set(options.entities or MONEY_ENTITIES)
     try:

@@ -11,7 +11,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from procore_sync.redact import register_secret
@@ -49,12 +49,28 @@ def _one_or_many(value: object) -> object:
 Crons = Annotated[list[str], BeforeValidator(_one_or_many), Field(min_length=1)]
 
 
+# Where each path lives under home when its setting is unset.
+_HOME_DEFAULTS: dict[str, Path] = {
+    "state_path": Path("state.duckdb"),
+    "erp_path": Path("erp") / "erp.duckdb",
+    "export_dir": Path("export"),
+}
+
+
 class Settings(BaseSettings):
+    """Every setting, each read from its own variable ``PROCORE_SYNC_<FIELD NAME>``.
+
+    Sections, in order: Procore connection; quota and pacing; schedules; ERP reads; paths (home
+    and the files under it, resolved once here); sources (where each ERP table comes from);
+    webhooks; alerts. They are sections of one flat model rather than nested models so that
+    every environment variable keeps the name operators' ``.env`` files already use.
+    """
+
     model_config = SettingsConfigDict(
         env_prefix="PROCORE_SYNC_", env_file=".env", extra="ignore", validate_default=True
     )
 
-    # Procore
+    # --- Procore connection: where, as whom, for which company, and how each call is made ---
     environment: ProcoreEnvironment = ProcoreEnvironment.local
     local_sandbox_url: str = "http://127.0.0.1:8765"
     client_id: str = "sandbox-client"
@@ -71,6 +87,7 @@ class Settings(BaseSettings):
     wbs_segment_cost_code: int = 2
     wbs_segment_cost_type: int = 3
 
+    # --- Quota and pacing: the shared budget of calls, and how long a run may wait or last ---
     # Shared quota budget: Procore's two windows as two Prefect global concurrency limits, the
     # hour's named quota_limit_name and the spike window's "<quota_limit_name>-spike".
     quota_limit_name: str = "procore-api-quota"
@@ -92,7 +109,7 @@ class Settings(BaseSettings):
     # what it holds (its upload claim, its locks). Raise it for a first load of a large company.
     run_time_limit_s: float = Field(default=10800.0, gt=0)
 
-    # Schedules of the deployments (cron, in schedule_timezone)
+    # --- Schedules of the deployments (cron, in schedule_timezone) ---
     schedule_cron: str = "0 7-19/3 * * 1-5"
     full_resync_cron: str = "0 2 * * 0"
     # The reconcile deployment (money per project and cost code), daily before the working day.
@@ -106,6 +123,7 @@ class Settings(BaseSettings):
         "resource_projects": "30 6-18/3 * * *",
     })
 
+    # --- ERP reads: how far each differential read reaches back, both ways; the budget tool ---
     # ERP → Procore: how far each differential read reaches back before the cursor. A row can be
     # committed after a run read its table yet stamped before the cursor that run left (a long
     # posting transaction, an export written out of order, ERP servers whose clocks differ); an
@@ -120,16 +138,21 @@ class Settings(BaseSettings):
     inbound_overlap_s: float = Field(default=120.0, ge=0)
     budget_tool: Literal["budget_changes", "budget_modifications"] = "budget_changes"
 
-    # Local files
+    # --- Paths: home and the files under it ---
+    # Unset, each path is derived from home once, here, so every reader gets a plain Path; home
+    # is declared first because the derivation reads it.
     home: Path = Path(".procore-sync")
-    state_path: Path | None = None
-    erp_path: Path | None = None
+    state_path: Path = Field(default=None)
+    erp_path: Path = Field(default=None)
     # Where Procore's changes are also written as CSV files for the ERP to import (ERP sink).
-    export_dir: Path | None = None
-    # Where each ERP table comes from (``connectors.sources``): table name or "default" → a
-    # source (duckdb, query, api, folder or sftp templates). Unnamed tables: the ERP file above.
+    export_dir: Path = Field(default=None)
+
+    # --- Sources: where each ERP table comes from (``connectors.sources``) ---
+    # Table name or "default" → a source (duckdb, query, api, folder or sftp templates). Unnamed
+    # tables: the ERP file above.
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
 
+    # --- Webhooks: Procore's hook, and the receiver its events reach ---
     # Procore webhooks (``procore-sync webhooks install``): one company hook in this namespace
     # (lowercase letters, digits, dashes; one per integration), sending events to this URL with
     # ``Authorization: Bearer <webhook_secret>``; the secret inline or by reference
@@ -151,21 +174,24 @@ class Settings(BaseSettings):
     # or never sent); 0 reads every entity in every sync-all, as without webhooks.
     webhook_sweep_s: float = Field(default=86400.0, ge=0)
 
-    # Alerts (deployments/alerts.py, docs/alerts.md): the Prefect notification block they are
-    # sent through, by name (``procore-sync alerts set-webhook`` creates one); unset, no alert is
-    # created. A run waiting in AwaitingQuota longer than alert_quota_wait_s is reported: past
+    # --- Alerts (deployments/alerts.py, docs/alerts.md) ---
+    # The Prefect notification block they are sent through, by name (``procore-sync alerts
+    # set-webhook`` creates one); unset, no alert is created. A run waiting in AwaitingQuota longer than alert_quota_wait_s is reported: past
     # Procore's hourly window, something other than the window holds it (Prefect's minimum: 10 s).
     alert_block: str | None = None
     alert_quota_wait_s: float = Field(default=5400.0, ge=10)
 
+    @field_validator("state_path", "erp_path", "export_dir", mode="before")
+    @classmethod
+    def _under_home_unless_set(cls, value: object, info: ValidationInfo) -> object:
+        if value is not None:
+            return value
+        if "home" not in info.data:
+            return Path()  # home was invalid: validation fails on home alone, not on its paths too
+        return Path(info.data["home"]) / _HOME_DEFAULTS[info.field_name or ""]
+
     @model_validator(mode="after")
-    def _derive_paths_and_register_secrets(self) -> "Settings":
-        if self.state_path is None:
-            self.state_path = self.home / "state.duckdb"
-        if self.erp_path is None:
-            self.erp_path = self.home / "erp" / "erp.duckdb"
-        if self.export_dir is None:
-            self.export_dir = self.home / "export"
+    def _register_secrets(self) -> "Settings":
         register_secret(self.client_secret.get_secret_value())
         register_inline(self.webhook_secret)
         return self

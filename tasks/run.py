@@ -64,7 +64,6 @@ def default_runtime(settings: Settings | None = None) -> Runtime:
         return ProcoreClient(settings, before_request=run_quota_gate(settings), on_wait=on_wait,
                              shared_window=True)
 
-    assert settings.erp_path is not None and settings.export_dir is not None
     return Runtime(
         settings=settings,
         store=StateStore(settings.state_path),

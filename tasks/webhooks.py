@@ -205,7 +205,6 @@ def polling_left_to_webhooks(settings: Settings, inbound: list[str], resources: 
     from connectors.quota import quota_gate
     from connectors.state import StateStore, utc_now
 
-    assert settings.state_path is not None
     store = StateStore(settings.state_path)
     with ProcoreClient(settings, before_request=quota_gate(settings), shared_window=True) as client:
         return left_to_webhooks(WebhooksApi(client, settings.company_id), settings, resources,

@@ -84,7 +84,6 @@ def test_runs_that_died_say_so(small_erp: SampleErp, tmp_path: Path, monkeypatch
     hold = Hold()
     with start_in_thread(SandboxConfig(spike_limit=10_000), sleep=hold) as sandbox:
         settings = settings_env(monkeypatch, sandbox.url, small_erp.path, tmp_path)
-        assert settings.state_path is not None
         with held_sync(sandbox, hold, prefect_api):
             [killed] = StateStore(settings.state_path).runs("vendors")
             assert killed.status == "running"

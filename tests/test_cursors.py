@@ -115,7 +115,6 @@ def _import_change_orders(runtime: Runtime) -> RunSummary:
 
 
 def _titles(settings: Settings) -> dict[int, Any]:
-    assert settings.erp_path is not None and settings.export_dir is not None
     rows = ErpSink(settings.erp_path, settings.export_dir).rows(COMMITMENT_CHANGE_ORDERS.header)
     return {row["procore_id"]: row["title"] for row in rows}
 

@@ -25,21 +25,24 @@ def test_the_hr_system_uploads_once_and_the_drop_becomes_the_people_source(
     monkeypatch.setenv("PROCORE_SYNC_HOME", str(tmp_path))
     # "{}": no sources of one's own; set through monkeypatch, so what prepare() sets is undone.
     monkeypatch.setenv("PROCORE_SYNC_SOURCES", "{}")
-    drop = prepare(Settings(), SMALL)
+    settings, drop = prepare(Settings(), SMALL)
     assert drop == (tmp_path / "drops" / "hr").resolve()
     assert (drop / "resource_people.csv").read_bytes() == (tmp_path / "erp" / "templates" / "resource_people.csv").read_bytes()
     assert (drop / "resource_people.csv.done").exists()
-    assert Settings().sources["resource_people"].folder == drop  # type: ignore[union-attr]
+    assert settings.sources["resource_people"].folder == drop  # type: ignore[union-attr]
+    # The demo's served flow runs build their settings from the environment: the same source.
+    assert Settings().sources == settings.sources
     (drop / "resource_people.csv").unlink()  # the first sync took and archived it
     monkeypatch.setenv("PROCORE_SYNC_SOURCES", "{}")  # the next demo is a new process
-    assert prepare(Settings(), SMALL) == drop and not (drop / "resource_people.csv").exists(), "uploaded once"
+    assert prepare(Settings(), SMALL)[1] == drop and not (drop / "resource_people.csv").exists(), "uploaded once"
 
 
 def test_an_integrators_own_sources_win(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PROCORE_SYNC_HOME", str(tmp_path))
     own = {"resource_people": {"kind": "folder", "folder": str(tmp_path / "theirs")}}
     monkeypatch.setenv("PROCORE_SYNC_SOURCES", json.dumps(own))
-    assert prepare(Settings(), SMALL) is None
+    settings, drop = prepare(Settings(), SMALL)
+    assert drop is None and settings.sources == Settings().sources
     assert not (tmp_path / "drops").exists()
     assert json.loads(os.environ["PROCORE_SYNC_SOURCES"]) == own
 

@@ -260,7 +260,6 @@ def test_money_stays_exact_from_procore_to_the_erp(
 
 
 def read_export(settings: Settings, table: str) -> list[dict[str, str]]:
-    assert settings.export_dir is not None
     with (settings.export_dir / f"{table}.csv").open(newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
 

@@ -36,7 +36,6 @@ def renamed_erp(small_erp: SampleErp, folder: Path, key: str) -> Path:
 
 def refused(settings: Settings) -> str:
     """The message of a run that must stop before any write."""
-    assert settings.state_path is not None
     state = run_vendors(engine_runtime(settings), return_state=True)
     last = StateStore(settings.state_path).runs("vendors", limit=1)[0]
     assert state.is_failed() and last.status == "failed", last
@@ -48,7 +47,6 @@ def test_the_wrong_procore_is_refused(small_erp: SampleErp, sandbox: SandboxServ
     home = tmp_path / "home"
     paired = settings_env(monkeypatch, sandbox.url, small_erp.path, home)
     assert run_vendors(engine_runtime(paired)).status == "completed"
-    assert paired.state_path is not None
     synced = [k for k, s in StateStore(paired.state_path).record_states("vendors").items() if s.status == "ok"]
 
     # A test ERP against the same Procore.

@@ -135,7 +135,6 @@ def test_while_webhooks_are_healthy_a_procore_to_erp_entity_is_read_only_at_its_
         install(WebhooksApi(client, settings.company_id), settings, configured_resources(settings))
 
     sync_all(options=SyncOptions())  # never read: polled
-    assert settings.state_path is not None
     StateStore(settings.state_path).set_cursor("change_orders", datetime.now(UTC))
     assert [s.entity for s in sync_all(options=SyncOptions())] == ["vendors"]
     assert [s.entity for s in sync_all(options=SyncOptions(full_resync=True))] == ["vendors", "change_orders"]

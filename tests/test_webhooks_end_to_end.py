@@ -51,7 +51,6 @@ def _webhook_runs() -> list[Any]:
 
 
 def _exported_titles(settings: Settings) -> list[str]:
-    assert settings.export_dir is not None
     path = settings.export_dir / "commitment_change_orders.csv"
     if not path.exists():
         return []
