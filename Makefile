@@ -31,7 +31,7 @@ bench: $(STAMP)
 
 # Refresh the README's screenshots of the Prefect UI (needs Debian's chromium).
 screenshots: $(STAMP)
-	@SCREENSHOTS_DIR=docs/screenshots $(BIN)/python -m pytest -q tests/test_browser.py
+	@SCREENSHOTS_DIR=docs/screenshots $(BIN)/python -m pytest -q tests/test_demo.py
 
 clean:
 	rm -rf $(VENV) .procore-sync .pytest_cache

@@ -1,10 +1,15 @@
-"""The Prefect UI as the operator's sync report, in headless Chromium (Debian's, never a download).
+"""The demo as an operator meets it: ``procore-sync demo`` in a subprocess (sample ERP → local
+sandbox through a local Prefect server with its UI, then serving the deployments), in its own
+process group as a terminal runs it. One demo serves both tests, in order:
 
-A real demo runs in a subprocess (sample ERP → local sandbox through a local Prefect server with
-its UI, then serving the deployments). The test opens the sync-all run, reads a known bad
-record's message in its entity's failed-records table, and starts a full resync from a
-deployment's run form. Screenshots go to a temporary folder, or to ``$SCREENSHOTS_DIR``:
-``make screenshots`` refreshes the ones in docs/screenshots/ that the README shows.
+- the Prefect UI as the operator's sync report, in headless Chromium (Debian's, never a
+  download): the sync-all run, a known bad record's message in its entity's failed-records
+  table, and a full resync started from a deployment's run form. Screenshots go to a temporary
+  folder, or to ``$SCREENSHOTS_DIR``: ``make screenshots`` refreshes the ones in
+  docs/screenshots/ that the README shows;
+- then Ctrl-C: everything the demo started (the serve loop, the Procore sandbox, the Prefect
+  server) exits, quietly, within a few seconds. Without Chromium it comes as soon as the demo
+  serves, while its last syncs' quota slots are still held.
 """
 
 from __future__ import annotations
@@ -12,10 +17,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,25 +31,66 @@ import requests
 from app.prefect_server import free_port
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-playwright = pytest.importorskip("playwright.sync_api")
-pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")]
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
+# "It stops": a bound on the wait, reached only when something is left running.
+STOP_BOUND_S = 15.0
+START_BOUND_S = 300.0
 
 
-def wait_for_line(path: Path, text: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if path.exists() and text in path.read_text(errors="replace"):
-            return
-        time.sleep(1)
-    raise AssertionError(f"the demo did not print {text!r} in {timeout_s:g} s:\n{path.read_text()[-3000:]}")
+def family(pid: int) -> set[int]:
+    """``pid``, its descendants and its process group's members, from /proc."""
+    parents: dict[int, int] = {}
+    group: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (stat := _stat(int(entry.name))) is not None:
+            parents[int(entry.name)] = int(stat[1])
+            if int(stat[2]) == pid:
+                group.add(int(entry.name))
+    found = {pid} | group
+    while more := {child for child, parent in parents.items() if parent in found} - found:
+        found |= more
+    return found
+
+
+def _stat(pid: int) -> list[str] | None:
+    """State, parent, process group of ``pid`` (None once it is gone)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text.rsplit(")", 1)[1].split()[:3]
+
+
+def running(pids: set[int]) -> set[int]:
+    """Those still running: a zombie has exited (only its parent's wait is missing)."""
+    return {pid for pid in pids if (stat := _stat(pid)) is not None and stat[0] != "Z"}
+
+
+def wait_until(condition: Callable[[], bool], bound_s: float) -> bool:
+    """Whether ``condition`` held within ``bound_s``, polled."""
+    deadline = time.monotonic() + bound_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+@dataclass
+class Demo:
+    process: subprocess.Popen
+    ui: str
+    home: Path
+    log: Path
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """``procore-sync demo`` on a small company, left serving; yields the UI URL and its home."""
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    """``procore-sync demo`` on a small company, left serving."""
     home = tmp_path_factory.mktemp("demo")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PROCORE_SYNC_", "PREFECT_"))}
@@ -51,13 +99,18 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]
     with log.open("w") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", "app.cli", "demo", "--scale", "0.05", "--prefect-port", str(port),
-             "--sandbox-port", str(free_port())], env=env, stdout=subprocess.DEVNULL, stderr=sink)
+             "--sandbox-port", str(free_port())],
+            env=env, stdout=subprocess.DEVNULL, stderr=sink, start_new_session=True)
+    running_demo = Demo(process, f"http://127.0.0.1:{port}", home, log)
+    started: set[int] = {process.pid}
     try:
-        wait_for_line(log, "Serving the deployments", timeout_s=240)
-        yield f"http://127.0.0.1:{port}", home
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
+        assert wait_until(lambda: "Serving the deployments" in running_demo.log_text(), START_BOUND_S), \
+            running_demo.log_text()[-3000:]
+        yield running_demo
+    finally:  # whatever the Ctrl-C test left running
+        for pid in running(started | family(process.pid)):
+            os.kill(pid, signal.SIGKILL)
+        process.wait(timeout=10)
 
 
 def api(ui: str, path: str, body: dict | None = None) -> object:
@@ -92,8 +145,11 @@ def wait_for_run(ui: str, deployment_id: str, timeout_s: float, required: bool =
     raise AssertionError(f"no flow run of deployment {deployment_id} after submitting its form")
 
 
-def test_the_operator_reads_a_bad_record_and_starts_a_full_resync(demo: tuple[str, Path], tmp_path: Path) -> None:
-    ui, home = demo
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
+def test_the_operator_reads_a_bad_record_and_starts_a_full_resync(demo: Demo, tmp_path: Path) -> None:
+    playwright = pytest.importorskip("playwright.sync_api")
+    ui, home = demo.ui, demo.home
     screenshots = Path(os.environ.get("SCREENSHOTS_DIR") or tmp_path)
     bad = json.loads((home / "erp" / "expected.json").read_text())["employees"]["bad"][0]
     [sync_all] = api(ui, "/flow_runs/filter", {"flows": {"name": {"any_": ["sync-all"]}}, "limit": 1, "offset": 0,
@@ -132,3 +188,14 @@ def test_the_operator_reads_a_bad_record_and_starts_a_full_resync(demo: tuple[st
             run = wait_for_run(ui, deployment["id"], timeout_s=120)
         browser.close()
     assert run["parameters"]["options"]["full_resync"] is True
+
+
+def test_ctrl_c_stops_everything_the_demo_started_quietly(demo: Demo) -> None:
+    started = family(demo.process.pid)
+    assert len(started) >= 2, "the demo runs its own Prefect server"
+
+    os.killpg(demo.process.pid, signal.SIGINT)  # Ctrl-C in the demo's terminal
+    stopped = wait_until(lambda: not running(started | family(demo.process.pid)), STOP_BOUND_S)
+    assert stopped, f"left running: {running(started | family(demo.process.pid))}; " + demo.log_text()[-2000:]
+    assert demo.process.wait(timeout=1) >= 0, "the demo ended by itself, not by a signal"
+    assert "Traceback" not in demo.log_text(), demo.log_text()[-3000:]
