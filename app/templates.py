@@ -11,20 +11,13 @@ import csv
 from collections.abc import Iterable
 from pathlib import Path
 
+from flows import ENTITY_FLOWS
+from flows.registry import template_columns
 from procore_sync.errors import ConfigError
-
-
-def template_columns() -> dict[str, list[str]]:
-    """Each ERP → Procore table's template columns, in sync order."""
-    from flows.registry import template_columns as declared
-
-    return declared()
 
 
 def write_templates(out: Path, entities: Iterable[str] | None = None) -> list[Path]:
     """``<out>/<table>.csv`` with the header line only; ``entities`` by entity or table name."""
-    from flows import ENTITY_FLOWS
-
     columns = template_columns()
     tables = {name: spec.erp_table for name, (spec, _) in ENTITY_FLOWS.items() if spec.erp_table in columns}
     chosen = list(columns) if entities is None else [tables.get(name, name) for name in entities]

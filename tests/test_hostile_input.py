@@ -46,7 +46,7 @@ from demo import sample_erp
 from procore_sync.errors import UploadRefused
 from app.runner import run_entities, upload_file
 from procore_sync.settings import Settings
-from app.templates import template_columns
+from flows.registry import template_columns
 from sandbox.config import SandboxConfig
 from sandbox.server import SandboxServer, start_in_thread
 from tasks.mapping import MappedRecord, map_rows

@@ -22,7 +22,7 @@ from demo import sample_erp
 from app.cli import app
 from app.runner import entity_names
 from procore_sync.settings import Settings
-from app.templates import template_columns
+from flows.registry import template_columns
 from tasks.models import ErpRow, ProcoreModel
 from tasks.refs import Refs
 from tasks.spec import EntitySpec, Mapped, Target
