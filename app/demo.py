@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 import requests
-from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.context import refresh_global_settings_context
 from pydantic import SecretStr
 from pydantic_core import to_jsonable_python
 
@@ -258,12 +258,13 @@ def run_demo(
             stack.callback(signal.signal, signal.SIGINT, signal.getsignal(signal.SIGINT))
         sandbox = stack.enter_context(start_sandbox(settings, options))
         server = stack.enter_context(PrefectServer(settings.home / "prefect", port=options.prefect_port))
-        # Flow runs in the served subprocesses read both from the environment; this process's
-        # Prefect read its settings when it was first imported (the sample ERP's columns come
-        # from the entity registry), so it is told the URL too.
+        # Flow runs in the served subprocesses read both from the environment. This process's
+        # Prefect read the environment when it was first imported (the sample ERP's columns come
+        # from the entity registry), so it reads it again: for the rest of the process, its exit
+        # too, where the quota slots it holds go back to this server.
         settings = with_demo_setting(settings, local_sandbox_url=sandbox.url)
         os.environ["PREFECT_API_URL"] = server.api_url
-        stack.enter_context(temporary_settings(updates={PREFECT_API_URL: server.api_url}))
+        refresh_global_settings_context()
         stack.enter_context(stopping_in_order(server, settings, say))
         say(f"Prefect UI: {server.ui_url}   Procore sandbox: {sandbox.url}   ERP: {settings.erp_path}")
         if hr_drop is not None:
