@@ -7,9 +7,9 @@ process group as a terminal runs it. One demo serves both tests, in order:
   table, and a full resync started from a deployment's run form. Screenshots go to a temporary
   folder, or to ``$SCREENSHOTS_DIR``: ``make screenshots`` refreshes the ones in
   docs/screenshots/ that the README shows;
-- then Ctrl-C: everything the demo started (the serve loop, the Procore sandbox, the Prefect
-  server) exits, quietly, within a few seconds. Without Chromium it comes as soon as the demo
-  serves, while its last syncs' quota slots are still held.
+- then Ctrl-C, once that resync has completed: everything the demo started (the serve loop, the
+  Procore sandbox, the Prefect server) exits, quietly, within a few seconds. Without Chromium it
+  comes as soon as the demo serves, while its last syncs' quota slots are still held.
 """
 
 from __future__ import annotations
@@ -203,6 +203,19 @@ def test_the_operator_reads_a_bad_record_and_starts_a_full_resync(demo: Demo, tm
             run = wait_for_run(ui, deployment["id"], timeout_s=120)
         browser.close()
     assert run["parameters"]["options"]["full_resync"] is True
+    # The serve loop runs it: the operator's resync completes (and is over before the Ctrl-C).
+    assert finished(ui, run["id"], timeout_s=180) == "COMPLETED"
+
+
+def finished(ui: str, flow_run_id: str, timeout_s: float) -> str | None:
+    """The run's final state type, once it has one (None after the timeout)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        state = api(ui, f"/flow_runs/{flow_run_id}")["state"]  # type: ignore[index]
+        if state and state["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            return state["type"]
+        time.sleep(1)
+    return None
 
 
 def test_ctrl_c_stops_everything_the_demo_started_quietly(demo: Demo) -> None:
