@@ -69,6 +69,18 @@ def running(pids: set[int]) -> set[int]:
     return {pid for pid in pids if (stat := _stat(pid)) is not None and stat[0] != "Z"}
 
 
+def described(pids: set[int]) -> list[str]:
+    """Each process's id and command line, for a failure's message."""
+    lines = []
+    for pid in sorted(pids):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            command = "(gone)"
+        lines.append(f"{pid}: {command[:200]}")
+    return lines
+
+
 def wait_until(condition: Callable[[], bool], bound_s: float) -> bool:
     """Whether ``condition`` held within ``bound_s``, polled."""
     deadline = time.monotonic() + bound_s
@@ -224,6 +236,6 @@ def test_ctrl_c_stops_everything_the_demo_started_quietly(demo: Demo) -> None:
 
     os.killpg(demo.process.pid, signal.SIGINT)  # Ctrl-C in the demo's terminal
     stopped = wait_until(lambda: not running(started | family(demo.process.pid)), STOP_BOUND_S)
-    assert stopped, f"left running: {running(started | family(demo.process.pid))}; " + demo.log_text()[-2000:]
+    assert stopped, f"left running: {described(running(started | family(demo.process.pid)))}; " + demo.log_text()[-2000:]
     assert demo.process.wait(timeout=1) >= 0, "the demo ended by itself, not by a signal"
     assert "Traceback" not in demo.log_text(), demo.log_text()[-3000:]
