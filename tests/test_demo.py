@@ -7,7 +7,7 @@ process group as a terminal runs it. One demo serves both tests, in order:
   table, and a full resync started from a deployment's run form. Screenshots go to a temporary
   folder, or to ``$SCREENSHOTS_DIR``: ``make screenshots`` refreshes the ones in
   docs/screenshots/ that the README shows;
-- then Ctrl-C, once that resync has completed and its process ended: everything the demo started (the serve loop, the
+- then Ctrl-C, once that resync has completed: everything the demo started (the serve loop, the
   Procore sandbox, the Prefect server) exits, quietly, within a few seconds. Without Chromium it
   comes as soon as the demo serves, while its last syncs' quota slots are still held.
 """
@@ -35,8 +35,11 @@ from app.prefect_server import free_port
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
-# "It stops": a bound on the wait, reached only when something is left running.
-STOP_BOUND_S = 15.0
+# "It stops": a bound on the wait, reached only when something is left running. Alone, everything
+# is gone 3 s after Ctrl-C, a served sync-all in flight included; beside the rest of the suite on
+# two cores, served runs that were just starting (the field's edits start one a minute through
+# the webhooks) were still running 15 s after it.
+STOP_BOUND_S = 60.0
 START_BOUND_S = 300.0
 
 
@@ -67,11 +70,6 @@ def _stat(pid: int) -> list[str] | None:
 def running(pids: set[int]) -> set[int]:
     """Those still running: a zombie has exited (only its parent's wait is missing)."""
     return {pid for pid in pids if (stat := _stat(pid)) is not None and stat[0] != "Z"}
-
-
-def served_runs(pids: set[int]) -> set[int]:
-    """The processes the serve loop runs its flow runs in."""
-    return {pid for pid in pids if "prefect.engine" in _command(pid)}
 
 
 def _command(pid: int) -> str:
@@ -236,10 +234,6 @@ def finished(ui: str, flow_run_id: str, timeout_s: float) -> str | None:
 
 
 def test_ctrl_c_stops_everything_the_demo_started_quietly(demo: Demo) -> None:
-    # Ctrl-C while the demo serves, between runs: a served run's process that is still ending
-    # (the resync above) is let go first. Ctrl-C in the middle of a served run is not covered here.
-    assert wait_until(lambda: not served_runs(running(family(demo.process.pid))), 60), \
-        described(served_runs(running(family(demo.process.pid))))
     started = family(demo.process.pid)
     assert len(started) >= 2, "the demo runs its own Prefect server"
 
