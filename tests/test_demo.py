@@ -34,8 +34,10 @@ from app.prefect_server import free_port
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
-# "It stops": a bound on the wait, reached only when something is left running.
-STOP_BOUND_S = 15.0
+# "It stops": a bound on the wait, reached only when something is left running. The demo gives its
+# quota slots back a spike window (10 s) after their last call before it stops its servers: 9 s
+# from Ctrl-C to the last process, measured alone, and more than 15 s beside the suite.
+STOP_BOUND_S = 40.0
 START_BOUND_S = 300.0
 
 
