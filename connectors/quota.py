@@ -38,7 +38,7 @@ from uuid import UUID
 import httpx
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.concurrency.sync import rate_limit
-from prefect.settings import PREFECT_API_URL
+from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from procore_sync.errors import ConfigError, TransientError
 from procore_sync.settings import Settings
@@ -199,6 +199,7 @@ class SpikeLog:
         self._thread: threading.Thread | None = None
         self._registered = False
         self._client: SyncPrefectClient | None = None
+        self._api_url: str | None = None  # the server the leases are on
         self.stats = SpikeStats()
 
     def take(self, deadline: float) -> Answered | None:
@@ -247,7 +248,10 @@ class SpikeLog:
             # A client of its own that has not connected yet: at exit the server may be gone,
             # and Prefect's client, once connected, tries a lost server again for a minute per
             # request (a test session's processes, whose server stopped first, hung six minutes).
-            with get_client(sync_client=True) as client:
+            # On the server the slots were taken from: at exit the settings may name none any
+            # more, and Prefect would start a server of its own, left running after the process.
+            with temporary_settings(updates={PREFECT_API_URL: self._api_url}), \
+                    get_client(sync_client=True) as client:
                 while self._leases:
                     with self._lock:
                         wait_s = self._next_due_in()
@@ -326,6 +330,7 @@ class SpikeLog:
         paid a connection per call."""
         if self._client is None:
             self._client = get_client(sync_client=True).__enter__()
+            self._api_url = str(self._client.api_url)
         return self._client
 
     def _start_giving_back(self) -> None:

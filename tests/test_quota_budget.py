@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -275,16 +279,37 @@ print("the Prefect server is gone", flush=True)
 """
 
 
-def test_a_process_whose_prefect_server_went_first_still_ends() -> None:
+def test_a_process_whose_prefect_server_went_first_still_ends_and_starts_none() -> None:
     """At exit a process gives its spike slots back, a window after its last call; when its
     Prefect server stopped first (a test session's, a stopped worker's), Prefect's client tried
     each release again for a minute: the process hung for minutes after its work was done. The
-    bound is reached only by such a hang (the slots' window is 10 s)."""
+    bound is reached only by such a hang (the slots' window is 10 s). Nor may the giving back,
+    with no server left in the settings, start a Prefect server of its own (Prefect's ephemeral
+    one, left running once the process is gone): every process the child started carries its
+    mark in its environment."""
+    mark = f"quota-exit-{uuid.uuid4()}"
+    # As at the end of a test session's worker: no server known but the one that went.
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"} | {"TEST_MARK": mark}
     process = subprocess.Popen([sys.executable, "-c", EXIT_AFTER_THE_SERVER], stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, text=True)
+                               stderr=subprocess.DEVNULL, text=True, env=env)
     try:
         assert process.stdout is not None and "gone" in process.stdout.readline()
         assert process.wait(timeout=40) == 0
+        assert not marked(mark), f"left running: {marked(mark)}"
     finally:
         process.kill()
         process.wait()
+        for pid in marked(mark):
+            os.kill(pid, signal.SIGKILL)
+
+
+def marked(mark: str) -> list[int]:
+    """Processes whose environment holds ``TEST_MARK=mark``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and f"TEST_MARK={mark}".encode() in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
