@@ -278,10 +278,10 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     from flows import ENTITY_FLOWS
 
     settings = Settings()
-    if not settings.state_path.exists():
+    if settings.state_url is None and not settings.state_path.exists():
         console.print(f"no state yet at {settings.state_path}; run a sync first")
         raise typer.Exit(0)
-    store = StateStore(settings.state_path)
+    store = StateStore.open(settings)
     rows = []
     for name in ENTITY_FLOWS:
         last = store.runs(name, limit=1)
@@ -324,7 +324,7 @@ def history(
     from connectors.state import StateStore
 
     settings = Settings()
-    store = StateStore(settings.state_path)
+    store = StateStore.open(settings)
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
     columns = ("at", "entity", "key", "action", "status", "procore_id", "attempt", "message")
@@ -369,7 +369,7 @@ def state_pair() -> None:
     settings = Settings()
     sources = build_sources(settings)
     try:
-        before, now = pair(StateStore(settings.state_path), settings, sources)
+        before, now = pair(StateStore.open(settings), settings, sources)
     finally:
         close_sources(sources)
     if before is not None and before.pairing != now.pairing:
@@ -409,7 +409,7 @@ def webhooks_events(
     from connectors.state import StateStore
 
     settings = Settings()
-    events = StateStore(settings.state_path).webhook_events(status=status, limit=limit)
+    events = StateStore.open(settings).webhook_events(status=status, limit=limit)
     columns = ("received_at", "resource_name", "event_type", "resource_id", "project_id", "status", "entity",
                "flow_run_id", "message")
     show_timed_rows("procore-sync webhook events", columns, [{c: getattr(e, c) for c in columns} for e in events],
