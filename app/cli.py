@@ -13,6 +13,7 @@ from pathlib import Path
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Optional
+from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
@@ -352,7 +353,8 @@ def show_timed_rows(title: str, columns: tuple[str, ...], rows: list[dict], as_j
     out.print(table)
 
 
-state_app = typer.Typer(help="The state store: which Procore and which ERP it belongs to.", no_args_is_help=True)
+state_app = typer.Typer(help="The state store: which Procore and which ERP it belongs to; moving it to PostgreSQL.",
+                        no_args_is_help=True)
 app.add_typer(state_app, name="state")
 
 
@@ -375,6 +377,41 @@ def state_pair() -> None:
     if before is not None and before.pairing != now.pairing:
         console.print(f"was paired with {before.pairing.describe()} ({before.how})")
     console.print(f"paired with {now.pairing.describe()}")
+
+
+@state_app.command("migrate")
+def state_migrate(
+    to: Annotated[str, typer.Option("--to", help="The target database: postgresql://user[:password]@host[:port]/db.")],
+    source: Annotated[Optional[Path], typer.Option("--from", help="The DuckDB state file; default: the settings' state_path.")] = None,
+    replace: Annotated[bool, typer.Option(help="Empty a target that already holds a state before copying.")] = False,
+) -> None:
+    """Copy a DuckDB state file into a PostgreSQL database (its schema migrated first), for
+    workers on several hosts; then set PROCORE_SYNC_STATE_URL to it. Stop syncs first: the file
+    is read as it is when the copy starts. Refuses a target that already holds a state unless
+    --replace."""
+    from connectors.postgres_db import is_postgres_url, redacted
+    from connectors.state import StateStore
+    from procore_sync.redact import register_secret
+
+    if not is_postgres_url(to):
+        console.print("[red]error:[/red] --to takes a postgresql:// URL")
+        raise typer.Exit(2)
+    register_secret(urlsplit(to).password)
+    path = source or Settings().state_path
+    if not path.exists():
+        console.print(f"[red]error:[/red] no state file at {path}")
+        raise typer.Exit(2)
+    try:
+        copied = StateStore(path).copy_into(StateStore(to), replace=replace)
+    except SyncError as exc:
+        _fail(exc)
+    table = Table(title=f"copied {path} into {redacted(to)}")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, rows in copied.items():
+        table.add_row(name, str(rows))
+    out.print(table)
+    console.print(f"set PROCORE_SYNC_STATE_URL={redacted(to)} (its password as you keep it) to use it")
 
 
 webhooks_app = typer.Typer(help="Procore webhooks: Procore's changes start targeted runs within seconds "

@@ -188,6 +188,11 @@ class StateStoreBusy(TransientError):
     )
 
 
+class StateTargetNotEmpty(ConfigError):
+    hint = ("the target database already holds a state: choose an empty database (or schema), or "
+            "pass --replace to empty the target's state tables first.")
+
+
 class StateSchemaTooNew(ConfigError):
     hint = "upgrade procore-sync: the state file was migrated by a newer version."
 
@@ -603,6 +608,27 @@ class StateStore:
                                " AND procore_id IN (SELECT unnest(?::VARCHAR[]))", [entity, ids]).fetchall()
         return dict(rows)
 
+    # copying a state (`procore-sync state migrate`)
+
+    def copy_into(self, target: "StateStore", *, replace: bool = False, chunk: int = 10_000) -> dict[str, int]:
+        """Copy every state table into ``target``, a PostgreSQL store (migrated when opened), in
+        one transaction of the target; rows per table. A target holding any state is refused
+        (``StateTargetNotEmpty``) unless ``replace`` empties it first. The sequences go on past
+        the copied ids, so runs and actions recorded after sort after the copied ones."""
+        if target.backend != "postgresql":
+            raise ConfigError(f"a state is copied into a PostgreSQL database, not {target.location}")
+        with self._connect(write=False) as source, target._write("state migrate") as into:
+            held = {t: into.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in _STATE_TABLES}
+            if any(held.values()) and not replace:
+                found = ", ".join(f"{t} {n}" for t, n in held.items() if n)
+                raise StateTargetNotEmpty(f"the state database {target.location} is not empty ({found})")
+            if replace:
+                into.execute(f"TRUNCATE {', '.join(_STATE_TABLES)}")
+            copied = {t: into.copy_rows(t, *_rows_of(source, t, chunk)) for t in _STATE_TABLES}
+            for sequence, (table, column) in _SEQUENCES.items():
+                into.execute(f"SELECT setval('{sequence}', (SELECT coalesce(max({column}), 0) + 1 FROM {table}), false)")
+        return copied
+
     # webhook events (docs/webhooks.md)
 
     def add_webhook_event(self, event: WebhookEvent) -> bool:
@@ -638,6 +664,28 @@ class StateStore:
                 "UPDATE webhook_events SET status = ?, entity = ?, flow_run_id = ?, message = ?, settled_at = ?"
                 " WHERE status = 'pending' AND event_key IN (SELECT unnest(?::VARCHAR[]))",
                 [status, entity, flow_run_id, message, self._clock(), list(keys)])
+
+
+# The tables a state is made of, in the order a copy fills them (schema_migrations is each
+# store's own), and the sequences that number their rows.
+_STATE_TABLES: tuple[str, ...] = ("runs", "record_state", "record_actions", "cursors", "pairings", "webhook_events")
+_SEQUENCES: dict[str, tuple[str, str]] = {
+    "runs_seq": ("runs", "seq"),
+    "record_actions_seq": ("record_actions", "action_id"),
+    "pairings_seq": ("pairings", "seq"),
+}
+
+
+def _rows_of(con: Any, table: str, chunk: int) -> tuple[list[str], Iterator[Sequence[Any]]]:
+    """``table``'s column names and its rows, fetched ``chunk`` at a time."""
+    cursor = con.execute(f"SELECT * FROM {table}")
+    columns = [column[0] for column in cursor.description]
+
+    def rows() -> Iterator[Sequence[Any]]:
+        while batch := cursor.fetchmany(chunk):
+            yield from batch
+
+    return columns, rows()
 
 
 # What a crashed run recorded before it died, counted as finish_run would have.
