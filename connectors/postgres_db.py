@@ -118,11 +118,12 @@ class PgConnection:
 def _configure(conn: psycopg.Connection[Any]) -> None:
     conn.adapters.register_loader("json", TextLoader)
     conn.adapters.register_loader("jsonb", TextLoader)
+    # Set here, not as ``options``, which would replace the URL's own (a search_path, say).
+    conn.execute("SET TimeZone = 'UTC'")
 
 
 def _connect_kwargs() -> dict[str, Any]:
-    return {"autocommit": True, "cursor_factory": psycopg.RawCursor, "options": "-c TimeZone=UTC",
-            "connect_timeout": CONNECT_TIMEOUT_S}
+    return {"autocommit": True, "cursor_factory": psycopg.RawCursor, "connect_timeout": CONNECT_TIMEOUT_S}
 
 
 def _pool(url: str, what: str) -> psycopg_pool.ConnectionPool:
