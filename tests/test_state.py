@@ -4,6 +4,7 @@ per test, ``state_postgres`` in conftest.py)."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import multiprocessing.managers
 import multiprocessing.pool
@@ -31,6 +32,7 @@ from connectors.state import (
     StateSchemaTooNew,
     StateStore,
     StateStoreBusy,
+    WebhookEvent,
     load_migrations,
 )
 from procore_sync.errors import ConfigError
@@ -717,3 +719,86 @@ def test_an_operation_that_fails_lets_the_state_go(store: StateStore, backend: B
                               " AND state LIKE 'idle in transaction%'")
         assert stuck == [(0,)]
     assert store.get_cursor("vendors") is None
+
+
+# --- state migrate: a DuckDB state copied into PostgreSQL -------------------------------------
+
+
+def _every_row(backend: Backend) -> dict[str, list[tuple]]:
+    """Every state table's rows, in one order, as both engines hand them (timestamps in UTC)."""
+    tables = {"runs": "seq", "record_state": "entity, erp_key", "record_actions": "action_id", "cursors": "entity",
+              "pairings": "seq", "webhook_events": "event_key"}
+    rows = {}
+    for table, order in tables.items():
+        found = backend.query(f"SELECT * FROM {table} ORDER BY {order}")
+        rows[table] = [tuple(_comparable(v) for v in row) for row in found]
+    return rows
+
+
+def _comparable(value: object) -> object:
+    """JSON columns come back as text from DuckDB and parsed from psycopg: parsed, both."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    if isinstance(value, str) and value.startswith("{"):
+        return json.loads(value)
+    return value
+
+
+def _populated(store: StateStore, clock: FakeClock) -> None:
+    """A state with something in every table: runs finished and crashed, records of each status,
+    history, a cursor, a pairing, webhook events."""
+    first = store.start_run("vendors", flow_run_id="fr-1", parameters={"full_resync": True}, process='{"pid": 1}')
+    store.record_outcomes(first, "vendors", [
+        Outcome("V-1", "create", "ok", 101, "h1", source_updated_at=T0),
+        Outcome("V-2", "fail", "failed", message="422", rejected_hash="h2", outside=False),
+        Outcome("V-3", "blocked", "blocked", message="no parent", parent_failed=True),
+        Outcome("R-1", "create", "ok", "3f0c8a4e-uuid", "h4"),
+    ])
+    clock.advance(5)
+    store.finish_run(first, status="completed", counts={"created": 2, "failed": 1, "blocked": 1}, api_calls=3,
+                     cursor_after=T0)
+    store.mark_crashed(store.start_run("projects"), "process gone")
+    store.set_cursor("vendors", T0)
+    store.pair(Pairing("https://api.example", 7, "erp file"), how="first run")
+    store.add_webhook_event(WebhookEvent("01HX", T0, "Projects", "update", "42", None, {"id": 42, "note": "ü"}))
+    store.settle_webhook_events(["01HX"], "started", entity="projects", flow_run_id="fr-2")
+
+
+def test_state_migrate_copies_a_duckdb_state_into_postgresql(tmp_path: Path, state_postgres: StatePostgres,
+                                                             clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from app.cli import app
+
+    source = Backend("duckdb", str(tmp_path / "state.duckdb"))
+    _populated(source.open(clock=clock), clock)
+    target = Backend("postgresql", state_postgres.fresh_url())
+    monkeypatch.setenv("PROCORE_SYNC_STATE_PATH", source.location)
+    runner = CliRunner()
+
+    copied = runner.invoke(app, ["state", "migrate", "--to", target.location])
+    assert copied.exit_code == 0, copied.output
+    expected = _every_row(source)
+    assert _every_row(target) == expected
+    for table, rows in expected.items():  # what it says it copied
+        assert re.search(rf"{table}\s*│\s*{len(rows)}\s", copied.output), copied.output
+    assert all(expected.values())  # every table had rows to copy
+
+    # The copy goes on where the file left off: new runs and actions sort after the copied ones.
+    store = target.open(clock=clock)
+    clock.advance(60)
+    newest = store.start_run("vendors")
+    store.record_outcomes(newest, "vendors", [Outcome("V-2", "update", "ok", 102, "h5")])
+    assert store.runs("vendors")[0].run_id == newest and store.history(limit=1)[0].run_id == newest
+    assert store.record_states("vendors")["V-2"].attempts == 0 and store.pairing().pairing.company_id == 7
+    assert target.query("SELECT max(seq) FROM runs WHERE run_id = ?", [newest]) == [(len(expected["runs"]) + 1,)]
+    assert target.query("SELECT count(DISTINCT action_id), count(*) FROM record_actions") == [(5, 5)]
+
+    refused = runner.invoke(app, ["state", "migrate", "--to", target.location])
+    assert refused.exit_code == 2 and "is not empty" in refused.output and "--replace" in refused.output
+    assert len(store.runs("vendors")) == 2  # nothing copied over it
+
+    replaced = runner.invoke(app, ["state", "migrate", "--to", target.location, "--replace"])
+    assert replaced.exit_code == 0, replaced.output
+    assert _every_row(target) == expected
+    close_pools(target.location)
