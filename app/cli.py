@@ -13,6 +13,7 @@ from pathlib import Path
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Optional
+from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
@@ -278,10 +279,10 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     from flows import ENTITY_FLOWS
 
     settings = Settings()
-    if not settings.state_path.exists():
+    if settings.state_url is None and not settings.state_path.exists():
         console.print(f"no state yet at {settings.state_path}; run a sync first")
         raise typer.Exit(0)
-    store = StateStore(settings.state_path)
+    store = StateStore.open(settings)
     rows = []
     for name in ENTITY_FLOWS:
         last = store.runs(name, limit=1)
@@ -324,7 +325,7 @@ def history(
     from connectors.state import StateStore
 
     settings = Settings()
-    store = StateStore(settings.state_path)
+    store = StateStore.open(settings)
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
     columns = ("at", "entity", "key", "action", "status", "procore_id", "attempt", "message")
@@ -352,7 +353,8 @@ def show_timed_rows(title: str, columns: tuple[str, ...], rows: list[dict], as_j
     out.print(table)
 
 
-state_app = typer.Typer(help="The state store: which Procore and which ERP it belongs to.", no_args_is_help=True)
+state_app = typer.Typer(help="The state store: which Procore and which ERP it belongs to; moving it to PostgreSQL.",
+                        no_args_is_help=True)
 app.add_typer(state_app, name="state")
 
 
@@ -369,12 +371,47 @@ def state_pair() -> None:
     settings = Settings()
     sources = build_sources(settings)
     try:
-        before, now = pair(StateStore(settings.state_path), settings, sources)
+        before, now = pair(StateStore.open(settings), settings, sources)
     finally:
         close_sources(sources)
     if before is not None and before.pairing != now.pairing:
         console.print(f"was paired with {before.pairing.describe()} ({before.how})")
     console.print(f"paired with {now.pairing.describe()}")
+
+
+@state_app.command("migrate")
+def state_migrate(
+    to: Annotated[str, typer.Option("--to", help="The target database: postgresql://user[:password]@host[:port]/db.")],
+    source: Annotated[Optional[Path], typer.Option("--from", help="The DuckDB state file; default: the settings' state_path.")] = None,
+    replace: Annotated[bool, typer.Option(help="Empty a target that already holds a state before copying.")] = False,
+) -> None:
+    """Copy a DuckDB state file into a PostgreSQL database (its schema migrated first), for
+    workers on several hosts; then set PROCORE_SYNC_STATE_URL to it. Stop syncs first: the file
+    is read as it is when the copy starts. Refuses a target that already holds a state unless
+    --replace."""
+    from connectors.postgres_db import is_postgres_url, redacted
+    from connectors.state import StateStore
+    from procore_sync.redact import register_secret
+
+    if not is_postgres_url(to):
+        console.print("[red]error:[/red] --to takes a postgresql:// URL")
+        raise typer.Exit(2)
+    register_secret(urlsplit(to).password)
+    path = source or Settings().state_path
+    if not path.exists():
+        console.print(f"[red]error:[/red] no state file at {path}")
+        raise typer.Exit(2)
+    try:
+        copied = StateStore(path).copy_into(StateStore(to), replace=replace)
+    except SyncError as exc:
+        _fail(exc)
+    table = Table(title=f"copied {path} into {redacted(to)}")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, rows in copied.items():
+        table.add_row(name, str(rows))
+    out.print(table)
+    console.print(f"set PROCORE_SYNC_STATE_URL={redacted(to)} (its password as you keep it) to use it")
 
 
 webhooks_app = typer.Typer(help="Procore webhooks: Procore's changes start targeted runs within seconds "
@@ -409,7 +446,7 @@ def webhooks_events(
     from connectors.state import StateStore
 
     settings = Settings()
-    events = StateStore(settings.state_path).webhook_events(status=status, limit=limit)
+    events = StateStore.open(settings).webhook_events(status=status, limit=limit)
     columns = ("received_at", "resource_name", "event_type", "resource_id", "project_id", "status", "entity",
                "flow_run_id", "message")
     show_timed_rows("procore-sync webhook events", columns, [{c: getattr(e, c) for c in columns} for e in events],

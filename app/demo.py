@@ -200,7 +200,7 @@ def webhooks_in_the_demo(settings: Settings, say: Callable[[str], None]) -> Iter
     from flows import configured_resources
     from tasks.webhooks import install
 
-    store = StateStore(settings.state_path)
+    store = StateStore.open(settings)
     dispatcher, stop = Dispatcher(settings, store), threading.Event()
     server, thread, url = run_in_thread(receiver_app(settings, store, dispatcher.wake), "webhook-receiver")
     settings = with_demo_setting(settings, webhook_url=url + PATH)
@@ -227,7 +227,7 @@ def edit_in_the_field(settings: Settings, stop: threading.Event) -> None:
 
     field = SandboxConfig().other_clients[0]
     as_field = settings.model_copy(update={"client_id": field.client_id, "client_secret": SecretStr(field.client_secret)})
-    projects = [s.procore_id for s in StateStore(settings.state_path).record_states("projects").values() if s.procore_id]
+    projects = [s.procore_id for s in StateStore.open(settings).record_states("projects").values() if s.procore_id]
     edits = 0
     while not stop.wait(FIELD_EDIT_S if edits else 5.0):
         try:

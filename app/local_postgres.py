@@ -64,6 +64,12 @@ class LocalPostgres:
         self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name)
         return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{name}"
 
+    def url(self, database: str, *, schema: str | None = None) -> str:
+        """A libpq URL of ``database`` (psycopg, the state store's driver), its tables in
+        ``schema`` when given (the schema first on the search path)."""
+        options = f"?options=-csearch_path%3D{schema}" if schema else ""
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}{options}"
+
     def stop(self) -> None:
         if self.folder is None:
             return

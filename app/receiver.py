@@ -213,7 +213,7 @@ class _Wanted:
 def serve(settings: Settings, *, ready: Callable[[str], None] | None = None) -> None:
     """Receive and dispatch until interrupted (Ctrl-C, SIGTERM)."""
     authorization(settings)  # no secret, no receiver: it would take any delivery
-    store = StateStore(settings.state_path, lock_timeout_s=RECEIVE_LOCK_S)
+    store = StateStore.open(settings, lock_timeout_s=RECEIVE_LOCK_S)
     dispatcher = Dispatcher(settings, store)
     stop = threading.Event()
     thread = threading.Thread(target=dispatcher.run, args=(stop,), name="webhook dispatcher", daemon=True)

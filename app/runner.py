@@ -93,7 +93,7 @@ def serve_forever(settings: Settings) -> None:
 def reconcile_entities(settings: Settings, names: Iterable[str] | None = None) -> list[Reconciliation]:
     """Compare ERP and Procore for each entity (without names: every entity sync-all runs).
     Reads only; paced by Procore's headers."""
-    store, source = StateStore(settings.state_path), build_sources(settings)
+    store, source = StateStore.open(settings), build_sources(settings)
     sink = ErpSink(settings.erp_path, settings.export_dir)
     chosen = entity_names(names) if names else [n for n in ENTITY_FLOWS if enabled(n, settings)]
     results = []

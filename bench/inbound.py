@@ -126,7 +126,7 @@ def main() -> None:
         settings = Settings()
         names = [n for n, (spec, _) in ENTITY_FLOWS.items() if spec.inbound and enabled(n, settings)]
         made = field_creates(settings, args.per_project)
-        projects = len(known_projects(StateStore(settings.state_path)))  # every one is read
+        projects = len(known_projects(StateStore.open(settings)))  # every one is read
         started = time.monotonic()
         rows = measure("first", settings, names, projects)
         rows += measure("idle", settings, names, projects)

@@ -160,7 +160,7 @@ def main() -> None:
             started = time.monotonic()
             sync_all()
             sync_s = time.monotonic() - started
-            state = StateStore(settings.state_path)
+            state = StateStore.open(settings)
             field = Field(sandbox.url)
             made = create_change_orders(field, state, args.changes)
             for name in INBOUND:

@@ -1,4 +1,5 @@
-"""The sync state store: runs, per-record state, action history and cursors in one DuckDB file.
+"""The sync state store: runs, per-record state, action history and cursors, in one DuckDB file
+or one PostgreSQL database.
 
 Everything the engine remembers between runs goes through this module's narrow API; there is no
 SQL anywhere else. The schema is a list of numbered migrations (``connectors/migrations``)
@@ -9,12 +10,38 @@ actually pushed to Procore, so the planner can tell "unchanged" without a call, 
 the payload Procore last refused, so an unchanged refused record is not sent again either. Every
 action on a record is also appended to ``record_actions``: the history the operator reads.
 
+Two backends, one store: the location decides. A path is a DuckDB file (the embedded default,
+one host); a ``postgresql://`` URL (``PROCORE_SYNC_STATE_URL``; ``StateStore.open(settings)``) is
+a database that workers on many hosts share. Both run the same migrations, views and statements;
+the few statements the engines do not share are in ``_DIALECT``, by name.
+
 Concurrency: several Prefect flow runs (separate processes, and threads within sync-all) write
-at once, so every operation takes its turn at the file through ``connectors/duckdb_file.py``
-(short-lived connections, queued on locks, ``StateStoreBusy`` after ``lock_timeout_s``). Hold
-time is what matters, hence the bulk paths: a batch of outcomes is handed to DuckDB as column lists and
-merged with set-based SQL (10,000 outcomes in tens of milliseconds; ``executemany`` takes
-seconds).
+at once. On DuckDB every operation takes its turn at the file through ``connectors/duckdb_file.py``
+(short-lived connections, queued on locks, ``StateStoreBusy`` after ``lock_timeout_s``): one
+operation at a time, each one transaction, so an operation that reads before it writes sees no
+other writer in between. On PostgreSQL (``connectors/postgres_db.py``) operations run at once,
+each one transaction, and those that read before they write take a transaction-scoped advisory
+lock on what they read, so they keep the guarantee the turn gave:
+
+- ``record_outcomes`` on the entity: attempts, kept hashes and Procore ids are derived from the
+  record's state before the batch, so two batches of one entity are merged one after the other
+  (two hosts never merge the same record at once; other entities go on meanwhile);
+- ``pair(only_if_unpaired=True)`` on the pairings: sync-all's first runs start together and
+  exactly one records the first pairing;
+- ``add_webhook_event`` on the event's key: a delivery sent twice to two receivers is one row;
+- the migrations on a session lock: two hosts starting at once migrate once.
+
+Statements that decide in one step need no lock: ``mark_crashed`` and ``settle_webhook_events``
+update only rows still ``running`` or ``pending`` (PostgreSQL re-checks the condition after a
+concurrent update, so one wins), ``set_cursor`` is one upsert. What no operation of the store
+covers, a run planning its records between reading their state and recording outcomes, is one
+run per entity and company at a time on every host: ``connectors/run_lock.py`` (a Prefect global
+concurrency limit), on either backend.
+
+Hold time is what matters, hence the bulk paths: a batch of outcomes is handed to the engine as
+column lists and merged with set-based SQL in a handful of statements whatever its size (10,000
+outcomes in tens of milliseconds on DuckDB; ``executemany`` takes seconds), the same on
+PostgreSQL (arrays unnested), never a round trip per record.
 """
 
 from __future__ import annotations
@@ -23,18 +50,18 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-import duckdb
-
 from connectors.duckdb_file import DuckDbFile, transaction
+from connectors.postgres_db import PostgresDatabase, close_pools, is_postgres_url
 from procore_sync.errors import ConfigError, TransientError
+from procore_sync.settings import Settings
 # The record values live beside the error tree, so the engine uses them without this module.
 from procore_sync.records import (ActionKind, Outcome, ParentState, ProcoreId, RecordState, Status,  # noqa: F401
                                   require_aware)
@@ -52,6 +79,11 @@ _COUNT_ALIASES: dict[str, str] = {
 }
 _FINAL_RUN_STATUSES: frozenset[str] = frozenset({"completed", "failed", "dry_run", "deferred"})
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+def state_location(settings: Settings) -> Path | str:
+    """Where the settings keep the state: ``state_url`` when set, else the file at ``state_path``."""
+    return settings.state_url.get_secret_value() if settings.state_url is not None else settings.state_path
 
 
 def utc_now() -> datetime:
@@ -156,6 +188,11 @@ class StateStoreBusy(TransientError):
     )
 
 
+class StateTargetNotEmpty(ConfigError):
+    hint = ("the target database already holds a state: choose an empty database (or schema), or "
+            "pass --replace to empty the target's state tables first.")
+
+
 class StateSchemaTooNew(ConfigError):
     hint = "upgrade procore-sync: the state file was migrated by a newer version."
 
@@ -188,40 +225,100 @@ def load_migrations() -> list[Migration]:
 # --- the store --------------------------------------------------------------------------------
 
 
+class _DuckDbState:
+    """A DuckDB state file as the store uses a database: its turns serialise every write, so
+    the names a write would serialise on need no lock of their own."""
+
+    dialect = "duckdb"
+
+    def __init__(self, file: DuckDbFile) -> None:
+        self.file = file
+        self.location = str(file.path)
+
+    def connect(self, *, write: bool) -> AbstractContextManager[Any]:
+        return self.file.connect(write=write)
+
+    def write(self, *serialise: str) -> AbstractContextManager[Any]:
+        return self.file.write()
+
+    @contextmanager
+    def session_lock(self, con: Any, name: str) -> Iterator[None]:
+        yield  # the connection's turn at the file already excludes every other writer
+
+
+class _PostgresState(PostgresDatabase):
+    dialect = "postgresql"
+
+
 class StateStore:
-    """Sync state in one DuckDB file; safe to use from several processes and threads at once."""
+    """Sync state in one DuckDB file or one PostgreSQL database; safe to use from several
+    processes and threads at once (and, on PostgreSQL, hosts)."""
 
     def __init__(
         self,
-        path: Path | str,
+        location: Path | str,
         *,
         lock_timeout_s: float = 60.0,
         clock: Callable[[], datetime] = utc_now,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self._file = DuckDbFile(path, what="the state file", busy=StateStoreBusy,
-                                lock_timeout_s=lock_timeout_s, sleep=sleep)
-        self.path = self._file.path
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """``location``: a DuckDB file's path, or a ``postgresql://`` URL."""
+        self._db: _DuckDbState | _PostgresState
+        if is_postgres_url(location):
+            self._db = _PostgresState(str(location), what="the state database", busy=StateStoreBusy,
+                                      lock_timeout_s=lock_timeout_s)
+            self.path: Path | None = None
+        else:
+            file = DuckDbFile(location, what="the state file", busy=StateStoreBusy,
+                              lock_timeout_s=lock_timeout_s, sleep=sleep)
+            self._db = _DuckDbState(file)
+            self.path = file.path
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         self._clock = clock
         self._migrate()
 
+    @classmethod
+    def open(cls, settings: Settings, **kwargs: Any) -> "StateStore":
+        """The store the settings name: ``state_url`` when set, else the file at ``state_path``."""
+        return cls(state_location(settings), **kwargs)
+
+    @property
+    def backend(self) -> str:
+        """``duckdb`` or ``postgresql``."""
+        return self._db.dialect
+
+    @property
+    def location(self) -> str:
+        """The file's path or the database's URL without its password, for messages."""
+        return self._db.location
+
     def __repr__(self) -> str:
-        return f"StateStore({str(self.path)!r})"
+        return f"StateStore({self.location!r})"
 
-    # connections (turns at the file: connectors/duckdb_file.py)
+    def close(self) -> None:
+        """Give back the connections this process keeps for the store's database (PostgreSQL;
+        a DuckDB file is never kept open). The next operation opens them again."""
+        if isinstance(self._db, PostgresDatabase):
+            close_pools(self._db.url)
 
-    def _connect(self, *, write: bool) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
-        return self._file.connect(write=write)
+    # connections (turns at the file: connectors/duckdb_file.py; PostgreSQL: connectors/postgres_db.py)
 
-    def _write(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
-        return self._file.write()
+    def _connect(self, *, write: bool) -> AbstractContextManager[Any]:
+        return self._db.connect(write=write)
+
+    def _write(self, *serialise: str) -> AbstractContextManager[Any]:
+        """One transaction; on PostgreSQL, holding the advisory lock of each name in
+        ``serialise`` (module docstring)."""
+        return self._db.write(*serialise)
+
+    def _sql(self, name: str) -> str:
+        return _DIALECT[self._db.dialect][name]
 
     # migrations
 
     def _migrate(self) -> None:
         """Apply each pending migration once, each in its own transaction."""
-        with self._connect(write=True) as con:
+        with self._connect(write=True) as con, self._db.session_lock(con, "schema_migrations"):
             con.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
                 " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL,"
@@ -238,12 +335,13 @@ class StateStore:
     def _refuse_newer_schema(self, applied: set[int], known: list[Migration]) -> None:
         newest_known = max((m.version for m in known), default=0)
         if applied and max(applied) > newest_known:
+            what = "state file" if self._db.dialect == "duckdb" else "state database"
             raise StateSchemaTooNew(
-                f"the state file {self.path} has schema version {max(applied)}; "
+                f"the {what} {self.location} has schema version {max(applied)}; "
                 f"this procore-sync knows up to {newest_known}"
             )
 
-    def _apply(self, con: duckdb.DuckDBPyConnection, migration: Migration) -> None:
+    def _apply(self, con: Any, migration: Migration) -> None:
         with transaction(con):
             con.execute(migration.sql)
             con.execute(
@@ -351,7 +449,7 @@ class StateStore:
         """Record ``pairing`` as the one in force; with ``only_if_unpaired``, only when the state
         has none yet (atomic: sync-all's first runs start together). Returns the one in force."""
         condition = " WHERE NOT EXISTS (SELECT 1 FROM pairings)" if only_if_unpaired else ""
-        with self._write() as con:
+        with self._write("pairings") as con:
             con.execute(
                 'INSERT INTO pairings ("at", environment, company_id, erp, how)'
                 f" SELECT ?, ?, ?, ?, ?{condition}",
@@ -370,12 +468,12 @@ class StateStore:
         show whatever ``entity`` is asked for)."""
         where, params = _where({"(entity = ? OR entity IS NULL)": entity, '"at" >= ?': require_aware(since, "since")})
         with self._connect(write=False) as con:
-            rows = _dicts(con.execute(f'SELECT * FROM ({_EVENTS}) {where} ORDER BY "at" DESC LIMIT ?',
+            rows = _dicts(con.execute(f'SELECT * FROM ({self._sql("events")}) AS e {where} ORDER BY "at" DESC LIMIT ?',
                                       [*params, limit]))
         return [StateEvent(**row) for row in rows]
 
     @staticmethod
-    def _require_run(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    def _require_run(con: Any, run_id: str) -> None:
         if con.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchone() is None:
             raise ValueError(f"no run {run_id!r} in the state store; call start_run first")
 
@@ -437,7 +535,8 @@ class StateStore:
         """
         if not outcomes:
             return
-        with self._write() as con:
+        # Serialised per entity: the merge derives attempts and kept hashes from the state before it.
+        with self._write(f"record_state/{entity}") as con:
             self._require_run(con, run_id)
             _stage_outcomes(con, outcomes)
             con.execute(_RESOLVE, [entity])
@@ -509,11 +608,32 @@ class StateStore:
                                " AND procore_id IN (SELECT unnest(?::VARCHAR[]))", [entity, ids]).fetchall()
         return dict(rows)
 
+    # copying a state (`procore-sync state migrate`)
+
+    def copy_into(self, target: "StateStore", *, replace: bool = False, chunk: int = 10_000) -> dict[str, int]:
+        """Copy every state table into ``target``, a PostgreSQL store (migrated when opened), in
+        one transaction of the target; rows per table. A target holding any state is refused
+        (``StateTargetNotEmpty``) unless ``replace`` empties it first. The sequences go on past
+        the copied ids, so runs and actions recorded after sort after the copied ones."""
+        if target.backend != "postgresql":
+            raise ConfigError(f"a state is copied into a PostgreSQL database, not {target.location}")
+        with self._connect(write=False) as source, target._write("state migrate") as into:
+            held = {t: into.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in _STATE_TABLES}
+            if any(held.values()) and not replace:
+                found = ", ".join(f"{t} {n}" for t, n in held.items() if n)
+                raise StateTargetNotEmpty(f"the state database {target.location} is not empty ({found})")
+            if replace:
+                into.execute(f"TRUNCATE {', '.join(_STATE_TABLES)}")
+            copied = {t: into.copy_rows(t, *_rows_of(source, t, chunk)) for t in _STATE_TABLES}
+            for sequence, (table, column) in _SEQUENCES.items():
+                into.execute(f"SELECT setval('{sequence}', (SELECT coalesce(max({column}), 0) + 1 FROM {table}), false)")
+        return copied
+
     # webhook events (docs/webhooks.md)
 
     def add_webhook_event(self, event: WebhookEvent) -> bool:
         """Keep a received event; False when it was received before (a delivery sent twice)."""
-        with self._write() as con:
+        with self._write(f"webhook_events/{event.event_key}") as con:
             if con.execute("SELECT 1 FROM webhook_events WHERE event_key = ?", [event.event_key]).fetchone():
                 return False
             con.execute(
@@ -546,6 +666,28 @@ class StateStore:
                 [status, entity, flow_run_id, message, self._clock(), list(keys)])
 
 
+# The tables a state is made of, in the order a copy fills them (schema_migrations is each
+# store's own), and the sequences that number their rows.
+_STATE_TABLES: tuple[str, ...] = ("runs", "record_state", "record_actions", "cursors", "pairings", "webhook_events")
+_SEQUENCES: dict[str, tuple[str, str]] = {
+    "runs_seq": ("runs", "seq"),
+    "record_actions_seq": ("record_actions", "action_id"),
+    "pairings_seq": ("pairings", "seq"),
+}
+
+
+def _rows_of(con: Any, table: str, chunk: int) -> tuple[list[str], Iterator[Sequence[Any]]]:
+    """``table``'s column names and its rows, fetched ``chunk`` at a time."""
+    cursor = con.execute(f"SELECT * FROM {table}")
+    columns = [column[0] for column in cursor.description]
+
+    def rows() -> Iterator[Sequence[Any]]:
+        while batch := cursor.fetchmany(chunk):
+            yield from batch
+
+    return columns, rows()
+
+
 # What a crashed run recorded before it died, counted as finish_run would have.
 _MARK_CRASHED = """
 UPDATE runs SET status = 'crashed', finished_at = $1, message = $2,
@@ -564,14 +706,23 @@ RETURNING run_id
 
 _EVENTS = """
 SELECT finished_at AS "at", entity, 'run crashed' AS what, 'crashed' AS status,
-       'run ' || run_id || ' started ' || strftime(started_at AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%SZ')
-       || ': ' || coalesce(message, '') AS message
+       'run ' || run_id || ' started ' || {started} || ': ' || coalesce(message, '') AS message
 FROM runs WHERE status = 'crashed'
 UNION ALL
 SELECT "at", NULL AS entity, 'paired' AS what, how AS status,
        'Procore ' || environment || ', company ' || company_id || ', ERP ' || erp AS message
 FROM pairings
 """
+
+# The statements the two engines do not share, by name: each says the same in its dialect.
+_DIALECT: dict[str, dict[str, str]] = {
+    "duckdb": {
+        "events": _EVENTS.format(started="strftime(started_at AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%SZ')"),
+    },
+    "postgresql": {
+        "events": _EVENTS.format(started="""to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')"""),
+    },
+}
 
 
 def _pairing_row(row: tuple[Any, ...]) -> PairingRow:
@@ -584,7 +735,7 @@ def _pairing_row(row: tuple[Any, ...]) -> PairingRow:
 # Column lists instead of row-by-row inserts: DuckDB unnests them in one statement.
 _STAGE = """
 CREATE TEMP TABLE incoming AS
-SELECT unnest(range(?)) AS ord,
+SELECT unnest(?::BIGINT[]) AS ord,
        unnest(?::VARCHAR[]) AS erp_key,
        unnest(?::VARCHAR[]) AS action,
        unnest(?::VARCHAR[]) AS status,
@@ -623,10 +774,11 @@ _UPSERT_STATE = """
 INSERT INTO record_state
     (entity, erp_key, procore_id, payload_hash, status, last_action, last_message, attempts,
      last_run_id, source_updated_at, updated_at, rejected_hash, failed_outside, parent_failed, changed_at)
-SELECT $1, erp_key, procore_id, payload_hash, status, action, message, attempts,
-       $2, source_updated_at, $3, rejected_hash, failed_outside, parent_failed, $3
+SELECT $1::VARCHAR, erp_key, procore_id, payload_hash, status, action, message, attempts,
+       $2::VARCHAR, source_updated_at, $3::TIMESTAMPTZ, rejected_hash, failed_outside, parent_failed, $3::TIMESTAMPTZ
 FROM resolved
-QUALIFY row_number() OVER (PARTITION BY erp_key ORDER BY ord DESC) = 1
+-- One row per key, the batch's last (a key twice in one batch: duplicate ERP keys).
+WHERE ord IN (SELECT max(ord) FROM resolved GROUP BY erp_key)
 ON CONFLICT (entity, erp_key) DO UPDATE SET
     -- Against the row as it was: only a change children see moves changed_at (migration 0009).
     changed_at = CASE WHEN record_state.procore_id IS DISTINCT FROM excluded.procore_id
@@ -646,17 +798,18 @@ ON CONFLICT (entity, erp_key) DO UPDATE SET
 _INSERT_ACTIONS = """
 INSERT INTO record_actions
     (run_id, entity, erp_key, action, status, procore_id, message, attempt, payload_hash, "at")
-SELECT $1, $2, erp_key, action, status, procore_id, message, prior_attempts + 1, tried_hash, $3
+SELECT $1::VARCHAR, $2::VARCHAR, erp_key, action, status, procore_id, message, prior_attempts + 1, tried_hash,
+       $3::TIMESTAMPTZ
 FROM resolved
 ORDER BY ord
 """
 
 
-def _stage_outcomes(con: duckdb.DuckDBPyConnection, outcomes: Sequence[Outcome]) -> None:
+def _stage_outcomes(con: Any, outcomes: Sequence[Outcome]) -> None:
     con.execute(
         _STAGE,
         [
-            len(outcomes),
+            list(range(len(outcomes))),
             [o.key for o in outcomes],
             [o.action for o in outcomes],
             [o.status for o in outcomes],
@@ -702,7 +855,7 @@ def _procore_id(value: str | None) -> ProcoreId | None:
     return int(value) if isinstance(value, str) and value.isdigit() else value
 
 
-def _dicts(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+def _dicts(cursor: Any) -> list[dict[str, Any]]:
     """Rows as dicts, every timestamp as a plain UTC datetime."""
     names = [column[0] for column in cursor.description]
     return [

@@ -107,11 +107,11 @@ def export_check(settings: Settings) -> Check:
 def pairing_check(settings: Settings, sources: SourceSet) -> Check:
     """Whether the state belongs to these settings' Procore, company and ERP (tasks/pairing.py);
     read only: a health check never pairs a state."""
-    state_path = settings.state_path
     current = pairing_of(settings, sources)
 
     def paired() -> str:
-        store = StateStore(state_path) if state_path.exists() else None
+        # A state file not made yet is not made by a health check; a database is always there.
+        store = StateStore.open(settings) if settings.state_url or settings.state_path.exists() else None
         recorded = store.pairing() if store is not None else None
         if store is None or recorded is None:
             return f"not paired yet; the first run pairs the state with {current.describe()}"

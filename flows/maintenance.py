@@ -69,7 +69,7 @@ def select(options: ResyncFailedOptions, settings: Settings) -> list[Selected]:
     unknown = [name for name in options.entities if name not in ENTITY_FLOWS]
     if unknown:
         raise ConfigError(f"unknown entity {', '.join(unknown)}; known: {', '.join(ENTITY_FLOWS)}")
-    store = StateStore(settings.state_path)
+    store = StateStore.open(settings)
     names = options.entities or [name for name in ENTITY_FLOWS if enabled(name, settings)]
     chosen: list[Selected] = []
     for name in names:

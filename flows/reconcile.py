@@ -95,7 +95,7 @@ class ReconcileResult(BaseModel):
 
 def money_entries(settings: Settings, options: ReconcileOptions) -> tuple[list[Entry], int]:
     """Every chosen record's money on both sides, and how many projects were read."""
-    store, source = StateStore(settings.state_path), build_sources(settings)
+    store, source = StateStore.open(settings), build_sources(settings)
     wanted = set(options.entities or MONEY_ENTITIES)
     try:
         with ProcoreClient(settings) as client:

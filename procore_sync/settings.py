@@ -10,6 +10,7 @@ from __future__ import annotations
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import BeforeValidator, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -143,6 +144,11 @@ class Settings(BaseSettings):
     # is declared first because the derivation reads it.
     home: Path = Path(".procore-sync")
     state_path: Path = Field(default=None)
+    # The state in a PostgreSQL database instead of the file at state_path, shared by workers on
+    # several hosts: postgresql://user[:password]@host[:port]/database[?options=-csearch_path%3Dschema]
+    # (libpq's URL: the password may instead come from PGPASSWORD or ~/.pgpass). Unset: the file.
+    # `procore-sync state migrate --to URL` copies a state file there.
+    state_url: SecretStr | None = None
     erp_path: Path = Field(default=None)
     # Where Procore's changes are also written as CSV files for the ERP to import (ERP sink).
     export_dir: Path = Field(default=None)
@@ -190,9 +196,20 @@ class Settings(BaseSettings):
             return Path()  # home was invalid: validation fails on home alone, not on its paths too
         return Path(info.data["home"]) / _HOME_DEFAULTS[info.field_name or ""]
 
+    @field_validator("state_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("postgresql://", "postgres://")):
+            raise ValueError("state_url is a postgresql:// URL; leave it unset for the state file at state_path")
+        return value
+
     @model_validator(mode="after")
     def _register_secrets(self) -> "Settings":
         register_secret(self.client_secret.get_secret_value())
+        if self.state_url is not None:
+            password = urlsplit(self.state_url.get_secret_value()).password
+            register_secret(password)
+            register_secret(unquote(password) if password else None)
         register_inline(self.webhook_secret)
         return self
 

@@ -61,7 +61,7 @@ def require(store: StateStore, recorded: PairingRow, current: Pairing) -> None:
     """``WrongPairing`` unless ``current`` is the pairing the state records."""
     if recorded.pairing != current:
         raise WrongPairing(
-            f"the state {store.path} is paired with {recorded.pairing.describe()} "
+            f"the state {store.location} is paired with {recorded.pairing.describe()} "
             f"({recorded.how}, {recorded.at:%Y-%m-%d %H:%M} UTC); this run is configured for "
             f"{current.describe()}. Nothing was written."
         )

@@ -176,7 +176,7 @@ def summary_of(state: State, entity: str, settings: Settings) -> report.RunSumma
         return state.result()
     flow_run_id = str(state.state_details.flow_run_id)
     message = state.message or state.name or "failed"
-    runs = [r for r in StateStore(settings.state_path).runs(entity, limit=5) if r.flow_run_id == flow_run_id]
+    runs = [r for r in StateStore.open(settings).runs(entity, limit=5) if r.flow_run_id == flow_run_id]
     if not runs:
         return report.RunSummary(entity=entity, run_id="", flow_run_id=flow_run_id, status="failed", message=message)
     run = runs[0]

@@ -66,7 +66,7 @@ def default_runtime(settings: Settings | None = None) -> Runtime:
 
     return Runtime(
         settings=settings,
-        store=StateStore(settings.state_path),
+        store=StateStore.open(settings),
         source=build_sources(settings),
         make_client=make_client,
         sink=ErpSink(settings.erp_path, settings.export_dir),

@@ -205,7 +205,7 @@ def polling_left_to_webhooks(settings: Settings, inbound: list[str], resources: 
     from connectors.quota import quota_gate
     from connectors.state import StateStore, utc_now
 
-    store = StateStore(settings.state_path)
+    store = StateStore.open(settings)
     with ProcoreClient(settings, before_request=quota_gate(settings), shared_window=True) as client:
         return left_to_webhooks(WebhooksApi(client, settings.company_id), settings, resources,
                                 {name: store.get_cursor(name) for name in inbound},

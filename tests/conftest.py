@@ -1,7 +1,8 @@
 """Shared fixtures: one real Prefect server per session, a real sandbox per test, a sample ERP.
 
 Real parts only: a real Prefect server in a child process (on PostgreSQL, else SQLite),
-the sandbox is the real FastAPI app on a real port, the ERP and the state are real DuckDB files.
+the sandbox is the real FastAPI app on a real port, the ERP and the state are real DuckDB files,
+and the state store's PostgreSQL backend runs on a throwaway cluster of the session.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ pytest_plugins = ["tests.client_support"]
 from demo import sample_erp  # noqa: E402
 from app.prefect_server import temporary_prefect_server  # noqa: E402
 from procore_sync.settings import Settings  # noqa: E402
+from app.local_postgres import LocalPostgres  # noqa: E402
 from sandbox.config import SandboxConfig  # noqa: E402
 from sandbox.server import SandboxServer, start_in_thread  # noqa: E402
 
@@ -48,6 +50,39 @@ def prefect_api() -> Iterator[str]:
     ``.ci/run`` makes sure); yields its API URL, also set for child processes started by tests."""
     with temporary_prefect_server() as url:
         yield url
+
+
+class StatePostgres:
+    """The session's PostgreSQL cluster for state stores: a database, a fresh schema per store."""
+
+    def __init__(self, cluster: "LocalPostgres") -> None:
+        self.cluster = cluster
+        cluster.create_database("state")
+        self._made = 0
+
+    def fresh_url(self) -> str:
+        """The URL of a new, empty schema of the state database."""
+        import psycopg
+
+        self._made += 1
+        schema = f"state_{os.getpid()}_{self._made}"
+        with psycopg.connect(self.cluster.url("state"), autocommit=True) as con:
+            con.execute(f"CREATE SCHEMA {schema}")
+        return self.cluster.url("state", schema=schema)
+
+
+@pytest.fixture(scope="session")
+def state_postgres() -> Iterator[StatePostgres]:
+    """One throwaway PostgreSQL cluster per session (per xdist worker) for the state store's
+    PostgreSQL backend; skipped where PostgreSQL is not installed (``.ci/run`` installs it)."""
+    from app import local_postgres
+    from app.prefect_server import free_port
+
+    bin_dir = local_postgres.binaries()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL is not installed: the state store's PostgreSQL backend is not tested")
+    with local_postgres.LocalPostgres(bin_dir, free_port()) as cluster:
+        yield StatePostgres(cluster)
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,12 @@
--- 0002: views for operators (DuckDB CLI, notebooks, report queries). Read-only conveniences;
--- the application itself reads through connectors/state.py.
+-- 0002: views for operators (DuckDB CLI, psql, notebooks, report queries). Read-only conveniences;
+-- the application itself reads through connectors/state.py. Written in SQL that DuckDB and
+-- PostgreSQL both accept (DISTINCT ON, not DuckDB's QUALIFY), as every migration is.
 
 -- The newest run of each entity: "is vendors green?"
 CREATE VIEW v_last_run_per_entity AS
-SELECT *
+SELECT DISTINCT ON (entity) *
 FROM runs
-QUALIFY row_number() OVER (PARTITION BY entity ORDER BY started_at DESC, seq DESC) = 1;
+ORDER BY entity, started_at DESC, seq DESC;
 
 -- Records that currently need attention, worst first (most consecutive failures).
 CREATE VIEW v_failed_records AS

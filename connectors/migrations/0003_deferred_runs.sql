@@ -33,9 +33,9 @@ INSERT INTO runs SELECT * FROM runs_0002;
 DROP TABLE runs_0002;
 
 CREATE VIEW v_last_run_per_entity AS
-SELECT *
+SELECT DISTINCT ON (entity) *
 FROM runs
-QUALIFY row_number() OVER (PARTITION BY entity ORDER BY started_at DESC, seq DESC) = 1;
+ORDER BY entity, started_at DESC, seq DESC;
 
 CREATE VIEW v_record_history AS
 SELECT a.action_id, a."at", a.entity, a.erp_key, a.action, a.status, a.attempt, a.procore_id,

@@ -39,13 +39,17 @@ CREATE TABLE runs (
     cursor_after  TIMESTAMPTZ,
     process       VARCHAR
 );
-INSERT INTO runs BY NAME SELECT * FROM runs_0005;
+INSERT INTO runs (run_id, seq, entity, flow_run_id, parameters, status, started_at, finished_at, created, updated,
+    unchanged, failed, blocked, warnings, api_calls, write_calls, message, cursor_before, cursor_after)
+SELECT run_id, seq, entity, flow_run_id, parameters, status, started_at, finished_at, created, updated,
+    unchanged, failed, blocked, warnings, api_calls, write_calls, message, cursor_before, cursor_after
+FROM runs_0005;
 DROP TABLE runs_0005;
 
 CREATE VIEW v_last_run_per_entity AS
-SELECT *
+SELECT DISTINCT ON (entity) *
 FROM runs
-QUALIFY row_number() OVER (PARTITION BY entity ORDER BY started_at DESC, seq DESC) = 1;
+ORDER BY entity, started_at DESC, seq DESC;
 
 CREATE VIEW v_record_history AS
 SELECT a.action_id, a."at", a.entity, a.erp_key, a.action, a.status, a.attempt, a.procore_id,
