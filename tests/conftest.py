@@ -18,6 +18,11 @@ import pytest
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
+# The suite's server runs no schedules: every test starts the runs it reads. Its scheduler made
+# each served deployment's next runs again whenever a test served them (two crons each), its
+# late-runs and foreman services swept them: work for the two cores that no test looks at.
+for service in ("SCHEDULER", "LATE_RUNS", "FOREMAN"):
+    os.environ.setdefault(f"PREFECT_SERVER_SERVICES_{service}_ENABLED", "false")
 
 # The Procore client's unit tests share their fixtures (fake clock, client) from one module.
 pytest_plugins = ["tests.client_support"]
