@@ -149,7 +149,8 @@ class SharedStaging(Staging):
 
     def accepted(self, table: str) -> Path | None:
         path = self.current_dir / f"{table}.csv"
-        found = self.store.accepted_upload(table, unless_at=self._copies.get(table))
+        held = self._copies.get(table) if path.is_file() else None  # a copy removed is fetched again
+        found = self.store.accepted_upload(table, unless_at=held)
         if found is None and path.is_file():  # accepted here before the state was shared
             self.store.keep_upload(table, path.read_bytes(), source=f"{path} on {socket.gethostname()}",
                                    unless_kept=True)
