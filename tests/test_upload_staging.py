@@ -67,6 +67,8 @@ def test_the_second_host_reads_the_first_hosts_accepted_upload(tmp_path: Path, d
     first.accept(PEOPLE, STAMP)
     assert second.available(PEOPLE) and people(second) == ["E-1", "E-2"]
     assert not (tmp_path / "b" / "uploads" / "pending").exists(), "the second host took nothing itself"
+    (tmp_path / "b" / "uploads" / "current" / f"{PEOPLE}.csv").unlink()  # cleaned up under it
+    assert people(second) == ["E-1", "E-2"], "fetched again"
     # The next upload, synced by the second host: the first host's own copy is stale, not read.
     upload(drop_folder, "employee_number\nE-3\n")
     assert second.take(PEOPLE, STAMP) is not None
