@@ -15,7 +15,12 @@ once, so what the turns gave for free is asked for explicitly:
   each other. Waiting for any lock is bounded by ``lock_timeout_s`` (PostgreSQL's
   ``lock_timeout``, set for the transaction), past which the caller's ``busy`` error is raised,
   as a file still locked is for DuckDB;
-- **a session lock** for what spans several transactions (the migrations: each in its own).
+- **a session lock** for what spans several transactions (the migrations: each in its own);
+- **a held lock** for what spans a whole run in another process's eyes (a table's upload
+  claim): a session lock taken without waiting on a connection of its own, outside the pool,
+  held until that connection closes. A killed process's connection goes with it, and the
+  server ends the session at once, lock included; a host that vanishes is found out by the
+  session's TCP keepalives (set short for it: about a minute, not the system's two hours).
 
 Connections are kept: each process holds one pool per database (``psycopg_pool``, at most
 ``POOL_MAX`` connections, made again after a fork), so an operation costs a round trip or a
@@ -50,6 +55,9 @@ _PLACEHOLDER = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?")
 _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || '/' || $1, 0))"
 _SESSION_LOCK = "SELECT pg_advisory_lock(hashtextextended(current_schema() || '/' || $1, 0))"
 _SESSION_UNLOCK = "SELECT pg_advisory_unlock(hashtextextended(current_schema() || '/' || $1, 0))"
+_TRY_SESSION_LOCK = "SELECT pg_try_advisory_lock(hashtextextended(current_schema() || '/' || $1, 0))"
+# The server's side of a held lock's session: a peer silent this long is gone (Unix sockets ignore it).
+_KEEPALIVES = "SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 3"
 
 _POOLS: dict[tuple[int, str], psycopg_pool.ConnectionPool] = {}
 _POOLS_GUARD = threading.Lock()
@@ -156,6 +164,24 @@ def close_pools(url: str | None = None) -> None:
 atexit.register(close_pools)
 
 
+class HeldLock:
+    """An advisory lock held on a connection of its own until ``close`` (or the process ends)."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+
+    def close(self) -> None:
+        # Given back first: a closed connection's session ends, and its locks with it, only once
+        # the server has handled the goodbye, after a next try of the lock may have been refused.
+        try:
+            if not self._conn.closed:
+                self._conn.execute("SELECT pg_advisory_unlock_all()")
+        except psycopg.Error:
+            pass  # a connection already broken: its session is ending on the server anyway
+        finally:
+            self._conn.close()
+
+
 class PostgresDatabase:
     """Operations on one PostgreSQL database (see the module docstring); picklable, holds no
     connection (the process's pool does)."""
@@ -208,6 +234,25 @@ class PostgresDatabase:
         finally:
             con.execute(_SESSION_UNLOCK, [name])
             con.execute("RESET lock_timeout")
+
+    def try_hold(self, name: str) -> HeldLock | None:
+        """``name``'s advisory lock, taken without waiting on a connection of its own and held
+        until the lock is closed or the process's connection goes (module docstring); None when
+        another session holds it."""
+        try:
+            conn = psycopg.connect(self.url, **_connect_kwargs())
+        except psycopg.Error as exc:
+            raise ConfigError(f"cannot open {self.what} {self.location}: {str(exc).strip()}") from exc
+        try:
+            conn.execute(_KEEPALIVES)
+            row = conn.execute(_TRY_SESSION_LOCK, [name]).fetchone()
+        except BaseException:
+            conn.close()
+            raise
+        if row is None or not row[0]:
+            conn.close()
+            return None
+        return HeldLock(conn)
 
     def _busy(self, holder: str) -> TransientError:
         return self._busy_error(f"{self.what} {self.location}: {holder} within {self.lock_timeout_s:g} s")

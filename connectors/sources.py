@@ -15,26 +15,37 @@ and the two template drops, ``folder`` and ``sftp`` (``connectors.drops``), read
 
 An upload is the whole truth for its table once complete (the drop decides when: a ``.done``
 marker or an atomic rename). A run takes it (claims it in the drop and copies it into
-``<home>/uploads/pending``), syncs every row, and when the run completes accepts it: the drop
-archives the file and the copy becomes ``<home>/uploads/current/<table>.csv``, which later runs
-and child entities read (a child's parent rows, the records still blocked) until the next
-upload. In replace mode, the engine deactivates in Procore the records a new upload no longer
-has, within a safety share.
+``<home>/uploads/pending``), syncs every row, and when the run completes accepts it: the copy
+becomes the table's accepted upload, which later runs and child entities read (a child's parent
+rows, the records still blocked) until the next upload, and the drop archives the file. In
+replace mode, the engine deactivates in Procore the records a new upload no longer has, within a
+safety share.
+
+Where the accepted uploads live and who may take a table's upload is the ``Staging``, chosen
+with the state (``staging_of``), because its hosts are the state's: with the DuckDB state (one
+host) the accepted copy is ``<home>/uploads/current/<table>.csv`` and the claim a file lock
+(``FolderStaging``); with the state on PostgreSQL (workers on several hosts) the accepted copy
+is a row of the state database, which each host reads into its own ``current/`` folder, and the
+claim a PostgreSQL advisory lock (``SharedStaging``). Either claim goes with a killed process.
+The pending copy is the claiming run's working copy, so it stays in its host's folder.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Iterator, Mapping
+import socket
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
-
+from typing import TYPE_CHECKING, Protocol
 
 from connectors.drops import Drop, FolderDrop, SftpDrop
 from connectors.erp import CsvErpSource, DuckDbErpSource, ErpSource, SourceRow, key_values, rows_with_keys
 from connectors.erp_api import ApiErpSource
 from connectors.erp_query import QueryErpSource
+from connectors.state import StateStore
 from procore_sync.errors import ConfigError
 from procore_sync.source_config import (
     ApiSourceConfig,
@@ -55,21 +66,123 @@ if TYPE_CHECKING:
 DEFAULT = "default"
 
 
+class Held(Protocol):
+    """A table's claim while it is held: closing it gives it back."""
+
+    def close(self) -> None: ...
+
+
+class Staging(ABC):
+    """Where the uploads a run takes are kept (``pending/``), where each table's accepted upload
+    is read (``accepted``: a file under ``current/``) and who holds each table's claim (module
+    docstring). A claim is held from ``claim`` until the handle it returns is closed."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.pending_dir, self.current_dir = home / "pending", home / "current"
+
+    @abstractmethod
+    def claim(self, table: str) -> Held | None:
+        """The claim of ``table``'s uploads, taken without waiting; None when another run holds it."""
+
+    @abstractmethod
+    def keep(self, table: str, source: str) -> None:
+        """The pending copy becomes ``table``'s accepted upload; ``source`` says where it came from."""
+
+    @abstractmethod
+    def accepted(self, table: str) -> Path | None:
+        """A file of ``table``'s accepted upload; None when no upload was accepted yet."""
+
+
+class FolderStaging(Staging):
+    """One host's: the accepted copies are files under ``current/`` and a table's claim is an
+    exclusive lock on ``<home>/<table>.lock``, which goes with a killed process."""
+
+    def claim(self, table: str) -> Held | None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        handle = (self.home / f"{table}.lock").open("a")
+        try:
+            if fcntl is not None:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return None
+        return handle  # closing the file releases the lock
+
+    def keep(self, table: str, source: str) -> None:
+        self.current_dir.mkdir(parents=True, exist_ok=True)
+        os.replace(self.pending_dir / f"{table}.csv", self.current_dir / f"{table}.csv")
+
+    def accepted(self, table: str) -> Path | None:
+        path = self.current_dir / f"{table}.csv"
+        return path if path.is_file() else None
+
+
+class SharedStaging(Staging):
+    """The hosts of one PostgreSQL state's: the accepted copies are rows of the state database
+    (``StateStore.keep_upload``), each read into this host's ``current/`` folder when it changed,
+    and a table's claim is an advisory lock held on a connection of its own (``StateStore.hold``),
+    which the server frees when the process's connection goes. The store opens at first use, so
+    a run with no upload table never touches it for this."""
+
+    def __init__(self, home: Path, open_store: Callable[[], StateStore]) -> None:
+        super().__init__(home)
+        self._open_store = open_store
+        self._store: StateStore | None = None
+        self._copies: dict[str, datetime] = {}  # when the upload this host's copy holds was accepted
+
+    @property
+    def store(self) -> StateStore:
+        if self._store is None:
+            self._store = self._open_store()
+        return self._store
+
+    def claim(self, table: str) -> Held | None:
+        return self.store.hold(f"uploads/{table}")
+
+    def keep(self, table: str, source: str) -> None:
+        pending = self.pending_dir / f"{table}.csv"
+        accepted_at = self.store.keep_upload(table, pending.read_bytes(), source=source)
+        self.current_dir.mkdir(parents=True, exist_ok=True)
+        os.replace(pending, self.current_dir / f"{table}.csv")
+        self._copies[table] = accepted_at
+
+    def accepted(self, table: str) -> Path | None:
+        path = self.current_dir / f"{table}.csv"
+        held = self._copies.get(table) if path.is_file() else None  # a copy removed is fetched again
+        found = self.store.accepted_upload(table, unless_at=held)
+        if found is None and path.is_file():  # accepted here before the state was shared
+            self.store.keep_upload(table, path.read_bytes(), source=f"{path} on {socket.gethostname()}",
+                                   unless_kept=True)
+            found = self.store.accepted_upload(table)
+        if found is None:
+            return None
+        if found.content is not None:
+            self.current_dir.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(f".{table}.csv.{os.getpid()}.{threading.get_ident()}")
+            partial.write_bytes(found.content)
+            os.replace(partial, path)  # readers of this host see the old copy or the new, whole
+            self._copies[table] = found.accepted_at
+        return path
+
+
 class UploadSource:
     """CSV templates dropped in a folder or on an SFTP server (see the module docstring).
 
-    While a run holds an upload (from ``take`` to ``accept`` or ``discard``) it holds an
-    exclusive lock on ``<staging>/<table>.lock``, so two runs on this machine (sync-all's and the
-    entity's own deployment) never sync one upload twice; the lock goes with a killed process,
-    and the next run resumes the upload that process had claimed.
+    While a run holds an upload (from ``take`` to ``accept`` or ``discard``) it holds its
+    table's claim (``Staging.claim``), so two runs (sync-all's and the entity's own deployment,
+    on one host or, with a shared state, on two) never sync one upload twice; the claim goes
+    with a killed process, and the next run resumes the upload that process had claimed.
     """
 
-    def __init__(self, drop: Drop, staging: Path, *, replace: bool = True, max_deactivate_share: float = 0.2) -> None:
+    def __init__(self, drop: Drop, staging: Staging | Path, *, replace: bool = True,
+                 max_deactivate_share: float = 0.2) -> None:
+        """``staging``: a folder stands for ``FolderStaging`` of it (one host's)."""
         self.drop = drop
         self.replace, self.max_deactivate_share = replace, max_deactivate_share
-        self.staging = staging
-        self.pending_dir, self.current_dir = staging / "pending", staging / "current"
-        self._held: dict[str, IO[str]] = {}
+        self.staging = staging if isinstance(staging, Staging) else FolderStaging(staging)
+        self.pending_dir = self.staging.pending_dir
+        self._held: dict[str, Held] = {}
 
     def describe(self) -> str:
         return f"templates uploaded to {self.drop.describe()}"
@@ -89,7 +202,7 @@ class UploadSource:
             raise
 
     def in_use(self, table: str) -> bool:
-        """Whether another run on this machine holds an upload of ``table`` now."""
+        """Whether another run holds an upload of ``table`` now."""
         if table in self._held:
             return False
         if not self._lock(table):
@@ -111,15 +224,16 @@ class UploadSource:
 
     def available(self, table: str) -> bool:
         """Whether any upload of ``table`` (pending or accepted) is here to read."""
-        return any((folder / f"{table}.csv").is_file() for folder in (self.pending_dir, self.current_dir))
+        return (self.pending_dir / f"{table}.csv").is_file() or self.staging.accepted(table) is not None
 
     def accept(self, table: str, stamp: datetime) -> str:
-        """The run synced the upload: archive it in the drop and keep it as the current truth;
-        what became of the file in the drop, for the run's message."""
+        """The run synced the upload: keep it as the table's accepted upload, then archive it in
+        the drop (kept first: a failure in between leaves the claim, which the next run resumes,
+        never an archived upload that is nobody's truth); what became of the file in the drop,
+        for the run's message."""
         try:
+            self.staging.keep(table, source=f"{table}.csv from {self.drop.describe()}")
             archived = self.drop.archive(table, stamp)
-            self.current_dir.mkdir(parents=True, exist_ok=True)
-            os.replace(self.pending_dir / f"{table}.csv", self.current_dir / f"{table}.csv")
         finally:
             self._unlock(table)
         if archived is None:
@@ -130,10 +244,11 @@ class UploadSource:
     def read(self, table: str, *, since: datetime | None = None) -> Iterator[SourceRow]:
         """The pending upload's rows, else the last accepted upload's (``since`` does not apply:
         an upload is read whole)."""
-        for folder in (self.pending_dir, self.current_dir):
-            if (folder / f"{table}.csv").is_file():
-                return CsvErpSource(folder).read(table)
-        raise ConfigError(f"no upload of {table}.csv has reached procore-sync yet ({self.describe()})")
+        pending = self.pending_dir / f"{table}.csv"
+        file = pending if pending.is_file() else self.staging.accepted(table)
+        if file is None:
+            raise ConfigError(f"no upload of {table}.csv has reached procore-sync yet ({self.describe()})")
+        return CsvErpSource(file.parent).read(table)
 
     def close(self) -> None:
         self.drop.close()
@@ -141,21 +256,16 @@ class UploadSource:
     def _lock(self, table: str) -> bool:
         if table in self._held:
             return True
-        self.staging.mkdir(parents=True, exist_ok=True)
-        handle = (self.staging / f"{table}.lock").open("a")
-        try:
-            if fcntl is not None:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
+        held = self.staging.claim(table)
+        if held is None:
             return False
-        self._held[table] = handle
+        self._held[table] = held
         return True
 
     def _unlock(self, table: str) -> None:
-        handle = self._held.pop(table, None)
-        if handle is not None:
-            handle.close()  # closing the file releases the lock
+        held = self._held.pop(table, None)
+        if held is not None:
+            held.close()
 
 
 class SourceSet:
@@ -194,7 +304,7 @@ def source_of(source: ErpSource, table: str) -> ErpSource:
     return source.of(table) if isinstance(source, SourceSet) else source
 
 
-def build_source(config: SourceConfig, *, erp_path: Path, staging: Path) -> ErpSource:
+def build_source(config: SourceConfig, *, erp_path: Path, staging: Staging | Path) -> ErpSource:
     if isinstance(config, DuckDbSourceConfig):
         return DuckDbErpSource(config.path or erp_path, tables=config.tables)
     if isinstance(config, QuerySourceConfig):
@@ -205,9 +315,17 @@ def build_source(config: SourceConfig, *, erp_path: Path, staging: Path) -> ErpS
     return UploadSource(drop, staging, replace=config.replace, max_deactivate_share=config.max_deactivate_share)
 
 
+def staging_of(settings: Settings) -> Staging:
+    """Where the settings' uploads are staged: shared where the state is (module docstring)."""
+    if settings.state_url is None:
+        return FolderStaging(settings.uploads_dir)
+    return SharedStaging(settings.uploads_dir, lambda: StateStore.open(settings))
+
+
 def build_sources(settings: Settings) -> SourceSet:
     """The settings' sources; tables they do not name come from the ERP's DuckDB file."""
-    made = {table: build_source(config, erp_path=settings.erp_path, staging=settings.uploads_dir)
+    staging = staging_of(settings)
+    made = {table: build_source(config, erp_path=settings.erp_path, staging=staging)
             for table, config in settings.sources.items()}
     default = made.pop(DEFAULT, None) or DuckDbErpSource(settings.erp_path)
     return SourceSet(default, made)

@@ -59,7 +59,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from connectors.duckdb_file import DuckDbFile, transaction
-from connectors.postgres_db import PostgresDatabase, close_pools, is_postgres_url
+from connectors.postgres_db import HeldLock, PostgresDatabase, close_pools, is_postgres_url
 from procore_sync.errors import ConfigError, TransientError
 from procore_sync.settings import Settings
 # The record values live beside the error tree, so the engine uses them without this module.
@@ -177,6 +177,16 @@ class WebhookEvent:
     entity: str | None = None
     flow_run_id: str | None = None
     message: str | None = None
+
+
+@dataclass(frozen=True)
+class AcceptedUpload:
+    """A table's accepted upload (migration 0010); ``content`` None when the caller has it already."""
+
+    table: str
+    accepted_at: datetime
+    source: str
+    content: bytes | None
 
 
 class StateStoreBusy(TransientError):
@@ -665,10 +675,42 @@ class StateStore:
                 " WHERE status = 'pending' AND event_key IN (SELECT unnest(?::VARCHAR[]))",
                 [status, entity, flow_run_id, message, self._clock(), list(keys)])
 
+    # uploads shared by the hosts of a state (migration 0010; connectors/sources.py)
+
+    def keep_upload(self, table: str, content: bytes, *, source: str, unless_kept: bool = False) -> datetime:
+        """``content`` becomes ``table``'s accepted upload (unless one is kept already and
+        ``unless_kept``); when it was accepted."""
+        conflict = ("DO NOTHING" if unless_kept else "DO UPDATE SET content = excluded.content,"
+                    " accepted_at = excluded.accepted_at, source = excluded.source")
+        at = self._clock()
+        with self._write() as con:
+            con.execute("INSERT INTO accepted_uploads (table_name, content, accepted_at, source) VALUES (?, ?, ?, ?)"
+                        f" ON CONFLICT (table_name) {conflict}", [table, content, at, source])
+        return at
+
+    def accepted_upload(self, table: str, *, unless_at: datetime | None = None) -> AcceptedUpload | None:
+        """``table``'s accepted upload; its content left out when it is still the one accepted at
+        ``unless_at`` (the copy the caller holds). None when no upload was accepted."""
+        with self._connect(write=False) as con:
+            row = con.execute("SELECT accepted_at, source, CASE WHEN accepted_at = ? THEN NULL ELSE content END"
+                              " FROM accepted_uploads WHERE table_name = ?", [unless_at, table]).fetchone()
+        if row is None:
+            return None
+        return AcceptedUpload(table, row[0].astimezone(UTC), row[1], bytes(row[2]) if row[2] is not None else None)
+
+    def hold(self, name: str) -> HeldLock | None:
+        """``name``'s lock across processes and hosts, taken without waiting and held until
+        closed or the process ends (``PostgresDatabase.try_hold``); None when another holds it.
+        PostgreSQL only: a DuckDB state is one host's, whose file locks serve instead."""
+        if not isinstance(self._db, PostgresDatabase):
+            raise ValueError(f"a lock held across hosts needs a state on PostgreSQL, not {self.location}")
+        return self._db.try_hold(name)
+
 
 # The tables a state is made of, in the order a copy fills them (schema_migrations is each
 # store's own), and the sequences that number their rows.
-_STATE_TABLES: tuple[str, ...] = ("runs", "record_state", "record_actions", "cursors", "pairings", "webhook_events")
+_STATE_TABLES: tuple[str, ...] = ("runs", "record_state", "record_actions", "cursors", "pairings", "webhook_events",
+                                  "accepted_uploads")
 _SEQUENCES: dict[str, tuple[str, str]] = {
     "runs_seq": ("runs", "seq"),
     "record_actions_seq": ("record_actions", "action_id"),

@@ -504,6 +504,36 @@ def test_cursor_round_trip_is_tz_aware_utc(store: StateStore) -> None:
     assert store.get_cursor("projects") is None
 
 
+# --- accepted uploads (migration 0010) --------------------------------------------------------
+
+
+def test_an_accepted_upload_is_kept_whole_and_sent_only_when_it_changed(store: StateStore, clock: FakeClock) -> None:
+    assert store.accepted_upload("suppliers") is None
+    content = "supplier_code\nS-1\n".encode("utf-16")  # bytes as uploaded, BOM and all
+    first = store.keep_upload("suppliers", content, source="suppliers.csv from folder drop")
+    found = store.accepted_upload("suppliers")
+    assert found is not None and (found.content, found.accepted_at, found.source) == (
+        content, first, "suppliers.csv from folder drop")
+    assert store.accepted_upload("suppliers", unless_at=first).content is None  # type: ignore[union-attr]
+    clock.advance()
+    store.keep_upload("suppliers", b"older copy", source="a host's file", unless_kept=True)
+    assert store.accepted_upload("suppliers", unless_at=first).content is None, "kept: not replaced"  # type: ignore[union-attr]
+    second = store.keep_upload("suppliers", b"supplier_code\nS-2\n", source="the next upload")
+    assert second > first
+    assert store.accepted_upload("suppliers", unless_at=first).content == b"supplier_code\nS-2\n"  # type: ignore[union-attr]
+
+
+def test_a_held_lock_needs_a_shared_state(store: StateStore, backend: Backend) -> None:
+    if backend.name == "duckdb":
+        with pytest.raises(ValueError, match="needs a state on PostgreSQL"):
+            store.hold("uploads/suppliers")
+        return
+    held = store.hold("uploads/suppliers")
+    assert held is not None and store.hold("uploads/suppliers") is None
+    held.close()
+    assert store.hold("uploads/suppliers") is not None, "given back on close"
+
+
 # --- several processes ------------------------------------------------------------------------
 
 WORKERS, RUNS_PER_WORKER, OUTCOMES_PER_RUN = 4, 20, 20
