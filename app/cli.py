@@ -167,7 +167,7 @@ def sandbox(
     config = SandboxConfig(
         company_id=settings.company_id,
         client_id=settings.client_id,
-        client_secret=settings.client_secret.get_secret_value(),
+        client_secret=settings.client_secret_value,
         hourly_limit=hourly_limit,
         hourly_window_s=hourly_window_s,
         spike_limit=spike_limit,

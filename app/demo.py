@@ -107,7 +107,7 @@ def start_sandbox(settings: Settings, options: DemoOptions) -> SandboxServer:
     config = SandboxConfig(
         company_id=settings.company_id,
         client_id=settings.client_id,
-        client_secret=settings.client_secret.get_secret_value(),
+        client_secret=settings.client_secret_value,
         hourly_limit=settings.quota_per_hour,
         spike_limit=settings.quota_spike_per_10s,
         data_file=settings.home / "sandbox.json",

@@ -62,7 +62,7 @@ class TokenSource:
         self._stats = stats
         self._clock = clock
         self._token: _Token | None = None
-        register_secret(settings.client_secret.get_secret_value())
+        register_secret(settings.client_secret_value)
 
     @property
     def url(self) -> str:
@@ -90,7 +90,7 @@ class TokenSource:
         form = {
             "grant_type": "client_credentials",
             "client_id": self._settings.client_id,
-            "client_secret": self._settings.client_secret.get_secret_value(),
+            "client_secret": self._settings.client_secret_value,
         }
         headers = {"Accept": "application/json", "User-Agent": user_agent()}
         try:

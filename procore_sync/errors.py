@@ -85,6 +85,12 @@ class ConfigError(SyncError):
     hint = "check the procore-sync settings (.env or environment) and run again."
 
 
+class ProfileError(ConfigError):
+    """The profiles file, or the profile a command or a run names (procore_sync/profiles.py)."""
+
+    hint = "check the profiles file (PROCORE_SYNC_PROFILES_FILE, default profiles.toml) and run again."
+
+
 class AuthenticationFailed(ConfigError):
     hint = "check PROCORE_SYNC_CLIENT_ID / PROCORE_SYNC_CLIENT_SECRET and the Procore environment."
 

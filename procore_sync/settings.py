@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import BeforeValidator, Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import BeforeValidator, Field, PrivateAttr, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from procore_sync.redact import register_secret
-from procore_sync.secrets import Secret, register_inline
+from procore_sync.secrets import Secret, register_inline, reveal
 from procore_sync.source_config import SourceConfig
 
 
@@ -75,7 +75,9 @@ class Settings(BaseSettings):
     environment: ProcoreEnvironment = ProcoreEnvironment.local
     local_sandbox_url: str = "http://127.0.0.1:8765"
     client_id: str = "sandbox-client"
-    client_secret: SecretStr = SecretStr("sandbox-secret")
+    # Inline, or by reference ({"env": ...} or {"prefect_secret": ...}, procore_sync/secrets.py):
+    # a profile (profiles.toml) names its company's secret only by reference.
+    client_secret: Secret = SecretStr("sandbox-secret")
     company_id: int = Field(default=1, gt=0)
     timeout_s: float = Field(default=30.0, gt=0)
     max_attempts: int = Field(default=6, ge=1, le=20)
@@ -153,6 +155,10 @@ class Settings(BaseSettings):
     # Where Procore's changes are also written as CSV files for the ERP to import (ERP sink).
     export_dir: Path = Field(default=None)
 
+    # The profiles, one per Procore company this installation syncs (procore_sync/profiles.py);
+    # no file, no profiles: these settings alone, one company.
+    profiles_file: Path = Path("profiles.toml")
+
     # --- Sources: where each ERP table comes from (``connectors.sources``) ---
     # Table name or "default" → a source (duckdb, query, api, folder or sftp templates). Unnamed
     # tables: the ERP file above.
@@ -187,6 +193,9 @@ class Settings(BaseSettings):
     alert_block: str | None = None
     alert_quota_wait_s: float = Field(default=5400.0, ge=10)
 
+    # The profile these settings were made for (``procore_sync.profiles``); None: the base settings.
+    _profile: str | None = PrivateAttr(default=None)
+
     @field_validator("state_path", "erp_path", "export_dir", mode="before")
     @classmethod
     def _under_home_unless_set(cls, value: object, info: ValidationInfo) -> object:
@@ -205,13 +214,22 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _register_secrets(self) -> "Settings":
-        register_secret(self.client_secret.get_secret_value())
         if self.state_url is not None:
             password = urlsplit(self.state_url.get_secret_value()).password
             register_secret(password)
             register_secret(unquote(password) if password else None)
-        register_inline(self.webhook_secret)
+        register_inline(self.client_secret, self.webhook_secret)
         return self
+
+    @property
+    def profile(self) -> str | None:
+        """The profile these settings were made for; None for the base settings."""
+        return self._profile
+
+    @property
+    def client_secret_value(self) -> str:
+        """The OAuth client secret, its reference resolved (registered with the redactor)."""
+        return reveal(self.client_secret) or ""
 
     @property
     def own_application_ids(self) -> set[str]:
