@@ -37,6 +37,33 @@ console = Console(stderr=True, soft_wrap=True)
 out = Console(width=None if sys.stdout.isatty() else 160)
 
 
+# The profile named by --profile (the app's callback, before any command); None: the base settings.
+_selected: dict[str, str | None] = {"profile": None}
+
+
+@app.callback()
+def select_profile(
+    profile: Annotated[Optional[str], typer.Option(
+        "--profile", envvar="PROCORE_SYNC_PROFILE",
+        help="The company (a table of the profiles file, PROCORE_SYNC_PROFILES_FILE) the command is for; "
+             "unset: the environment's and .env's settings alone.")] = None,
+) -> None:
+    """Keep an ERP and Procore in sync, one Prefect flow per entity."""
+    _selected["profile"] = profile
+
+
+def _settings() -> Settings:
+    """The command's settings: the selected profile's over the base, else the base; an unknown
+    profile stops the command with the known ones."""
+    from procore_sync.profiles import load_settings
+
+    try:
+        return load_settings(_selected["profile"])
+    except SyncError as exc:
+        _fail(exc)
+        raise  # unreachable: _fail exits
+
+
 def _fail(exc: SyncError) -> None:
     console.print(f"[red]error:[/red] {exc}")
     raise typer.Exit(2)
@@ -103,7 +130,7 @@ def sync(
     options = SyncOptions(full_resync=full_resync, dry_run=dry_run, erp_keys=key or [], projects=project or [],
                           batch_size=batch_size)
     try:
-        summaries = run_entities(Settings(), None if entity == "all" else [entity], options)
+        summaries = run_entities(_settings(), None if entity == "all" else [entity], options)
     except SyncError as exc:
         _fail(exc)
     show_summaries(summaries, as_json)
@@ -138,7 +165,7 @@ def upload(
     from app.runner import upload_file
 
     try:
-        summary = upload_file(Settings(), entity, file, dry_run=dry_run)
+        summary = upload_file(_settings(), entity, file, dry_run=dry_run)
     except SyncError as exc:
         _fail(exc)
     show_summaries([summary], as_json)
@@ -163,7 +190,7 @@ def sandbox(
     from sandbox.config import SandboxConfig
     from sandbox.server import serve
 
-    settings = Settings()
+    settings = _settings()
     config = SandboxConfig(
         company_id=settings.company_id,
         client_id=settings.client_id,
@@ -205,7 +232,7 @@ def reconcile(
     from app.demo import local_sandbox_if_needed
     from app.runner import reconcile_entities
 
-    settings = Settings()
+    settings = _settings()
     try:
         with local_sandbox_if_needed(settings):
             results = reconcile_entities(settings, entity or None)
@@ -232,7 +259,7 @@ def health_check(as_json: Annotated[bool, typer.Option("--json", help="One JSON 
     from flows.health import all_checks
     from app.demo import local_sandbox_if_needed
 
-    settings = Settings()
+    settings = _settings()
     with local_sandbox_if_needed(settings):
         checks = all_checks(settings)
     if as_json:
@@ -252,15 +279,17 @@ def health_check(as_json: Annotated[bool, typer.Option("--json", help="One JSON 
 def deployments(
     write: Annotated[bool, typer.Option(help="Write prefect.yaml instead of printing it.")] = False,
 ) -> None:
-    """Print (or write) prefect.yaml: the deployments for a work pool, as `demo` serves them; and
-    create or update the alerts on the Prefect server (when PROCORE_SYNC_ALERT_BLOCK is set)."""
-    from deployments import render_prefect_yaml
+    """Print (or write) prefect.yaml: the deployments for a work pool, as `demo` serves them (with
+    profiles: every profile's, or --profile's alone); and create or update the alerts on the Prefect
+    server (when PROCORE_SYNC_ALERT_BLOCK is set)."""
+    from deployments import companies, render_prefect_yaml
     from deployments.alerts import install_alerts
 
     settings = Settings()
     try:
-        text = render_prefect_yaml(settings)
-        installed = install_alerts(settings)
+        chosen = companies(settings, _selected["profile"])
+        text = render_prefect_yaml(*chosen)
+        installed = install_alerts(chosen[0])
     except SyncError as exc:
         _fail(exc)
     console.print(f"alerts: {', '.join(installed)}" if installed else
@@ -273,12 +302,28 @@ def deployments(
 
 
 @app.command()
+def serve() -> None:
+    """Register and serve the deployments in this process until Ctrl-C (instead of a work pool's
+    worker): with profiles, every profile's (or --profile's alone), each run with its company's settings."""
+    install_log_redaction()
+    from app.runner import serve_forever
+    from deployments import companies
+
+    try:
+        serve_forever(*companies(Settings(), _selected["profile"]))
+    except SyncError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
 def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Each entity's last run, its newest crashed run and its records by status, from the state store."""
     from connectors.state import StateStore
     from flows import ENTITY_FLOWS
 
-    settings = Settings()
+    settings = _settings()
     if settings.state_url is None and not settings.state_path.exists():
         console.print(f"no state yet at {settings.state_path}; run a sync first")
         raise typer.Exit(0)
@@ -324,7 +369,7 @@ def history(
     from the state store."""
     from connectors.state import StateStore
 
-    settings = Settings()
+    settings = _settings()
     store = StateStore.open(settings)
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
@@ -368,7 +413,7 @@ def state_pair() -> None:
     from connectors.state import StateStore
     from tasks.pairing import pair
 
-    settings = Settings()
+    settings = _settings()
     sources = build_sources(settings)
     try:
         before, now = pair(StateStore.open(settings), settings, sources)
@@ -397,7 +442,7 @@ def state_migrate(
         console.print("[red]error:[/red] --to takes a postgresql:// URL")
         raise typer.Exit(2)
     register_secret(urlsplit(to).password)
-    path = source or Settings().state_path
+    path = source or _settings().state_path
     if not path.exists():
         console.print(f"[red]error:[/red] no state file at {path}")
         raise typer.Exit(2)
@@ -428,7 +473,7 @@ def webhooks_serve() -> None:
     from app.receiver import serve
 
     try:
-        serve(Settings(), ready=lambda url: console.print(f"receiving Procore's webhook deliveries on {url}"))
+        serve(_settings(), ready=lambda url: console.print(f"receiving Procore's webhook deliveries on {url}"))
     except SyncError as exc:
         _fail(exc)
     except KeyboardInterrupt:
@@ -445,7 +490,7 @@ def webhooks_events(
     """The webhook events received, oldest first: the run each started, or why none."""
     from connectors.state import StateStore
 
-    settings = Settings()
+    settings = _settings()
     events = StateStore.open(settings).webhook_events(status=status, limit=limit)
     columns = ("received_at", "resource_name", "event_type", "resource_id", "project_id", "status", "entity",
                "flow_run_id", "message")
@@ -471,7 +516,7 @@ def webhooks_install() -> None:
     from flows import configured_resources
     from tasks.webhooks import install
 
-    settings = Settings()
+    settings = _settings()
     try:
         with _webhooks_api(settings) as api:
             done = install(api, settings, configured_resources(settings))
@@ -490,7 +535,7 @@ def webhooks_uninstall() -> None:
     install_log_redaction()
     from tasks.webhooks import uninstall
 
-    settings = Settings()
+    settings = _settings()
     try:
         with _webhooks_api(settings) as api:
             removed = uninstall(api, settings)
@@ -507,7 +552,7 @@ def webhooks_health_check(as_json: Annotated[bool, typer.Option("--json", help="
     from flows import configured_resources
     from tasks.webhooks import health
 
-    settings = Settings()
+    settings = _settings()
     try:
         with _webhooks_api(settings) as api:
             report = health(api, settings, configured_resources(settings))
@@ -558,7 +603,7 @@ def alerts_install() -> None:
     """Create or update the alerts by name (run twice: nothing doubles)."""
     from deployments.alerts import install_alerts
 
-    settings = Settings()
+    settings = _settings()
     if not settings.alert_block:
         _fail(SyncError("PROCORE_SYNC_ALERT_BLOCK is not set; `procore-sync alerts set-webhook URL` creates "
                         "a block and prints the value"))

@@ -28,6 +28,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import uvicorn
@@ -36,6 +37,7 @@ from fastapi.responses import JSONResponse
 from prefect.deployments import run_deployment
 
 from connectors.state import StateStore, StateStoreBusy, WebhookEvent, utc_now
+from deployments import deployment_name
 from flows import ENTITY_FLOWS, enabled
 from procore_sync.settings import Settings
 from tasks.events import decide
@@ -99,10 +101,12 @@ def receiver_app(settings: Settings, store: StateStore, wake: Callable[[], None]
     return app
 
 
-def start_deployment_run(entity: str, options: SyncOptions, idempotency_key: str) -> str:
-    """A run of the entity's deployment (served or on a work pool), not waited for."""
+def start_deployment_run(entity: str, options: SyncOptions, idempotency_key: str, profile: str | None = None) -> str:
+    """A run of the entity's deployment (served or on a work pool), not waited for; with a
+    profile, of that company's deployment."""
     flow = ENTITY_FLOWS[entity][1]
-    run = run_deployment(f"{flow.name}/{entity}", parameters={"options": options.model_dump(mode="json")},
+    parameters = {"options": options.model_dump(mode="json"), **({"profile": profile} if profile else {})}
+    run = run_deployment(f"{flow.name}/{deployment_name(entity, profile)}", parameters=parameters,
                          idempotency_key=idempotency_key, timeout=0, as_subflow=False, tags=["webhook"])
     return str(run.id)
 
@@ -214,7 +218,7 @@ def serve(settings: Settings, *, ready: Callable[[str], None] | None = None) -> 
     """Receive and dispatch until interrupted (Ctrl-C, SIGTERM)."""
     authorization(settings)  # no secret, no receiver: it would take any delivery
     store = StateStore.open(settings, lock_timeout_s=RECEIVE_LOCK_S)
-    dispatcher = Dispatcher(settings, store)
+    dispatcher = Dispatcher(settings, store, partial(start_deployment_run, profile=settings.profile))
     stop = threading.Event()
     thread = threading.Thread(target=dispatcher.run, args=(stop,), name="webhook dispatcher", daemon=True)
     thread.start()

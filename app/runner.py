@@ -20,7 +20,7 @@ from connectors.sources import build_sources
 from connectors.procore import ProcoreClient
 from connectors.state import StateStore
 from connectors.erp_sink import ErpSink
-from flows import ENTITY_FLOWS, enabled
+from flows import ENTITY_FLOWS, enabled, profile_parameter
 from flows.sync_all import sync_all
 from prefect.states import State
 from procore_sync.errors import ConfigError
@@ -47,7 +47,7 @@ def run_entities(settings: Settings, names: Iterable[str] | None = None,
         ensure_quota_limit(settings)
     options = options or SyncOptions()
     if names is None:
-        state = sync_all(options=options, return_state=True)
+        state = sync_all(options=options, return_state=True, **profile_parameter(settings))
         return state.result() if state.is_completed() else [failed_all(state)]
     return [run_one(settings, name, options) for name in entity_names(names)]
 
@@ -71,23 +71,24 @@ def failed_all(state: State) -> RunSummary:
 
 def run_one(settings: Settings, name: str, options: SyncOptions) -> RunSummary:
     _, flow = ENTITY_FLOWS[name]
-    return summary_of(flow(options=options, return_state=True), name, settings)
+    return summary_of(flow(options=options, return_state=True, **profile_parameter(settings)), name, settings)
 
 
-def register_deployments(settings: Settings) -> int:
-    """Register every deployment with its schedule and form, without serving them (what
-    ``demo --once`` leaves for the UI; a later ``demo`` or a worker runs them)."""
-    deployments = runner_deployments(settings)
+def register_deployments(settings: Settings, *more: Settings) -> int:
+    """Register every deployment of each company (settings) with its schedule and form, without
+    serving them (what ``demo --once`` leaves for the UI; a later ``demo`` or a worker runs them)."""
+    deployments = runner_deployments(settings, *more)
     for deployment in deployments:
         deployment.apply()
     install_alerts(settings)
     return len(deployments)
 
 
-def serve_forever(settings: Settings) -> None:
-    """Register every deployment with its schedule and run their flow runs until Ctrl-C."""
+def serve_forever(settings: Settings, *more: Settings) -> None:
+    """Register every deployment of each company (settings) with its schedule and run their flow
+    runs in this one process until Ctrl-C: each run makes its settings from its ``profile``."""
     install_alerts(settings)
-    serve(*runner_deployments(settings), pause_on_shutdown=False, print_starting_message=False, limit=4)
+    serve(*runner_deployments(settings, *more), pause_on_shutdown=False, print_starting_message=False, limit=4)
 
 
 def reconcile_entities(settings: Settings, names: Iterable[str] | None = None) -> list[Reconciliation]:

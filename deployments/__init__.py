@@ -5,11 +5,16 @@ them for ``serve`` (what ``procore-sync demo`` runs) and renders ``prefect.yaml`
 list (``procore-sync deployments --write``), so the two cannot drift; a test checks the file.
 Entities named in ``settings.schedules`` run on their own active schedules as well as in
 sync-all; those names and crons are checked here, before anything is registered or written.
+
+Several companies (profiles, ``procore_sync/profiles.py``): each profile has every deployment,
+named ``<profile>-<name>``, tagged ``profile:<profile>``, with its schedules, and with a
+``profile`` parameter from which its runs make their settings. A parameter rather than an
+environment variable: ``serve`` runs every deployment in one process, a worker in its own.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import yaml
@@ -23,6 +28,7 @@ from flows.maintenance import resync_failed, retry_failed_runs
 from flows.reconcile import reconcile_money
 from flows.sync_all import sync_all
 from procore_sync.errors import ConfigError
+from procore_sync.profiles import Profiles, profile_tag
 from procore_sync.settings import Settings
 
 WORK_POOL = "procore-sync"
@@ -112,18 +118,40 @@ def reconcile_spec(settings: Settings) -> DeploymentSpec:
 
 
 def deployment_specs(settings: Settings) -> list[DeploymentSpec]:
+    """Every deployment of the settings' company; a profile's named, tagged and parametrised for it."""
     own = entity_schedules(settings)
     flows = [("sync-all", sync_all, "every entity, parents first")]
     flows += [(name, flow, spec.display_name) for name, (spec, flow) in ENTITY_FLOWS.items()]
     specs = [d for name, flow, what in flows for d in sync_specs(name, flow, what, settings, own)]
-    return specs + maintenance_specs() + [reconcile_spec(settings)]
+    specs += maintenance_specs() + [reconcile_spec(settings)]
+    return [for_profile(d, settings.profile) for d in specs] if settings.profile else specs
+
+
+def deployment_name(name: str, profile: str | None) -> str:
+    """``name`` for the base settings, ``<profile>-<name>`` for a profile's."""
+    return f"{profile}-{name}" if profile else name
+
+
+def for_profile(d: DeploymentSpec, profile: str) -> DeploymentSpec:
+    return replace(d, name=deployment_name(d.name, profile), parameters={**d.parameters, "profile": profile},
+                   tags=(*d.tags, profile_tag(profile)), description=f"{profile}: {d.description}")
+
+
+def companies(base: Settings, profile: str | None = None) -> list[Settings]:
+    """The settings whose deployments this installation has: the named profile's; else every
+    profile's (checked: no two share a state); else, without profiles, the base settings."""
+    profiles = Profiles.load(base)
+    if profile is not None:
+        return [profiles.settings_for(profile, base)]
+    return list(profiles.all_settings(base).values()) or [base]
 
 
 def schedules_of(d: DeploymentSpec, settings: Settings) -> list[dict[str, Any]]:
     return [{"cron": cron, "timezone": settings.schedule_timezone, "active": d.active} for cron in d.crons]
 
 
-def runner_deployments(settings: Settings) -> list[RunnerDeployment]:
+def runner_deployments(*companies: Settings) -> list[RunnerDeployment]:
+    """The deployments of each company (settings) given, for ``serve``: one process for all."""
     return [
         d.flow.to_deployment(
             name=d.name,
@@ -133,12 +161,13 @@ def runner_deployments(settings: Settings) -> list[RunnerDeployment]:
             concurrency_limit=1,
             tags=list(d.tags),
         )
-        for d in deployment_specs(settings)
+        for settings in companies for d in deployment_specs(settings)
     ]
 
 
-def render_prefect_yaml(settings: Settings) -> str:
-    """prefect.yaml for a process work pool, from the same list ``serve`` uses."""
+def render_prefect_yaml(*companies: Settings) -> str:
+    """prefect.yaml for a process work pool, from the same list ``serve`` uses: each company's
+    (settings') deployments."""
     deployments = [
         {
             "name": d.name,
@@ -150,7 +179,7 @@ def render_prefect_yaml(settings: Settings) -> str:
             "schedules": schedules_of(d, settings),
             "work_pool": {"name": WORK_POOL, "work_queue_name": "default"},
         }
-        for d in deployment_specs(settings)
+        for settings in companies for d in deployment_specs(settings)
     ]
     document = {
         "name": "procore-sync",

@@ -100,8 +100,14 @@ def run_inside(name: str, options: SyncOptions, settings: Settings) -> RunSummar
     sleeps in one-second steps."""
     context = get_settings_context()
     with SettingsContext(profile=context.profile, settings=_without_heartbeat(context.settings)):
-        state = ENTITY_FLOWS[name][1](options=options, return_state=True)
+        state = ENTITY_FLOWS[name][1](options=options, return_state=True, **profile_parameter(settings))
     return summary_of(state, name, settings)
+
+
+def profile_parameter(settings: Settings) -> dict[str, str]:
+    """The ``profile`` parameter of a flow run with these settings; none for the base settings,
+    so a run without profiles has exactly the parameters it always had."""
+    return {"profile": settings.profile} if settings.profile else {}
 
 
 _WITHOUT_HEARTBEAT: dict[int, tuple[PrefectSettings, PrefectSettings]] = {}

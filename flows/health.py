@@ -31,6 +31,7 @@ from connectors.procore import ProcoreClient
 from flows import ENTITY_FLOWS, enabled
 from procore_sync.errors import AuthenticationFailed, PermissionDenied, SyncError, TransientError
 from connectors.state import StateStore
+from procore_sync.profiles import load_settings
 from procore_sync.settings import Settings
 from tasks.company import check_company
 from tasks.pairing import pairing_of, require
@@ -207,9 +208,9 @@ def all_checks(settings: Settings) -> list[Check]:
 
 
 @flow(name="health-check", description=__doc__)
-def health_check() -> list[Check]:
+def health_check(profile: str | None = None) -> list[Check]:
     """Check every connector and entity endpoint; a failed run when any row is not OK."""
-    checks = all_checks(Settings())
+    checks = all_checks(load_settings(profile))
     red = [c for c in checks if c.status != "OK"]
     create_table_artifact(table=[c.model_dump() for c in checks], key="health-check",
                           description=f"health check: {len(checks) - len(red)} OK, {len(red)} not OK")

@@ -30,6 +30,7 @@ from connectors.sources import build_sources
 from connectors.state import RecordState, StateStore
 from flows import ENTITY_FLOWS, enabled, run_inside
 from procore_sync.errors import ConfigError
+from procore_sync.profiles import load_settings, profile_tag
 from procore_sync.settings import Settings
 from tasks.report import RunSummary, publish_overview
 from tasks.spec import SyncOptions
@@ -115,9 +116,10 @@ def publish_selection(chosen: list[Selected], dry_run: bool) -> None:
 
 
 @flow(name="resync-failed", description=__doc__)
-def resync_failed(options: ResyncFailedOptions = ResyncFailedOptions()) -> list[RunSummary]:
+def resync_failed(options: ResyncFailedOptions = ResyncFailedOptions(),
+                  profile: str | None = None) -> list[RunSummary]:
     """Resync the failed and blocked records the form selects (a dry run by default)."""
-    settings = Settings()
+    settings = load_settings(profile)
     chosen = select(options, settings)
     publish_selection(chosen, options.dry_run)
     if options.dry_run:
@@ -155,10 +157,13 @@ class RetriedRun(BaseModel):
     reason: str
 
 
-def failed_deployment_runs(client: SyncPrefectClient, since: datetime) -> list[RetriedRun]:
+def failed_deployment_runs(client: SyncPrefectClient, since: datetime,
+                           profile: str | None = None) -> list[RetriedRun]:
     """procore-sync's deployment runs that ended Failed or Crashed since ``since``, oldest first,
-    except those whose deployment has completed a run started after them."""
-    tagged = FlowRunFilter(tags=FlowRunFilterTags(all_=["procore-sync"]),
+    except those whose deployment has completed a run started after them; with a profile, only
+    that company's (its deployments carry its tag)."""
+    tags = ["procore-sync", *([profile_tag(profile)] if profile else [])]
+    tagged = FlowRunFilter(tags=FlowRunFilterTags(all_=tags),
                            start_time=FlowRunFilterStartTime(after_=since))
 
     def page(offset: int) -> Page:  # 3.8's client needs a limit
@@ -186,13 +191,14 @@ def failed_deployment_runs(client: SyncPrefectClient, since: datetime) -> list[R
 
 
 @flow(name="retry-failed-runs")
-def retry_failed_runs(options: RetryFailedRunsOptions = RetryFailedRunsOptions()) -> list[RetriedRun]:
+def retry_failed_runs(options: RetryFailedRunsOptions = RetryFailedRunsOptions(),
+                      profile: str | None = None) -> list[RetriedRun]:
     """Re-run every Failed or Crashed procore-sync deployment run since a time, with the same run
     ids and parameters (Prefect's own retry: the run goes back to Scheduled and the serve process
     or worker runs it again), skipping runs a later run of the same deployment has made good."""
     since = datetime.now(UTC) - timedelta(hours=options.since_hours)
     with get_client(sync_client=True) as client:
-        runs = failed_deployment_runs(client, since)
+        runs = failed_deployment_runs(client, since, profile)
         if not options.dry_run:
             for run in runs:
                 if run.retried:

@@ -30,6 +30,7 @@ from flows.commitments import PURCHASE_ORDER_LINES, PURCHASE_ORDERS, SUBCONTRACT
 from flows.cost_structure import WBS_CODES
 from flows.direct_costs import DIRECT_COST_LINES, DIRECT_COSTS
 from procore_sync.errors import UnexplainedDifferences
+from procore_sync.profiles import load_settings
 from procore_sync.settings import Settings
 from tasks.company import check_company
 from tasks.inbound import InboundSpec
@@ -131,9 +132,9 @@ def publish_table(key: str, rows: list[dict[str, Any]], empty: dict[str, Any], w
 
 
 @flow(name="reconcile", description=__doc__)
-def reconcile_money(options: ReconcileOptions = ReconcileOptions()) -> ReconcileResult:
+def reconcile_money(options: ReconcileOptions = ReconcileOptions(), profile: str | None = None) -> ReconcileResult:
     """Reconcile the ERP's money with Procore's; a failed run when a difference is unexplained."""
-    entries, projects = money_entries(Settings(), options)
+    entries, projects = money_entries(load_settings(profile), options)
     report = build_report(entries, options.tolerance)
     publish(report, projects)
     if failure := report.failure():

@@ -13,8 +13,11 @@ from __future__ import annotations
 from prefect import Flow, flow
 from pydantic import BaseModel
 
+from procore_sync.profiles import load_settings
+
 from tasks.engine import run_entity
 from tasks.report import RunSummary
+from tasks.run import default_runtime
 from tasks.spec import Spec, SyncOptions
 
 # Entity name → (spec, flow), in registration order: parents before their children.
@@ -35,9 +38,11 @@ def register(*specs: Spec) -> None:
 
 
 def entity_flow(spec: Spec) -> Flow:
-    """The Prefect flow named for the entity, whose run form is ``SyncOptions``."""
-    def sync(options: SyncOptions = SyncOptions()) -> RunSummary:
-        return run_entity(spec, options)
+    """The Prefect flow named for the entity, whose run form is ``SyncOptions``; ``profile`` names
+    the company whose settings the run uses (``procore_sync.profiles``; none: the base settings),
+    a parameter because served deployments share one process and its environment."""
+    def sync(options: SyncOptions = SyncOptions(), profile: str | None = None) -> RunSummary:
+        return run_entity(spec, options, default_runtime(load_settings(profile)) if profile else None)
 
     # A name of its own: Prefect keys the task run that stands for a subflow in its parent
     # (sync-all) by the function's name and code, and sync-all runs entities at once. The module

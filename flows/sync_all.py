@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from prefect import flow, get_run_logger
 
 from flows import ENTITY_FLOWS, configured_resources, enabled, levels, run_inside
-from procore_sync.settings import Settings
+from procore_sync.profiles import load_settings
 from tasks.company import one_company_check
 from tasks.report import RunSummary, publish_overview
 from tasks.spec import SyncOptions
@@ -97,10 +97,10 @@ def run_steps(after: Mapping[Step, set[Step]], run: Callable[[Step], RunSummary]
 
 
 @flow(name="sync-all", description=__doc__)
-def sync_all(options: SyncOptions = SyncOptions()) -> list[RunSummary]:
-    """Sync every entity, both directions, parents first."""
+def sync_all(options: SyncOptions = SyncOptions(), profile: str | None = None) -> list[RunSummary]:
+    """Sync every entity, both directions, parents first (the profile's company, if one is named)."""
     entity_options = options.model_copy(update={"erp_keys": []})
-    settings = Settings()
+    settings = load_settings(profile)
     # Summaries in the dependency order's levels, as the overview always listed them.
     names = [name for level in levels() for name in level if enabled(name, settings)]
     with one_company_check(settings):  # one call for every entity run, not one each

@@ -110,6 +110,11 @@ def load_settings(profile: str | None = None) -> Settings:
     return base if profile is None else Profiles.load(base).settings_for(profile, base)
 
 
+def profile_tag(profile: str) -> str:
+    """The tag of a profile's deployments and so of their runs."""
+    return f"profile:{profile}"
+
+
 def state_partition(settings: Settings) -> str:
     """Where the settings keep their state, without a password: the file, or database and schema."""
     if settings.state_url is None:

@@ -44,3 +44,36 @@ def test_unknown_entity_is_a_clear_error(tmp_path) -> None:
     )
     assert result.returncode == 2
     assert "unknown entity suppliers; known: vendors" in " ".join(result.stderr.split())
+
+
+def _two_profiles(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("PROCORE_SYNC_HOME", str(tmp_path))
+    monkeypatch.setenv("PROCORE_SYNC_PROFILES_FILE", str(tmp_path / "profiles.toml"))
+    (tmp_path / "profiles.toml").write_text("[acme]\ncompany_id = 12\n\n[globex]\ncompany_id = 13\n")
+
+
+def test_profile_selects_the_companys_settings_for_a_command(tmp_path, monkeypatch) -> None:
+    _two_profiles(tmp_path, monkeypatch)
+    result = runner.invoke(app, ["--profile", "globex", "status"])
+    assert result.exit_code == 0, result.output
+    assert f"no state yet at {tmp_path / 'globex' / 'state.duckdb'}" in " ".join(result.output.split())
+    base = runner.invoke(app, ["status"])  # no profile: the base settings, as before profiles
+    assert f"no state yet at {tmp_path / 'state.duckdb'}" in " ".join(base.output.split())
+
+
+def test_an_unknown_profile_stops_the_command_naming_the_known(tmp_path, monkeypatch) -> None:
+    _two_profiles(tmp_path, monkeypatch)
+    result = runner.invoke(app, ["--profile", "initech", "status"])
+    assert result.exit_code == 2
+    assert "unknown profile 'initech'; known: acme, globex" in " ".join(result.output.split())
+
+
+def test_deployments_are_rendered_once_per_profile(tmp_path, monkeypatch) -> None:
+    _two_profiles(tmp_path, monkeypatch)
+    monkeypatch.delenv("PROCORE_SYNC_ALERT_BLOCK", raising=False)
+    result = runner.invoke(app, ["deployments"])
+    assert result.exit_code == 0, result.output
+    names = [line.split(": ", 1)[1] for line in result.stdout.splitlines() if line.startswith("- name: ")]
+    assert "acme-vendors" in names and "globex-vendors-full-resync" in names and "vendors" not in names
+    only = runner.invoke(app, ["--profile", "acme", "deployments"])
+    assert "- name: acme-sync-all" in only.stdout and "globex" not in only.stdout

@@ -143,3 +143,41 @@ def test_registered_deployments_are_listed_by_the_api_with_their_schedules(prefe
     for name in ["sync-all", *ENTITY_FLOWS]:
         assert listed[name]["schedules"] and listed[f"{name}-full-resync"]["schedules"]
     assert {"resync-failed", "retry-failed-runs", "health-check"} <= set(listed)
+
+
+def test_each_profile_has_every_deployment_named_tagged_and_parametrised_for_it(tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several companies: one set of deployments per profile; the profile reaches the run as a
+    parameter (served deployments share one process, so no per-deployment environment)."""
+    from deployments import companies
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PROCORE_SYNC_PROFILES_FILE", str(tmp_path / "profiles.toml"))
+    (tmp_path / "profiles.toml").write_text('[acme]\ncompany_id = 12\n\n[globex]\ncompany_id = 13\n'
+                                            'schedule_timezone = "Europe/Paris"\n')
+    chosen = companies(Settings())
+    assert [s.profile for s in chosen] == ["acme", "globex"]
+    declared = yaml.safe_load(render_prefect_yaml(*chosen))["deployments"]
+    names = [d["name"] for d in declared]
+    assert len(names) == len(set(names)) == 2 * len(deployment_specs(Settings()))
+    by_name = {d["name"]: d for d in declared}
+    assert by_name["acme-vendors-full-resync"]["parameters"] == {"options": {"full_resync": True}, "profile": "acme"}
+    assert by_name["globex-health-check"]["parameters"] == {"profile": "globex"}
+    assert "profile:globex" in by_name["globex-sync-all"]["tags"] and "procore-sync" in by_name["globex-sync-all"]["tags"]
+    assert by_name["globex-sync-all"]["schedules"][0]["timezone"] == "Europe/Paris"
+    assert by_name["acme-sync-all"]["schedules"][0]["timezone"] == "UTC"
+    served = {d.name: d for d in runner_deployments(*chosen)}
+    assert served["globex-reconcile"].parameters == {"profile": "globex"}
+    # Every flow a profile's deployment runs takes the parameter.
+    for d in declared[:3] + [by_name["acme-resync-failed"], by_name["acme-retry-failed-runs"], by_name["acme-reconcile"]]:
+        flow = load_flow_from_entrypoint(str(ROOT / d["entrypoint"]))
+        assert "profile" in parameter_schema(flow).properties
+
+
+def test_without_a_profiles_file_the_deployments_are_the_base_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from deployments import companies
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PROCORE_SYNC_PROFILES_FILE", raising=False)
+    [base] = companies(Settings())
+    assert base.profile is None and render_prefect_yaml(base) == (ROOT / "prefect.yaml").read_text()

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 from prefect.client.orchestration import get_client
+from prefect.exceptions import ObjectNotFound
 
+from connectors.state import StateStore
 from connectors.quota import QuotaGate, SpikeLog, budget_for, ensure_quota_limit, quota_gate, spike_limit_name
 from flows.entities import sync_vendors
 from procore_sync.settings import Settings
@@ -313,3 +315,35 @@ def marked(mark: str) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def test_each_profiles_run_spends_its_own_companys_budget(sandbox, small_erp: SampleErp, tmp_path, monkeypatch) -> None:
+    """Two companies (profiles) in one installation: each run makes and takes slots from the
+    budget its profile names, derived from its company; the other company's budget is untouched."""
+    from procore_sync.profiles import load_settings
+    from sandbox.config import SandboxConfig
+    from sandbox.server import start_in_thread
+
+    base = f"quota-test-profiles-{tmp_path.name}"
+    settings_env(monkeypatch, sandbox.url, small_erp.path, tmp_path, PROCORE_SYNC_QUOTA_ENABLED="true",
+                 PROCORE_SYNC_QUOTA_LIMIT_NAME=base, PROCORE_SYNC_QUOTA_PER_HOUR="36",
+                 PROCORE_SYNC_PROFILES_FILE=str(tmp_path / "profiles.toml"))
+    with start_in_thread(SandboxConfig(company_id=2)) as second:
+        (tmp_path / "profiles.toml").write_text(
+            f'[acme]\ncompany_id = 1\nerp_path = "{small_erp.path}"\n\n'
+            f'[globex]\ncompany_id = 2\nlocal_sandbox_url = "{second.url}"\nerp_path = "{small_erp.path}"\n')
+        acme, globex = load_settings("acme"), load_settings("globex")
+        assert (acme.quota_limit_name, globex.quota_limit_name) == (f"{base}-local-1", f"{base}-local-2")
+        assert sync_vendors(options=SyncOptions(), profile="acme", return_state=True).is_completed()
+        acme_slots = read_limit(acme.quota_limit_name).active_slots
+        with get_client(sync_client=True) as client, pytest.raises(ObjectNotFound):
+            client.read_global_concurrency_limit_by_name(globex.quota_limit_name)  # globex has spent nothing
+        assert sync_vendors(options=SyncOptions(), profile="globex", return_state=True).is_completed()
+    assert acme_slots >= 9 and read_limit(globex.quota_limit_name).active_slots >= 9
+    assert read_limit(acme.quota_limit_name).active_slots <= acme_slots  # globex's calls took none of acme's
+    with get_client(sync_client=True) as client, pytest.raises(ObjectNotFound):
+        client.read_global_concurrency_limit_by_name(base)  # and no run used the base budget
+    # Each company's run landed in its own state, under its own home.
+    assert acme.state_path == tmp_path / "acme" / "state.duckdb" and globex.state_path.parent == tmp_path / "globex"
+    assert [r.status for r in StateStore(acme.state_path).runs("vendors")] == ["completed"]
+    assert [r.status for r in StateStore(globex.state_path).runs("vendors")] == ["completed"]
