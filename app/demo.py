@@ -18,6 +18,7 @@ They persist between demos, so a second demo's first sync makes 0 write calls to
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import shutil
@@ -256,6 +257,9 @@ def run_demo(
     with ExitStack() as stack:
         if threading.current_thread() is threading.main_thread():  # Ctrl-C as it was, once all stopped
             stack.callback(signal.signal, signal.SIGINT, signal.getsignal(signal.SIGINT))
+        # A demo that does not stop says where it is: SIGUSR1 prints every thread's stack to stderr.
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
+        stack.callback(faulthandler.unregister, signal.SIGUSR1)
         sandbox = stack.enter_context(start_sandbox(settings, options))
         server = stack.enter_context(PrefectServer(settings.home / "prefect", port=options.prefect_port))
         # Flow runs in the served subprocesses read both from the environment. This process's

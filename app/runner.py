@@ -7,11 +7,14 @@ store has its counts and message.
 
 from __future__ import annotations
 
+import asyncio
+import signal
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from prefect import serve
+from prefect.runner import Runner
 
 from connectors.quota import ensure_quota_limit
 from deployments import runner_deployments
@@ -86,9 +89,43 @@ def register_deployments(settings: Settings, *more: Settings) -> int:
 
 def serve_forever(settings: Settings, *more: Settings) -> None:
     """Register every deployment of each company (settings) with its schedule and run their flow
-    runs in this one process until Ctrl-C: each run makes its settings from its ``profile``."""
+    runs in this one process until Ctrl-C: each run makes its settings from its ``profile``.
+
+    Ctrl-C stops the serve loop through the runner's own stop (``Runner.astop``: no new run, the
+    runs in flight cancelled, its loops' cancel scope cancelled), then returns. Prefect's ``serve``
+    left it to asyncio's Ctrl-C, a cancel of the loop's main task thrown in wherever it waits,
+    and beside a busy test suite that cancel was lost now and then (the loop idled on, the demo
+    never stopped: tests/test_demo.py). A second Ctrl-C raises KeyboardInterrupt as usual."""
     install_alerts(settings)
-    serve(*runner_deployments(settings, *more), pause_on_shutdown=False, print_starting_message=False, limit=4)
+    runner = Runner(pause_on_shutdown=False, limit=4)
+    for deployment in runner_deployments(settings, *more):
+        runner.add_deployment(deployment)
+    asyncio.run(_serve_until_ctrl_c(runner))
+
+
+async def _serve_until_ctrl_c(runner: Runner) -> None:
+    loop, interrupted = asyncio.get_running_loop(), asyncio.Event()
+    main_thread = threading.current_thread() is threading.main_thread()  # signals reach only it
+
+    def on_ctrl_c() -> None:
+        loop.remove_signal_handler(signal.SIGINT)  # the next one is Python's KeyboardInterrupt
+        interrupted.set()
+
+    if main_thread:
+        loop.add_signal_handler(signal.SIGINT, on_ctrl_c)
+    serving = asyncio.create_task(runner.start())
+    waiting = asyncio.create_task(interrupted.wait())
+    try:
+        await asyncio.wait({serving, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        while not serving.done() and not runner.started:  # Ctrl-C while it was starting
+            await asyncio.sleep(0.1)
+        if not serving.done():
+            await runner.astop()
+        await serving
+    finally:
+        waiting.cancel()
+        if main_thread:
+            loop.remove_signal_handler(signal.SIGINT)
 
 
 def reconcile_entities(settings: Settings, names: Iterable[str] | None = None) -> list[Reconciliation]:

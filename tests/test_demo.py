@@ -254,6 +254,9 @@ def ctrl_c_stops_everything(demo: Demo) -> None:
 
     os.killpg(demo.process.pid, signal.SIGINT)  # Ctrl-C in the demo's terminal
     stopped = wait_until(lambda: not running(started | family(demo.process.pid)), STOP_BOUND_S)
-    assert stopped, f"left running: {described(running(started | family(demo.process.pid)))}; " + demo.log_text()[-2000:]
+    if not stopped and demo.process.poll() is None:  # where it is stuck, in its log
+        os.kill(demo.process.pid, signal.SIGUSR1)
+        time.sleep(2)
+    assert stopped, f"left running: {described(running(started | family(demo.process.pid)))}; " + demo.log_text()[-8000:]
     assert demo.process.wait(timeout=1) >= 0, "the demo ended by itself, not by a signal"
     assert "Traceback" not in demo.log_text(), demo.log_text()[-3000:]
