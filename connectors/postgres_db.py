@@ -134,6 +134,15 @@ def _connect_kwargs() -> dict[str, Any]:
     return {"autocommit": True, "cursor_factory": psycopg.RawCursor, "connect_timeout": CONNECT_TIMEOUT_S}
 
 
+def _connection(url: str, what: str) -> psycopg.Connection[Any]:
+    """A connection of its own to ``url``; a wrong URL, a server down or a refused login said
+    plainly, naming ``what`` and the URL without its password."""
+    try:
+        return psycopg.connect(url, **_connect_kwargs())
+    except psycopg.Error as exc:
+        raise ConfigError(f"cannot open {what} {redacted(url)}: {str(exc).strip()}") from exc
+
+
 def _pool(url: str, what: str) -> psycopg_pool.ConnectionPool:
     """The process's pool for ``url``; the first one tried with a connection of its own, so a
     wrong URL, a server down or a refused login is said at once and plainly."""
@@ -142,10 +151,7 @@ def _pool(url: str, what: str) -> psycopg_pool.ConnectionPool:
         pool = _POOLS.get(key)
         if pool is not None and not pool.closed:
             return pool
-        try:
-            psycopg.connect(url, **_connect_kwargs()).close()
-        except psycopg.Error as exc:
-            raise ConfigError(f"cannot open {what} {redacted(url)}: {str(exc).strip()}") from exc
+        _connection(url, what).close()
         pool = psycopg_pool.ConnectionPool(url, min_size=1, max_size=POOL_MAX, kwargs=_connect_kwargs(),
                                            configure=_configure, open=True, name=f"procore-sync {redacted(url)}")
         _POOLS[key] = pool
@@ -239,10 +245,7 @@ class PostgresDatabase:
         """``name``'s advisory lock, taken without waiting on a connection of its own and held
         until the lock is closed or the process's connection goes (module docstring); None when
         another session holds it."""
-        try:
-            conn = psycopg.connect(self.url, **_connect_kwargs())
-        except psycopg.Error as exc:
-            raise ConfigError(f"cannot open {self.what} {self.location}: {str(exc).strip()}") from exc
+        conn = _connection(self.url, self.what)
         try:
             conn.execute(_KEEPALIVES)
             row = conn.execute(_TRY_SESSION_LOCK, [name]).fetchone()

@@ -42,7 +42,7 @@ def entity_flow(spec: Spec) -> Flow:
     the company whose settings the run uses (``procore_sync.profiles``; none: the base settings),
     a parameter because served deployments share one process and its environment."""
     def sync(options: SyncOptions = SyncOptions(), profile: str | None = None) -> RunSummary:
-        return run_entity(spec, options, default_runtime(load_settings(profile)) if profile else None)
+        return run_entity(spec, options, default_runtime(load_settings(profile)))
 
     # A name of its own: Prefect keys the task run that stands for a subflow in its parent
     # (sync-all) by the function's name and code, and sync-all runs entities at once. The module

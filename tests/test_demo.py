@@ -256,7 +256,7 @@ def ctrl_c_stops_everything(demo: Demo) -> None:
     stopped = wait_until(lambda: not running(started | family(demo.process.pid)), STOP_BOUND_S)
     if not stopped and demo.process.poll() is None:  # where it is stuck, in its log
         os.kill(demo.process.pid, signal.SIGUSR1)
-        time.sleep(2)
+        wait_until(lambda: "most recent call first" in demo.log_text(), 10)
     assert stopped, f"left running: {described(running(started | family(demo.process.pid)))}; " + demo.log_text()[-8000:]
     assert demo.process.wait(timeout=1) >= 0, "the demo ended by itself, not by a signal"
     assert "Traceback" not in demo.log_text(), demo.log_text()[-3000:]
