@@ -75,6 +75,7 @@ RERUNS_WITHOUT_FAULTS = 3
 FIELD_SEED = 7
 COLUMNS = ("seed", "entity", "records", "missing", "extra", "different", "calls", "time_s")
 UNLIMITED = {"spike_limit": 1_000_000, "hourly_limit": 1_000_000}
+CLEAN_COMPANY, FAULTY_COMPANY = 1, 2
 
 
 class KillSwitch:
@@ -293,15 +294,25 @@ class SeedResult:
         return all(line.clean for line in self.lines)
 
 
+def side_configs(seed: int) -> tuple[SandboxConfig, SandboxConfig]:
+    """The clean and faulty sandboxes. Each side is a company of its own: both run on one Prefect
+    server, where a company's entity runs take one run lock each (``connectors/run_lock.py``), so
+    with one company id the clean side waited on locks the faulty side's killed runs held, and
+    freeing those (``free_run_locks``) freed the clean side's too. The comparison names records
+    by their identities, not ids, so the company id is no difference."""
+    return (SandboxConfig(**UNLIMITED, company_id=CLEAN_COMPANY),
+            SandboxConfig(**UNLIMITED, **FAULTS, seed=seed, company_id=FAULTY_COMPANY))
+
+
 def run_seed(seed: int, erp: Path, work: Path, prefect_api: str,
              moments: tuple[str, ...] = MOMENTS) -> SeedResult:
     """Both sides of one seed, and the verdict."""
     from flows import ENTITY_FLOWS
 
     with ExitStack() as stack:
-        clean = stack.enter_context(side("clean", work, erp, prefect_api, SandboxConfig(**UNLIMITED)))
-        faulty = stack.enter_context(side("faulty", work, erp, prefect_api,
-                                          SandboxConfig(**UNLIMITED, **FAULTS, seed=seed)))
+        clean_config, faulty_config = side_configs(seed)
+        clean = stack.enter_context(side("clean", work, erp, prefect_api, clean_config))
+        faulty = stack.enter_context(side("faulty", work, erp, prefect_api, faulty_config))
         with ThreadPoolExecutor(max_workers=1) as pool:  # the two sides share nothing: at once
             clean_done = pool.submit(clean_leg, clean)
             kills = faulty_leg(faulty, seed, moments)

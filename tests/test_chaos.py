@@ -19,7 +19,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 from _chaos_compare import CENT, Snapshot, verdict  # noqa: E402
-from chaos import SeedResult, run_seed  # noqa: E402
+from chaos import SeedResult, run_seed, side_configs  # noqa: E402
+from connectors.run_lock import lock_name  # noqa: E402
 from flows import ENTITY_FLOWS  # noqa: E402
 from demo import sample_erp  # noqa: E402
 
@@ -34,6 +35,14 @@ def chaos(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> SeedRes
     work = tmp_path_factory.mktemp("chaos")
     sample_erp.generate(work / "erp", scale=SCALE, seed=42)
     return run_seed(1, work / "erp", work, prefect_api, moments=("loading",))
+
+
+def test_the_clean_and_faulty_sides_never_wait_on_each_others_run_locks() -> None:
+    """Both sides run on one Prefect server; a shared run lock let the faulty side's kills stall
+    the clean side (and freeing the killed runs' locks freed the clean side's)."""
+    clean, faulty = side_configs(seed=1)
+    locks = [{lock_name(config.company_id, entity) for entity in ENTITY_FLOWS} for config in (clean, faulty)]
+    assert not locks[0] & locks[1]
 
 
 def spoiled(result: SeedResult) -> Snapshot:
