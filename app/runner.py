@@ -132,7 +132,7 @@ def reconcile_entities(settings: Settings, names: Iterable[str] | None = None) -
     """Compare ERP and Procore for each entity (without names: every entity sync-all runs).
     Reads only; paced by Procore's headers."""
     store, source = StateStore.open(settings), build_sources(settings)
-    sink = ErpSink(settings.erp_path, settings.export_dir)
+    sink = ErpSink.open(settings)
     chosen = entity_names(names) if names else [n for n in ENTITY_FLOWS if enabled(n, settings)]
     results = []
     with ProcoreClient(settings) as client:

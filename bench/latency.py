@@ -94,7 +94,7 @@ def create_change_orders(field: Field, state: StateStore, count: int) -> list[tu
 
 
 def erp_titles(settings: Settings) -> dict[int, tuple[str, datetime]]:
-    rows = ErpSink(settings.erp_path, settings.export_dir).rows(COMMITMENT_CHANGE_ORDERS.header)
+    rows = ErpSink.open(settings).rows(COMMITMENT_CHANGE_ORDERS.header)
     return {int(row["procore_id"]): (row["title"], row["synced_at"]) for row in rows}
 
 

@@ -5,8 +5,9 @@ One table artifact with a row per check and one of four verdicts, **OK**, **Unre
 missing ERP table), each with what was seen. Any row that is not OK fails the run, so a red
 health check shows as a failed run in the UI and in ``retry``-style monitoring.
 
-The checks, cheapest first: the ERP database and each entity's table are readable; the export
-folder of the ERP sink is writable; the state belongs to these settings' Procore, company and
+The checks, cheapest first: the ERP database and each entity's table are readable; the ERP
+sink's database answers (the ERP file, or the PostgreSQL database of ``erp_sink_url``) and its
+export folder is writable; the state belongs to these settings' Procore, company and
 ERP (its pairing, ``tasks/pairing.py``); a Procore token is issued; the company is visible; the
 service account has permitted projects; each entity's Procore endpoint answers a one-item read
 (project-level ones in the first permitted project; lines through their contract's tool, which
@@ -26,6 +27,7 @@ from prefect.artifacts import create_table_artifact
 from pydantic import BaseModel
 
 from connectors.erp import DuckDbErpSource, ErpSource
+from connectors.erp_sink import ErpSink
 from connectors.sources import SourceSet, UploadSource, build_sources, close_sources
 from connectors.procore import ProcoreClient
 from flows import ENTITY_FLOWS, enabled
@@ -74,7 +76,8 @@ def erp_checks(settings: Settings) -> list[Check]:
     """Each ERP → Procore table's source answers: rows read, or the upload drop reachable."""
     sources = build_sources(settings)
     try:
-        return source_checks(sources, settings) + [export_check(settings), pairing_check(settings, sources)]
+        return source_checks(sources, settings) + [sink_check(settings), export_check(settings),
+                                                   pairing_check(settings, sources)]
     finally:
         close_sources(sources)  # an SFTP connection, an HTTP session
 
@@ -92,6 +95,19 @@ def source_checks(sources: SourceSet, settings: Settings) -> list[Check]:
             continue
         checks.append(run_check("erp", f"table {table}", lambda s=source, t=table: source_probe(s, t)))
     return checks
+
+
+def sink_check(settings: Settings) -> Check:
+    """The sink's database answers: which of the tables sync-all writes it holds already."""
+    tables = [table for name, (spec, _) in ENTITY_FLOWS.items() if spec.inbound and enabled(name, settings)
+              for table in spec.sink_tables]
+
+    def answers() -> str:
+        sink = ErpSink.open(settings)
+        return (f"{len(sink.existing(tables))} of {len(tables)} tables in {sink.location}"
+                " (each made by its entity's first run)")
+
+    return run_check("erp sink", "tables", answers)
 
 
 def export_check(settings: Settings) -> Check:

@@ -102,7 +102,7 @@ def money_entries(settings: Settings, options: ReconcileOptions) -> tuple[list[E
         with ProcoreClient(settings) as client:
             check_company(client, settings)
             context: dict[str, Any] = {"company_id": settings.company_id, "settings": settings}
-            reading = Reading(client, store, source, ErpSink(settings.erp_path, settings.export_dir), context,
+            reading = Reading(client, store, source, ErpSink.open(settings), context,
                               chosen_projects(store, options.projects), WBS_CODES)
             entries = [e for money in OUTBOUND if money.spec.name in wanted for e in outbound_entries(money, reading)]
             entries += [e for category, spec in INBOUND if spec.name in wanted

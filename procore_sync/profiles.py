@@ -18,10 +18,12 @@ alone. What two companies must never share is the profile's own unless its table
   are under it unless the table names them (a base ``PROCORE_SYNC_STATE_PATH`` is not inherited);
 - on a PostgreSQL state shared by the base (``state_url``), the profile's tables are in a schema
   of their own, ``state_schema`` (default ``procore_sync_<profile>``, created by the operator);
+  likewise the ERP sink's tables on a PostgreSQL database shared by the base (``erp_sink_url``),
+  in ``erp_sink_schema`` (the same default);
 - the quota budget is ``<base quota_limit_name>-<environment>-<company id>``.
 
 Secrets are named by reference only (``{ env = ... }`` or ``{ prefect_secret = ... }``), and a
-profile's ``state_url`` carries no password: the file is configuration an operator edits and
+profile's ``state_url`` or ``erp_sink_url`` carries no password: the file is configuration an operator edits and
 may keep in git. No profile selected: the base settings alone, exactly as without this module.
 """
 
@@ -45,7 +47,9 @@ from procore_sync.settings import Settings
 PROFILE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 # Keys of a profile's table that are no setting.
-PROFILE_KEYS = {"state_schema"}
+PROFILE_KEYS = {"state_schema", "erp_sink_schema"}
+# The PostgreSQL URLs a profile may inherit from the base, each with the key of its schema.
+SHARED_URLS = {"state_url": "state_schema", "erp_sink_url": "erp_sink_schema"}
 # Settings a profile may not set: they say where the profiles are.
 NOT_IN_A_PROFILE = {"profiles_file"}
 # Each path under home unless the profile names it.
@@ -94,13 +98,15 @@ class Profiles:
     def all_settings(self, base: Settings) -> dict[str, Settings]:
         """Every profile's settings, refused when two would share one state."""
         made = {name: self.settings_for(name, base) for name in self.names}
-        seen: dict[str, str] = {}
-        for name, settings in made.items():
-            where = state_partition(settings)
-            if where in seen:
-                raise ProfileError(f"profiles {seen[where]!r} and {name!r} in {self.path} share the state {where}; "
-                                  "give each its own home, state_path, state_url or state_schema")
-            seen[where] = name
+        for what, partition, fix in (("state", state_partition, "home, state_path, state_url or state_schema"),
+                                     ("ERP sink", sink_partition, "home, erp_path, erp_sink_url or erp_sink_schema")):
+            seen: dict[str, str] = {}
+            for name, settings in made.items():
+                where = partition(settings)
+                if where in seen:
+                    raise ProfileError(f"profiles {seen[where]!r} and {name!r} in {self.path} share the {what} "
+                                       f"{where}; give each its own {fix}")
+                seen[where] = name
         return made
 
 
@@ -117,11 +123,19 @@ def profile_tag(profile: str) -> str:
 
 def state_partition(settings: Settings) -> str:
     """Where the settings keep their state, without a password: the file, or database and schema."""
-    if settings.state_url is None:
-        return str(settings.state_path.resolve())
-    url = urlsplit(settings.state_url.get_secret_value())
-    host = url.hostname or ""
-    return urlunsplit((url.scheme, f"{host}:{url.port or 5432}", url.path, url.query, ""))
+    return _partition(settings.state_url, settings.state_path)
+
+
+def sink_partition(settings: Settings) -> str:
+    """Where the settings' ERP sink writes its tables, without a password (as ``state_partition``)."""
+    return _partition(settings.erp_sink_url, settings.erp_path)
+
+
+def _partition(url: SecretStr | None, path: Path) -> str:
+    if url is None:
+        return str(path.resolve())
+    parts = urlsplit(url.get_secret_value())
+    return urlunsplit((parts.scheme, f"{parts.hostname or ''}:{parts.port or 5432}", parts.path, parts.query, ""))
 
 
 def with_schema(url: str, schema: str) -> str:
@@ -153,24 +167,34 @@ def _values(name: str, table: dict[str, Any], base: Settings) -> dict[str, Any]:
     values.setdefault("home", base.home / name)
     for path in HOME_PATHS:
         values.setdefault(path, None)  # under the profile's home, not the base's path
-    url = table.get("state_url") or (base.state_url.get_secret_value() if base.state_url else None)
-    if url is None:
-        if "state_schema" in table:
-            raise ProfileError(f"profile {name!r} sets state_schema, but its state is a file (no state_url)")
-        return values
-    if "state_url" in table and urlsplit(str(url)).password:
-        raise ProfileError(f"profile {name!r}: state_url carries a password; leave it out of the profiles file "
-                          "(PGPASSWORD or ~/.pgpass where the flows run)")
-    schema = table.get("state_schema") or (None if "state_url" in table else f"procore_sync_{name.replace('-', '_')}")
-    if schema is not None and not SCHEMA_NAME.match(str(schema)):
-        raise ProfileError(f"profile {name!r}: state_schema {schema!r} is not a lowercase PostgreSQL name")
-    values["state_url"] = with_schema(str(url), schema) if schema else url
+    for key, schema_key in SHARED_URLS.items():
+        url = _profile_url(name, table, base, key, schema_key)
+        if url is not None:
+            values[key] = url
     return values
+
+
+def _profile_url(name: str, table: dict[str, Any], base: Settings, key: str, schema_key: str) -> str | None:
+    """The profile's PostgreSQL URL for ``key`` (``state_url``, ``erp_sink_url``): its own, without
+    a password, or the base's in the profile's schema; None where it has none (a file)."""
+    inherited: SecretStr | None = getattr(base, key)
+    url = table.get(key) or (inherited.get_secret_value() if inherited else None)
+    if url is None:
+        if schema_key in table:
+            raise ProfileError(f"profile {name!r} sets {schema_key}, but it has no {key} (a file instead)")
+        return None
+    if key in table and urlsplit(str(url)).password:
+        raise ProfileError(f"profile {name!r}: {key} carries a password; leave it out of the profiles file "
+                           "(PGPASSWORD or ~/.pgpass where the flows run)")
+    schema = table.get(schema_key) or (None if key in table else f"procore_sync_{name.replace('-', '_')}")
+    if schema is not None and not SCHEMA_NAME.match(str(schema)):
+        raise ProfileError(f"profile {name!r}: {schema_key} {schema!r} is not a lowercase PostgreSQL name")
+    return with_schema(str(url), schema) if schema else str(url)
 
 
 def _refuse_inline_secrets(name: str, table: dict[str, Any], settings: Settings) -> None:
     """A secret the profile gives as a value (not a reference) is refused, wherever it is."""
-    for key in set(table) - PROFILE_KEYS - {"state_url"}:  # state_url: its password was checked
+    for key in set(table) - PROFILE_KEYS - set(SHARED_URLS):  # the URLs: their passwords were checked
         for where in _inline_secrets(getattr(settings, key), key):
             raise ProfileError(f"profile {name!r}: {where} is a secret written into the profiles file; name it "
                               'by reference instead: { env = "VARIABLE" } or { prefect_secret = "block-name" }')

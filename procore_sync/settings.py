@@ -152,6 +152,11 @@ class Settings(BaseSettings):
     # `procore-sync state migrate --to URL` copies a state file there.
     state_url: SecretStr | None = None
     erp_path: Path = Field(default=None)
+    # The ERP sink's tables (Procore's changes: change orders, modified budget) in a PostgreSQL
+    # database instead of the ERP file at erp_path, for ERPs on a database server and workers on
+    # several hosts: a postgresql:// URL as for state_url (its search_path names the schema).
+    # Unset: the tables are in the file at erp_path.
+    erp_sink_url: SecretStr | None = None
     # Where Procore's changes are also written as CSV files for the ERP to import (ERP sink).
     export_dir: Path = Field(default=None)
 
@@ -205,17 +210,19 @@ class Settings(BaseSettings):
             return Path()  # home was invalid: validation fails on home alone, not on its paths too
         return Path(info.data["home"]) / _HOME_DEFAULTS[info.field_name or ""]
 
-    @field_validator("state_url")
+    @field_validator("state_url", "erp_sink_url")
     @classmethod
-    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+    def _postgres_url(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
         if value is not None and not value.get_secret_value().startswith(("postgresql://", "postgres://")):
-            raise ValueError("state_url is a postgresql:// URL; leave it unset for the state file at state_path")
+            instead = {"state_url": "the state file at state_path", "erp_sink_url": "the ERP file at erp_path"}
+            raise ValueError(f"{info.field_name} is a postgresql:// URL; leave it unset for "
+                             f"{instead[info.field_name or '']}")
         return value
 
     @model_validator(mode="after")
     def _register_secrets(self) -> "Settings":
-        if self.state_url is not None:
-            password = urlsplit(self.state_url.get_secret_value()).password
+        for url in (self.state_url, self.erp_sink_url):
+            password = urlsplit(url.get_secret_value()).password if url is not None else None
             register_secret(password)
             register_secret(unquote(password) if password else None)
         register_inline(self.client_secret, self.webhook_secret)

@@ -69,7 +69,7 @@ def default_runtime(settings: Settings | None = None) -> Runtime:
         store=StateStore.open(settings),
         source=build_sources(settings),
         make_client=make_client,
-        sink=ErpSink(settings.erp_path, settings.export_dir),
+        sink=ErpSink.open(settings),
     )
 
 

@@ -11,7 +11,10 @@ import sys
 import pytest
 
 from flows import ENTITY_FLOWS, enabled
-from flows.health import health_check
+from connectors.erp_sink import ErpSink
+from connectors.postgres_db import close_pools
+from flows.change_orders import COMMITMENT_CHANGE_ORDERS
+from flows.health import health_check, sink_check
 from app.runner import run_entities
 from procore_sync.settings import Settings
 from sandbox.server import SandboxServer
@@ -38,9 +41,27 @@ def test_a_ready_company_is_all_ok(sandbox: SandboxServer, small_erp: SampleErp,
     endpoints = {f"endpoint {name}" for name in ENTITY_FLOWS if enabled(name, Settings())}
     assert endpoints <= set(checks)
     assert checks["endpoint subcontract_lines"].detail == "same tool as subcontracts"
-    assert {"token", "company", "permitted projects", "quota headroom", "export folder", "pairing"} <= set(checks)
+    assert {"token", "company", "permitted projects", "quota headroom", "tables", "export folder", "pairing"} <= set(checks)
+    assert checks["tables"].connector == "erp sink" and f"of 6 tables in {small_erp.path} " in checks["tables"].detail
     assert checks["pairing"].detail.startswith("paired with Procore http://127.0.0.1 (local sandbox, any port)")
     assert sandbox.app.state.contract_violations == []
+
+
+def test_the_erp_sink_check_reaches_a_postgresql_sink_or_says_why_not(state_postgres, tmp_path,
+                                                                     monkeypatch) -> None:
+    """With erp_sink_url the sink's database is the server's: the check counts the tables there
+    (none, then those a write made), and a server that refuses the login fails the row."""
+    url = state_postgres.fresh_url()
+    monkeypatch.setenv("PROCORE_SYNC_ERP_SINK_URL", url)
+    monkeypatch.setenv("PROCORE_SYNC_HOME", str(tmp_path))
+    check = sink_check(Settings())
+    assert (check.status, check.detail) == ("OK", f"0 of 6 tables in {url} (each made by its entity's first run)")
+    ErpSink.open(Settings()).write(COMMITMENT_CHANGE_ORDERS.header, COMMITMENT_CHANGE_ORDERS.lines, [])
+    assert sink_check(Settings()).detail.startswith("2 of 6 tables")
+    monkeypatch.setenv("PROCORE_SYNC_ERP_SINK_URL", url.replace("postgres@", "nobody@"))
+    refused = sink_check(Settings())
+    assert refused.status != "OK" and "the ERP sink database" in refused.detail
+    close_pools(url)
 
 
 def test_a_missing_erp_and_a_wrong_secret_fail_the_run_and_say_so(

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from procore_sync.errors import ProfileError
-from procore_sync.profiles import Profiles, load_settings, state_partition
+from procore_sync.profiles import Profiles, load_settings, sink_partition, state_partition
+from procore_sync.redact import redact
 from procore_sync.settings import Settings
 
 TWO_COMPANIES = """
@@ -28,7 +29,7 @@ batch_size = 200
 def profiles_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A profiles file, the base settings' only source besides defaults (no .env here)."""
     monkeypatch.chdir(tmp_path)
-    for name in ("COMPANY_ID", "STATE_PATH", "STATE_URL", "HOME", "QUOTA_LIMIT_NAME", "BATCH_SIZE"):
+    for name in ("COMPANY_ID", "STATE_PATH", "STATE_URL", "ERP_SINK_URL", "HOME", "QUOTA_LIMIT_NAME", "BATCH_SIZE"):
         monkeypatch.delenv(f"PROCORE_SYNC_{name}", raising=False)
     path = tmp_path / "companies.toml"
     monkeypatch.setenv("PROCORE_SYNC_PROFILES_FILE", str(path))
@@ -101,6 +102,34 @@ def test_on_a_shared_postgresql_state_each_profile_has_its_schema(profiles_file:
     assert acme.endswith("sslmode=require&options=-csearch_path%3Dprocore_sync_acme")
     assert globex.endswith("options=-csearch_path%3Dglobex_state") and "pw-4471" in globex
     assert Settings().state_url.get_secret_value().endswith("sslmode=require")  # the base unchanged
+
+
+def test_on_a_shared_postgresql_erp_sink_each_profile_has_its_schema(profiles_file: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ERP sink's URL is handled as the state's: inherited into a schema of the profile's,
+    the password only from the base (the environment), never from the profiles file."""
+    monkeypatch.setenv("PROCORE_SYNC_ERP_SINK_URL", "postgresql://erp:pw-5582@erp.internal/erp")
+    profiles_file.write_text(TWO_COMPANIES + 'erp_sink_schema = "globex_erp"\n')
+    made = Profiles.load(Settings()).all_settings(Settings())
+    acme, globex = (made[n].erp_sink_url.get_secret_value() for n in ("acme", "globex"))
+    assert acme.endswith("options=-csearch_path%3Dprocore_sync_acme") and "pw-5582" in acme
+    assert globex.endswith("options=-csearch_path%3Dglobex_erp")
+    assert "pw-5582" not in sink_partition(made["acme"]) and made["acme"].state_url is None
+    profiles_file.write_text(TWO_COMPANIES + 'erp_sink_url = "postgresql://globex:pw@db/globex_erp"\n')
+    with pytest.raises(ProfileError, match="erp_sink_url carries a password"):
+        load_settings("globex")
+    profiles_file.write_text(TWO_COMPANIES + 'erp_sink_schema = "procore_sync_acme"\n')
+    with pytest.raises(ProfileError, match="'acme' and 'globex' .* share the ERP sink"):
+        Profiles.load(Settings()).all_settings(Settings())
+
+
+def test_an_erp_sink_url_is_a_postgresql_url_whose_password_is_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROCORE_SYNC_ERP_SINK_URL", "erp.duckdb")
+    with pytest.raises(ValueError, match="erp_sink_url is a postgresql:// URL; leave it unset for the ERP file"):
+        Settings()
+    monkeypatch.setenv("PROCORE_SYNC_ERP_SINK_URL", "postgresql://erp:sink-pw-9031@erp.internal/erp")
+    Settings()
+    assert "sink-pw-9031" not in redact("connection to postgresql://erp:sink-pw-9031@erp.internal failed")
 
 
 def test_a_secret_written_into_the_profile_is_refused(profiles_file: Path) -> None:
