@@ -22,6 +22,7 @@ from prefect import Flow
 from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron
 
+from deployments.crash_detection import heartbeat_env
 from flows import ENTITY_FLOWS, entrypoint
 from flows.health import health_check
 from flows.maintenance import resync_failed, retry_failed_runs
@@ -32,6 +33,8 @@ from procore_sync.profiles import Profiles, profile_tag
 from procore_sync.settings import Settings
 
 WORK_POOL = "procore-sync"
+# Where a worker finds the code: the checkout PROCORE_SYNC_DIR names in the worker's environment.
+PULL_STEPS = [{"prefect.deployments.steps.set_working_directory": {"directory": "{{ $PROCORE_SYNC_DIR }}"}}]
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,11 @@ def runner_deployments(*companies: Settings) -> list[RunnerDeployment]:
     ]
 
 
+def job_variables() -> dict[str, Any]:
+    """A worker's run of any deployment: its process beats as the crash detection expects."""
+    return {"env": heartbeat_env()}
+
+
 def render_prefect_yaml(*companies: Settings) -> str:
     """prefect.yaml for a process work pool, from the same list ``serve`` uses: each company's
     (settings') deployments."""
@@ -177,14 +185,14 @@ def render_prefect_yaml(*companies: Settings) -> str:
             "concurrency_limit": 1,
             "parameters": d.parameters,
             "schedules": schedules_of(d, settings),
-            "work_pool": {"name": WORK_POOL, "work_queue_name": "default"},
+            "work_pool": {"name": WORK_POOL, "work_queue_name": "default", "job_variables": job_variables()},
         }
         for settings in companies for d in deployment_specs(settings)
     ]
     document = {
         "name": "procore-sync",
         "prefect-version": "3.8.8",
-        "pull": [{"prefect.deployments.steps.set_working_directory": {"directory": "{{ $PROCORE_SYNC_DIR }}"}}],
+        "pull": PULL_STEPS,
         "deployments": deployments,
     }
     header = (
