@@ -10,8 +10,9 @@ server refuses (422), so it stops there; this path asks nothing of the sort.
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
-from prefect import get_client
+from prefect import Flow, get_client
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.actions import DeploymentScheduleCreate, WorkPoolCreate
 from prefect.exceptions import ObjectAlreadyExists
@@ -28,8 +29,9 @@ def apply_to_work_pool(*companies: Settings) -> int:
     specs = [(settings, d) for settings in companies for d in deployment_specs(settings)]
     with get_client(sync_client=True) as client:
         ensure_work_pool(client)
+        flows = {d.flow.name: (client.create_flow_from_name(d.flow.name), _schema(d.flow)) for _, d in specs}
         for settings, d in specs:
-            client.create_deployment(**_payload(client, settings, d))  # an upsert by flow and name
+            client.create_deployment(**_payload(settings, d, *flows[d.flow.name]))  # an upsert by flow and name
     return len(specs)
 
 
@@ -40,14 +42,18 @@ def ensure_work_pool(client: SyncPrefectClient) -> None:
         pass
 
 
-def _payload(client: SyncPrefectClient, settings: Settings, d: DeploymentSpec) -> dict[str, Any]:
+def _schema(flow: Flow) -> dict[str, Any]:
+    return parameter_schema(flow).model_dump(exclude_unset=True)
+
+
+def _payload(settings: Settings, d: DeploymentSpec, flow_id: UUID, schema: dict[str, Any]) -> dict[str, Any]:
     schedules = [DeploymentScheduleCreate.from_schedule(Cron(s["cron"], timezone=s["timezone"], active=s["active"]))
                  for s in schedules_of(d, settings)]
     return {
-        "flow_id": client.create_flow_from_name(d.flow.name), "name": d.name, "entrypoint": d.entrypoint,
+        "flow_id": flow_id, "name": d.name, "entrypoint": d.entrypoint,
         "description": d.description, "tags": list(d.tags), "concurrency_limit": 1, "parameters": d.parameters,
         "schedules": schedules, "work_pool_name": WORK_POOL, "work_queue_name": "default",
         "job_variables": job_variables(), "pull_steps": PULL_STEPS,
-        "parameter_openapi_schema": parameter_schema(d.flow).model_dump(exclude_unset=True),
+        "parameter_openapi_schema": schema,
         "enforce_parameter_schema": True,
     }
