@@ -25,13 +25,17 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import parse_qs, urlsplit
 
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
 from app import local_postgres
 from app.prefect_server import PrefectServer, free_port
 from deployments import WORK_POOL, companies
+from deployments.crash_detection import install_crash_detection
 from procore_sync.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]  # the checkout: the deployments' entrypoints are relative to it
@@ -58,12 +62,15 @@ class Cluster:
 
     ``env``: settings every host (and the deploying step) gets besides the cluster's own, say
     the sandbox's URL or ``PROCORE_SYNC_QUOTA_ENABLED``. ``poll_s``: how often a worker asks for
-    runs (Prefect's default is 10 s). ``worker_limit``: flow runs at once per worker."""
+    runs (Prefect's default is 10 s). ``worker_limit``: flow runs at once per worker.
+    ``crash_after``: the crash detection's wait for a silent run, when not the product's
+    (``deployments/crash_detection.py``)."""
 
     def __init__(self, folder: Path, profiles_file: Path, *, workers: int = 2, env: dict[str, str] | None = None,
-                 poll_s: float = 10.0, worker_limit: int | None = None) -> None:
+                 poll_s: float = 10.0, worker_limit: int | None = None, crash_after: timedelta | None = None) -> None:
         self.folder, self.profiles_file = folder.resolve(), profiles_file.resolve()
         self.extra_env, self.poll_s, self.worker_limit = env or {}, poll_s, worker_limit
+        self.crash_after = crash_after
         self.hosts = [Host(i, self.folder / f"host-{i}") for i in range(workers)]
         self.postgres: local_postgres.LocalPostgres | None = None
         self.server: PrefectServer | None = None
@@ -131,6 +138,9 @@ class Cluster:
         deploying = self.folder / "deploy"
         deploying.mkdir(exist_ok=True)
         self._run([sys.executable, "-m", "app.cli", "deployments", "--apply"], deploying)
+        if self.crash_after is not None:
+            with temporary_settings(updates={PREFECT_API_URL: self.api_url}):
+                install_crash_detection(self.crash_after)
 
     def _run(self, command: list[str], cwd: Path) -> None:
         done = subprocess.run(command, cwd=cwd, env=self.env(), capture_output=True, text=True, timeout=600,

@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,9 @@ SCALE = 0.05
 COMPANIES = {"north": (11, 5), "south": (22, 6)}  # profile: company id, sample ERP seed
 UNLIMITED = {"spike_limit": 1_000_000, "hourly_limit": 1_000_000}
 NEVER = "0 0 1 1 *"  # no schedule fires during the test: every run is started by it
+# Two missed heartbeats (30 s each, Prefect's shortest) rather than the product's three: the
+# test's longest wait, shortened; a live run's beat would have to be 30 s late to be taken for dead.
+CRASH_AFTER = timedelta(seconds=60)
 
 
 @dataclass
@@ -138,7 +142,7 @@ def test_a_host_killed_mid_run_ends_as_one_host_would(companies: dict[str, Compa
     profiles = tmp_path / "profiles.toml"
     profiles.write_text("\n".join(c.profile_table() for c in companies.values()))
     env = {"PROCORE_SYNC_ENVIRONMENT": "local", "PROCORE_SYNC_QUOTA_ENABLED": "false"}
-    with Cluster(tmp_path / "cluster", profiles, env=env, poll_s=1, worker_limit=1) as cluster, \
+    with Cluster(tmp_path / "cluster", profiles, env=env, poll_s=1, worker_limit=1, crash_after=CRASH_AFTER) as cluster, \
             temporary_settings(updates={PREFECT_API_URL: cluster.api_url}):
         up = time.monotonic()
         [north_state, south_state] = [StateStore.open(s) for s in cluster.profiles()]
@@ -157,11 +161,11 @@ def test_a_host_killed_mid_run_ends_as_one_host_would(companies: dict[str, Compa
         requests.put(f"{north.sandbox.url}/_sandbox/faults", json={"latency_ms": 0}, timeout=10).raise_for_status()
         hold.released.set()
         killed = time.monotonic()
+        cluster.start_worker(victim)  # the host back, empty: what it ran is lost
 
         references = [c.reference_run(cluster.api_url) for c in (north, south)]  # meanwhile, on "one host"
         assert wait_for(lambda: final_state(victim_run), "the killed run to be marked Crashed", 240) == "CRASHED"
         crashed = time.monotonic()
-        cluster.start_worker(victim)
         retry = started("retry-failed-runs/north-retry-failed-runs")
         assert wait_for(lambda: final_state(retry.id), "retry-failed-runs", 180) == "COMPLETED"
         for profile, run in runs.items():
