@@ -25,7 +25,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from prefect.client.schemas.objects import FlowRun
+from prefect import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.client.schemas.sorting import FlowRunSort
 from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -136,6 +139,15 @@ def entity_completed(state: StateStore) -> bool | None:
     return True if any(r.status == "completed" for name in ENTITY_FLOWS for r in state.runs(name, limit=1)) else None
 
 
+def still_running() -> list[str]:
+    """Every flow run the server still has Running or Pending (the killed run's subflows too)."""
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
+            type=FlowRunFilterStateType(any_=[StateType.RUNNING, StateType.PENDING]))),
+            sort=FlowRunSort.ID_DESC, limit=200)
+    return [run.name for run in runs]
+
+
 def test_a_host_killed_mid_run_ends_as_one_host_would(companies: dict[str, Company], tmp_path: Path) -> None:
     began = time.monotonic()
     north, south = companies["north"], companies["south"]
@@ -171,6 +183,9 @@ def test_a_host_killed_mid_run_ends_as_one_host_would(companies: dict[str, Compa
         for profile, run in runs.items():
             assert wait_for(lambda: final_state(run.id), f"{profile}'s sync-all", 300) == "COMPLETED", profile
         done = time.monotonic()
+        # The killed run's entity runs were Running too (no heartbeat of their own); its retry
+        # runs them again, the same subflow runs, so none is left behind.
+        assert not still_running(), "a flow run of the killed host is left Running"
         assert [r.wait(300) for r in references] == [0, 0], "a reference run failed: see reference/sync.log"
 
         for company, state in ((north, north_state), (south, south_state)):
