@@ -30,12 +30,14 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import parse_qs, urlsplit
 
+from prefect import get_client
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from app import local_postgres
 from app.prefect_server import PrefectServer, free_port
 from deployments import WORK_POOL, companies
 from deployments.crash_detection import install_crash_detection
+from deployments.work_pool import ensure_work_pool
 from procore_sync.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]  # the checkout: the deployments' entrypoints are relative to it
@@ -105,9 +107,12 @@ class Cluster:
             self.postgres.create_database("state")
             self.state_url = self.postgres.url("state")
             self._create_schemas()
-            self._deploy()
-            for host in self.hosts:
+            with temporary_settings(updates={PREFECT_API_URL: self.api_url}):
+                with get_client(sync_client=True) as client:
+                    ensure_work_pool(client)
+            for host in self.hosts:  # they start while the deployments are made
                 self.start_worker(host.number)
+            self._deploy()
         except BaseException:
             self.stop()
             raise
