@@ -24,7 +24,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
@@ -34,7 +34,7 @@ from prefect import get_client
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from app import local_postgres
-from app.prefect_server import PrefectServer, free_port
+from app.prefect_server import PrefectServer, _die_with_parent, free_port
 from deployments import WORK_POOL, companies
 from deployments.crash_detection import install_crash_detection
 from deployments.work_pool import ensure_work_pool
@@ -53,10 +53,10 @@ class Host:
     number: int
     folder: Path
     process: subprocess.Popen[bytes] | None = None
-    log: Path = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.log = self.folder / "worker.log"
+    @property
+    def log(self) -> Path:
+        return self.folder / "worker.log"
 
 
 class Cluster:
@@ -172,8 +172,9 @@ class Cluster:
         command = [sys.executable, "-m", "prefect", "worker", "start", "--pool", WORK_POOL,
                    "--name", f"host-{number}", *limit]
         with host.log.open("ab") as log:
+            # A session of its own, as a host's; gone with this process however it ends.
             host.process = subprocess.Popen(command, cwd=host.folder, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
+                                            start_new_session=True, preexec_fn=_die_with_parent)
         return host
 
     def kill_worker(self, number: int) -> list[int]:
