@@ -278,18 +278,23 @@ def health_check(as_json: Annotated[bool, typer.Option("--json", help="One JSON 
 @app.command()
 def deployments(
     write: Annotated[bool, typer.Option(help="Write prefect.yaml instead of printing it.")] = False,
+    apply: Annotated[bool, typer.Option(help="Create or update them on the Prefect server's work pool "
+                                            "(as `prefect deploy --all` would) instead of printing them.")] = False,
 ) -> None:
     """Print (or write) prefect.yaml: the deployments for a work pool, as `demo` serves them (with
-    profiles: every profile's, or --profile's alone); and create or update the alerts on the Prefect
-    server (when PROCORE_SYNC_ALERT_BLOCK is set)."""
-    from deployments import companies, render_prefect_yaml
+    profiles: every profile's, or --profile's alone); and create or update on the Prefect server the
+    automation that marks a run Crashed when its process is gone, and the alerts (when
+    PROCORE_SYNC_ALERT_BLOCK is set)."""
+    from deployments import WORK_POOL, companies, render_prefect_yaml
     from deployments.alerts import install_alerts
+    from deployments.crash_detection import install_crash_detection
 
     settings = Settings()
     try:
         chosen = companies(settings, _selected["profile"])
         text = render_prefect_yaml(*chosen)
         installed = install_alerts(chosen[0])
+        install_crash_detection()
     except SyncError as exc:
         _fail(exc)
     console.print(f"alerts: {', '.join(installed)}" if installed else
@@ -297,7 +302,11 @@ def deployments(
     if write:
         Path("prefect.yaml").write_text(text)
         console.print("prefect.yaml written")
-    else:
+    if apply:
+        from deployments.work_pool import apply_to_work_pool
+
+        console.print(f"{apply_to_work_pool(*chosen)} deployments on work pool {WORK_POOL}")
+    if not (write or apply):
         print(text)
 
 

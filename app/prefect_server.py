@@ -59,8 +59,10 @@ class PrefectServer:
     restarted; only a server this object started is stopped on exit.
     """
 
-    def __init__(self, home: Path, port: int = 4200, host: str = "127.0.0.1") -> None:
+    def __init__(self, home: Path, port: int = 4200, host: str = "127.0.0.1",
+                 env: dict[str, str] | None = None) -> None:
         self.home, self.port, self.host = home, port, host
+        self.env = env or {}  # over this process's environment: the database, the services
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -81,7 +83,7 @@ class PrefectServer:
             "PREFECT_HOME": str(self.home.resolve()),
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_UI_API_URL": self.api_url,
-        }
+        } | self.env
         env.pop("PREFECT_API_URL", None)
         log = (self.home / "server.log").open("ab")
         command = [sys.executable, "-m", "prefect", "server", "start", "--host", self.host, "--port", str(self.port)]

@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from prefect.runner import Runner
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
 from connectors.quota import ensure_quota_limit
 from deployments import runner_deployments
 from deployments.alerts import install_alerts
+from deployments.crash_detection import HEARTBEAT_S, install_crash_detection
 from connectors.sources import build_sources
 from connectors.procore import ProcoreClient
 from connectors.state import StateStore
@@ -84,6 +86,7 @@ def register_deployments(settings: Settings, *more: Settings) -> int:
     for deployment in deployments:
         deployment.apply()
     install_alerts(settings)
+    install_crash_detection()
     return len(deployments)
 
 
@@ -97,10 +100,13 @@ def serve_forever(settings: Settings, *more: Settings) -> None:
     and beside a busy test suite that cancel was lost now and then (the loop idled on, the demo
     never stopped: tests/test_demo.py). A second Ctrl-C raises KeyboardInterrupt as usual."""
     install_alerts(settings)
+    install_crash_detection()
     runner = Runner(pause_on_shutdown=False, limit=4)
     for deployment in runner_deployments(settings, *more):
         runner.add_deployment(deployment)
-    asyncio.run(_serve_until_ctrl_c(runner))
+    # The runs' processes get this process's settings: they beat as the automation expects.
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: HEARTBEAT_S}):
+        asyncio.run(_serve_until_ctrl_c(runner))
 
 
 async def _serve_until_ctrl_c(runner: Runner) -> None:

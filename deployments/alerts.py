@@ -42,6 +42,7 @@ from prefect.settings import PREFECT_UI_URL
 from pydantic import SecretStr
 
 from deployments import deployment_specs
+from deployments.automations import upsert
 from procore_sync.errors import ConfigError
 from procore_sync.settings import Settings
 from tasks.run_labels import PREFIX
@@ -204,17 +205,6 @@ def install_alerts(settings: Settings) -> list[str]:
     names = [alert.name for alert in alerts(settings)]
     logger.info("alerts through %s: %s", settings.alert_block, ", ".join(names))
     return names
-
-
-def upsert(client: SyncPrefectClient, automation: AutomationCore) -> UUID:
-    existing = client.read_automations_by_name(automation.name)
-    if not existing:
-        return client.create_automation(automation)
-    keep, *extra = sorted(existing, key=lambda a: str(a.id))
-    for duplicate in extra:  # two installs racing: one each is enough
-        client.delete_automation(duplicate.id)
-    client.update_automation(keep.id, automation)
-    return keep.id
 
 
 SLACK_URL = r"^https://hooks\.slack(-gov)?\.com/services/"

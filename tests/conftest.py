@@ -39,7 +39,7 @@ from sandbox.server import SandboxServer, start_in_thread  # noqa: E402
 # browser, deployments served by a process), longest first. They run first: under pytest-xdist
 # (``--dist loadfile`` in pyproject.toml, in collection order) each starts at once on a worker of
 # its own while the short modules fill in around them, instead of one of them starting last.
-LONG_FIRST = ("test_chaos.py", "test_demo.py", "test_all_entities.py",
+LONG_FIRST = ("test_chaos.py", "test_demo.py", "test_cluster.py", "test_all_entities.py",
               "test_reconcile_money.py", "test_alerts.py", "test_run_lock.py", "test_awaiting_quota.py",
               "test_webhooks_end_to_end.py", "test_sync_all_links.py")
 

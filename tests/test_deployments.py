@@ -181,3 +181,34 @@ def test_without_a_profiles_file_the_deployments_are_the_base_ones(tmp_path: Pat
     monkeypatch.delenv("PROCORE_SYNC_PROFILES_FILE", raising=False)
     [base] = companies(Settings())
     assert base.profile is None and render_prefect_yaml(base) == (ROOT / "prefect.yaml").read_text()
+
+
+def test_apply_puts_on_the_work_pool_what_prefect_yaml_declares(prefect_api: str, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """`procore-sync deployments --apply` (workers; ``prefect deploy`` stops after one deployment
+    with Prefect 3.8.8): each deployment on the server as the file declares it. A profile of its
+    own, so that the deployments the other tests serve are left alone."""
+    from deployments import companies
+    from deployments.work_pool import apply_to_work_pool
+
+    monkeypatch.setenv("PROCORE_SYNC_PROFILES_FILE", str(tmp_path / "profiles.toml"))
+    (tmp_path / "profiles.toml").write_text('[applied]\ncompany_id = 14\n')
+    chosen = companies(Settings())
+    declared = yaml.safe_load(render_prefect_yaml(*chosen))
+    assert apply_to_work_pool(*chosen) == len(declared["deployments"])
+
+    body = {"deployments": {"name": {"like_": "applied-"}}, "limit": 200, "offset": 0, "sort": "NAME_ASC"}
+    answer = requests.post(f"{prefect_api}/deployments/filter", json=body, timeout=30).json()
+    on_server = {d["name"]: d for d in answer}
+    assert set(on_server) == {d["name"] for d in declared["deployments"]}
+    for d in declared["deployments"]:
+        there = on_server[d["name"]]
+        assert (there["entrypoint"], there["work_pool_name"], there["work_queue_name"], there["pull_steps"],
+                there["job_variables"], sorted(there["tags"]), there["parameters"],
+                (there["global_concurrency_limit"] or {}).get("limit")) == (
+            d["entrypoint"], d["work_pool"]["name"], d["work_pool"]["work_queue_name"], declared["pull"],
+            d["work_pool"]["job_variables"], sorted(d["tags"]), d["parameters"], d["concurrency_limit"]), d["name"]
+        schedules = [{"cron": s["schedule"]["cron"], "timezone": s["schedule"]["timezone"], "active": s["active"]}
+                     for s in there["schedules"]]
+        assert sorted(schedules, key=str) == sorted(d["schedules"], key=str), d["name"]
+        assert there["parameter_openapi_schema"]["properties"], d["name"]  # the UI's run form

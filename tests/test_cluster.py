@@ -1,0 +1,214 @@
+"""The real stack (issue 16): PostgreSQL, a Prefect server on it, a process work pool and two
+worker "hosts" (``app/cluster.py``) sync two companies; one host is killed with SIGKILL while its
+sync-all is mid-run. The crash detection marks its run Crashed, ``retry-failed-runs`` runs it
+again, and each company's Procore (its sandbox) ends equal, record by record, to a single-host
+run of the same ERP (``bench/_chaos_compare.py``, the chaos benchmark's verdict).
+
+Each company has its own sandbox (a sandbox serves one company) and its own sample ERP; the
+reference run is ``procore-sync sync`` in one process, on a copy of that ERP, into a sandbox of
+its own, with a state file. The kill waits for a condition, not a time: the victim's first
+entity completed, then the sandbox holds its next Procore call (``Hold``) until the host is dead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import requests
+from prefect import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.client.schemas.sorting import FlowRunSort
+from prefect.deployments import run_deployment
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from app import local_postgres
+from app.cluster import Cluster
+from connectors.erp_sink import ErpSink
+from connectors.state import StateStore
+from demo import sample_erp
+from flows import ENTITY_FLOWS
+from sandbox.config import SandboxConfig
+from sandbox.server import SandboxServer, start_in_thread
+from sandbox.store import KINDS
+from tests.support import final_state, wait_for
+from tests.test_crashed_runs import Hold
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from _chaos_compare import Snapshot, read_exports, verdict  # noqa: E402
+
+pytestmark = pytest.mark.skipif(local_postgres.binaries() is None,
+                                reason="PostgreSQL is not installed (.ci/run installs it)")
+
+SCALE = 0.05
+COMPANIES = {"north": (11, 5), "south": (22, 6)}  # profile: company id, sample ERP seed
+UNLIMITED = {"spike_limit": 1_000_000, "hourly_limit": 1_000_000}
+NEVER = "0 0 1 1 *"  # no schedule fires during the test: every run is started by it
+# Two missed heartbeats (30 s each, Prefect's shortest) rather than the product's three: the
+# test's longest wait, shortened; a live run's beat would have to be 30 s late to be taken for dead.
+CRASH_AFTER = timedelta(seconds=60)
+
+
+@dataclass
+class Company:
+    profile: str
+    company_id: int
+    folder: Path
+    sandbox: SandboxServer
+    reference: SandboxServer
+    hold: Hold | None = None  # north's sandbox: its calls held while armed
+
+    @property
+    def erp(self) -> Path:
+        return self.folder / "erp" / "erp.duckdb"
+
+    @property
+    def reference_home(self) -> Path:
+        return self.folder / "reference"
+
+    def profile_table(self) -> str:
+        return "\n".join([
+            f"[{self.profile}]", f"company_id = {self.company_id}", f'local_sandbox_url = "{self.sandbox.url}"',
+            f'erp_path = "{self.erp}"', f'export_dir = "{self.folder / "export"}"',
+            f'schedule_cron = "{NEVER}"', f'full_resync_cron = "{NEVER}"', f'reconcile_cron = "{NEVER}"',
+            "schedules = {}", ""])
+
+    def reference_run(self, api_url: str) -> subprocess.Popen[bytes]:
+        """``procore-sync sync all`` on one host: a copy of the ERP, a state file."""
+        home = self.reference_home
+        (home / "erp").mkdir(parents=True)
+        shutil.copy(self.erp, home / "erp" / "erp.duckdb")
+        env = os.environ | {
+            "PREFECT_API_URL": api_url, "PROCORE_SYNC_PROFILES_FILE": str(home / "none.toml"),
+            "PROCORE_SYNC_COMPANY_ID": str(self.company_id), "PROCORE_SYNC_LOCAL_SANDBOX_URL": self.reference.url,
+            "PROCORE_SYNC_HOME": str(home), "PROCORE_SYNC_ERP_PATH": str(home / "erp" / "erp.duckdb"),
+            "PROCORE_SYNC_EXPORT_DIR": str(home / "export"), "PROCORE_SYNC_ENVIRONMENT": "local",
+            "PROCORE_SYNC_QUOTA_ENABLED": "false",
+        }
+        env.pop("PROCORE_SYNC_STATE_URL", None)
+        with (home / "sync.log").open("wb") as log:
+            return subprocess.Popen([sys.executable, "-m", "app.cli", "sync", "all"], env=env, stdout=log,
+                                    stderr=subprocess.STDOUT)
+
+
+def snapshot(sandbox: SandboxServer, erp: Path, export_dir: Path, state: StateStore) -> Snapshot:
+    """What one side holds at the end, as the chaos benchmark reads it."""
+    sink = ErpSink(erp, export_dir)
+    tables = [t for spec, _ in ENTITY_FLOWS.values() if spec.inbound for t in spec.sink_tables]
+    outbound = [name for name, (spec, _) in ENTITY_FLOWS.items() if not spec.inbound]
+    return Snapshot(
+        records={kind: sandbox.store.records(kind) for kind in KINDS},
+        erp={t.name: (t.key, sink.rows(t)) for t in tables},
+        exports=read_exports(export_dir, {t.name: t.key for t in tables}),
+        states={e: {k: s.status for k, s in state.record_states(e).items()} for e in outbound},
+    )
+
+
+@pytest.fixture
+def companies(tmp_path: Path) -> Iterator[dict[str, Company]]:
+    hold = Hold()
+    with ExitStack() as stack:
+        made = {}
+        for profile, (company_id, seed) in COMPANIES.items():
+            config = SandboxConfig(company_id=company_id, **UNLIMITED)
+            held = hold if profile == "north" else None
+            sandbox = stack.enter_context(start_in_thread(config, sleep=held))
+            reference = stack.enter_context(start_in_thread(config))
+            company = Company(profile, company_id, tmp_path / profile, sandbox, reference, held)
+            sample_erp.generate(company.erp.parent, scale=SCALE, seed=seed)
+            made[profile] = company
+        stack.callback(hold.released.set)  # a held request never outlives the test
+        yield made
+
+
+def started(name: str) -> FlowRun:
+    return run_deployment(name, timeout=0)
+
+
+def entity_completed(state: StateStore) -> bool | None:
+    return True if any(r.status == "completed" for name in ENTITY_FLOWS for r in state.runs(name, limit=1)) else None
+
+
+def still_running() -> list[str]:
+    """Every flow run the server still has Running or Pending (the killed run's subflows too)."""
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
+            type=FlowRunFilterStateType(any_=[StateType.RUNNING, StateType.PENDING]))),
+            sort=FlowRunSort.ID_DESC, limit=200)
+    return [run.name for run in runs]
+
+
+def test_a_host_killed_mid_run_ends_as_one_host_would(companies: dict[str, Company], tmp_path: Path) -> None:
+    began = time.monotonic()
+    north, south = companies["north"], companies["south"]
+    profiles = tmp_path / "profiles.toml"
+    profiles.write_text("\n".join(c.profile_table() for c in companies.values()))
+    env = {"PROCORE_SYNC_ENVIRONMENT": "local", "PROCORE_SYNC_QUOTA_ENABLED": "false"}
+    with Cluster(tmp_path / "cluster", profiles, env=env, poll_s=1, worker_limit=1, crash_after=CRASH_AFTER) as cluster, \
+            temporary_settings(updates={PREFECT_API_URL: cluster.api_url}):
+        up = time.monotonic()
+        [north_state, south_state] = [StateStore.open(s) for s in cluster.profiles()]
+        runs = {c.profile: started(f"sync-all/{c.profile}-sync-all") for c in (north, south)}
+        victim_run = runs["north"].id
+
+        # Mid-run: an entity of north's sync-all completed, the next Procore call held.
+        wait_for(lambda: entity_completed(north_state), "north's first entity to complete")
+        hold = north.hold
+        assert hold is not None
+        hold.arm()
+        requests.put(f"{north.sandbox.url}/_sandbox/faults", json={"latency_ms": 1}, timeout=10).raise_for_status()
+        assert hold.reached.wait(120), "north's sync-all never called Procore again"
+        victim = wait_for(lambda: cluster.host_of(str(victim_run)), "the host running north's sync-all")
+        assert cluster.kill_worker(victim)
+        requests.put(f"{north.sandbox.url}/_sandbox/faults", json={"latency_ms": 0}, timeout=10).raise_for_status()
+        hold.released.set()
+        killed = time.monotonic()
+        cluster.start_worker(victim)  # the host back, empty: what it ran is lost
+
+        references = [c.reference_run(cluster.api_url) for c in (north, south)]  # meanwhile, on "one host"
+        assert wait_for(lambda: final_state(victim_run), "the killed run to be marked Crashed", 240) == "CRASHED"
+        crashed = time.monotonic()
+        retry = started("retry-failed-runs/north-retry-failed-runs")
+        assert wait_for(lambda: final_state(retry.id), "retry-failed-runs", 180) == "COMPLETED"
+        for profile, run in runs.items():
+            assert wait_for(lambda: final_state(run.id), f"{profile}'s sync-all", 300) == "COMPLETED", profile
+        done = time.monotonic()
+        # The killed run's entity runs were Running too (no heartbeat of their own); its retry
+        # runs them again, the same subflow runs, so none is left behind.
+        assert not still_running(), "a flow run of the killed host is left Running"
+        assert [r.wait(300) for r in references] == [0, 0], "a reference run failed: see reference/sync.log"
+
+        for company, state in ((north, north_state), (south, south_state)):
+            reference = StateStore(company.reference_home / "state.duckdb")
+            clean = snapshot(company.reference, company.reference_home / "erp" / "erp.duckdb",
+                             company.reference_home / "export", reference)
+            cluster_side = snapshot(company.sandbox, company.erp, company.folder / "export", state)
+            different = [f for f in verdict(clean, cluster_side, ENTITY_FLOWS) if not f.clean]
+            assert not different, (company.profile, [(f.entity, f.missing, f.extra, f.different, f.examples[:3])
+                                                     for f in different])
+            assert sum(len(records) for records in clean.records.values()) > 50
+        started_pids = [p.pid for p in (cluster.server.process, *(h.process for h in cluster.hosts)) if p]
+        postgres_folder = cluster.postgres.folder
+    # Everything the cluster started is gone with it.
+    assert not [pid for pid in started_pids if _running(pid)]
+    assert postgres_folder is not None and not postgres_folder.exists()
+    print(f"\ncluster up {up - began:.1f} s; killed after {killed - up:.1f} s; crashed after {crashed - killed:.1f} s; "
+          f"all completed {done - crashed:.1f} s later; total {time.monotonic() - began:.1f} s")
+
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
