@@ -96,12 +96,17 @@ def demo(
     scale: Annotated[float, typer.Option(min=0.01, help="Sample ERP size (1 = 20 projects, 500 suppliers, 2,000 budget lines...).")] = 1.0,
     prefect_port: Annotated[int, typer.Option(help="Port of the local Prefect server and UI.")] = 4200,
     sandbox_port: Annotated[int, typer.Option(help="Port of the local Procore sandbox.")] = 8765,
+    cluster: Annotated[bool, typer.Option(
+        help="Two companies across two worker hosts: PostgreSQL, a Prefect server on it, a work pool "
+             "(docs/deploy.md). Starts from scratch each time.")] = False,
 ) -> None:
     """Sync the sample ERP into the local Procore sandbox through a local Prefect server."""
     install_log_redaction()
     from app.demo import DemoOptions, run_demo
 
     options = DemoOptions(once=once, reset=reset, scale=scale, prefect_port=prefect_port, sandbox_port=sandbox_port)
+    if cluster:
+        from app.demo_cluster import run_cluster_demo as run_demo  # type: ignore[assignment]
     try:
         code = run_demo(options, say=console.print, show=lambda s, url: show_summaries(s, as_json, url))
     except SyncError as exc:

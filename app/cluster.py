@@ -14,7 +14,8 @@ What several hosts run, set up as an operator would (docs/deployments.md) and go
   ``kill_worker`` kills a host as a power cut would: the worker and every process under it,
   its flow runs (which Prefect starts in sessions of their own) included, with SIGKILL.
 
-Used by ``tests/test_cluster.py``; meant for a ``demo --cluster`` and a scale-out benchmark too.
+Used by ``tests/test_cluster.py``, ``procore-sync demo --cluster`` (``app/demo_cluster.py``) and
+``bench/scale_out.py``.
 """
 
 from __future__ import annotations
@@ -24,17 +25,20 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import parse_qs, urlsplit
+from uuid import UUID
 
 from prefect import get_client
+from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from app import local_postgres
-from app.prefect_server import PrefectServer, _die_with_parent, free_port
+from app.prefect_server import PrefectServer, _die_with_parent, free_port, port_is_free
 from deployments import WORK_POOL, companies
 from deployments.crash_detection import install_crash_detection
 from deployments.work_pool import ensure_work_pool
@@ -66,13 +70,17 @@ class Cluster:
     the sandbox's URL or ``PROCORE_SYNC_QUOTA_ENABLED``. ``poll_s``: how often a worker asks for
     runs (Prefect's default is 10 s). ``worker_limit``: flow runs at once per worker.
     ``crash_after``: the crash detection's wait for a silent run, when not the product's
-    (``deployments/crash_detection.py``)."""
+    (``deployments/crash_detection.py``). ``port``: the Prefect server's (and its UI's), when
+    free; any free port otherwise."""
 
     def __init__(self, folder: Path, profiles_file: Path, *, workers: int = 2, env: dict[str, str] | None = None,
-                 poll_s: float = 10.0, worker_limit: int | None = None, crash_after: timedelta | None = None) -> None:
+                 poll_s: float = 10.0, worker_limit: int | None = None, crash_after: timedelta | None = None,
+                 port: int | None = None) -> None:
         self.folder, self.profiles_file = folder.resolve(), profiles_file.resolve()
         self.extra_env, self.poll_s, self.worker_limit = env or {}, poll_s, worker_limit
         self.crash_after = crash_after
+        # Never another server's: PrefectServer would reuse one already answering there.
+        self.port = port if port is not None and port_is_free(port) else free_port()
         self.hosts = [Host(i, self.folder / f"host-{i}") for i in range(workers)]
         self.postgres: local_postgres.LocalPostgres | None = None
         self.server: PrefectServer | None = None
@@ -121,7 +129,7 @@ class Cluster:
     def _start_server(self, database_url: str) -> None:
         env = {"PREFECT_SERVER_DATABASE_CONNECTION_URL": database_url}
         env |= {f"PREFECT_SERVER_SERVICES_{service}_ENABLED": "true" for service in SERVICES}
-        self.server = PrefectServer(self.folder / "server", port=free_port(), env=env).start()
+        self.server = PrefectServer(self.folder / "server", port=self.port, env=env).start()
 
     def profiles(self) -> list[Settings]:
         """Every profile's settings, as the hosts make them."""
@@ -153,6 +161,21 @@ class Cluster:
         (self.folder / "commands.log").open("a").write(f"$ {' '.join(command)}\n{done.stdout}{done.stderr}\n")
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(command[2:])} failed ({done.returncode}): {done.stderr[-2000:]}")
+
+    # --- runs -------------------------------------------------------------------------------
+
+    def start_sync_alls(self, profiles: Iterable[str]) -> dict[str, UUID]:
+        """Each profile's sync-all deployment run, started now and taken by whichever host is free."""
+        with temporary_settings(updates={PREFECT_API_URL: self.api_url}):
+            return {profile: run_deployment(f"sync-all/{profile}-sync-all", timeout=0).id for profile in profiles}
+
+    def final_states(self, run_ids: Iterable[UUID]) -> dict[UUID, str] | None:
+        """Each run's final state type (``COMPLETED``, ``FAILED``...), or None while any is going."""
+        with temporary_settings(updates={PREFECT_API_URL: self.api_url}), get_client(sync_client=True) as client:
+            states = {run_id: client.read_flow_run(run_id).state for run_id in run_ids}
+        if any(state is None or not state.is_final() for state in states.values()):
+            return None
+        return {run_id: state.type.value for run_id, state in states.items() if state is not None}
 
     # --- hosts ------------------------------------------------------------------------------
 

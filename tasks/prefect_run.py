@@ -28,7 +28,7 @@ from prefect.utilities.timeout import timeout as prefect_timeout
 
 from connectors.procore import RunOutOfTime
 from connectors.quota import QuotaGate, quota_gate
-from connectors.state import StateStore
+from connectors.state import RunRow, StateStore
 from procore_sync.errors import Handling, RunTimeLimitExceeded, SyncError
 from procore_sync.settings import Settings
 from tasks import report
@@ -179,17 +179,22 @@ def summary_of(state: State, entity: str, settings: Settings) -> report.RunSumma
     runs = [r for r in StateStore.open(settings).runs(entity, limit=5) if r.flow_run_id == flow_run_id]
     if not runs:
         return report.RunSummary(entity=entity, run_id="", flow_run_id=flow_run_id, status="failed", message=message)
-    run = runs[0]
+    return summary_of_row(runs[0], status="failed", message=runs[0].message or message)
+
+
+def summary_of_row(run: RunRow, *, status: str | None = None, message: str | None = None) -> report.RunSummary:
+    """A run's summary as the state store recorded it (a run in another process, or one that
+    raised): its counts, calls, cursor and message."""
     return report.RunSummary(
-        entity=entity,
+        entity=run.entity,
         run_id=run.run_id,
-        flow_run_id=flow_run_id,
-        status="failed",
+        flow_run_id=run.flow_run_id,
+        status=status or run.status,
         api_calls=run.api_calls,
         write_calls=run.write_calls,
         cursor_before=_iso(run.cursor_before),
         cursor_after=_iso(run.cursor_after),
-        message=run.message or message,
+        message=message if message is not None else run.message,
         **{k: v for k, v in run.counts.items() if k in report.RunSummary.model_fields},
     )
 
