@@ -20,6 +20,7 @@ Used by ``tests/test_cluster.py``, ``procore-sync demo --cluster`` (``app/demo_c
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -48,6 +49,18 @@ ROOT = Path(__file__).resolve().parents[1]  # the checkout: the deployments' ent
 # The server's services the suite turns off for its own server; a cluster runs them all.
 SERVICES = ("SCHEDULER", "LATE_RUNS", "FOREMAN", "REPOSSESSOR", "TRIGGERS", "EVENT_PERSISTER")
 STOP_WAIT_S = 20.0
+# Schedules that never fire while a cluster runs (once a year, at new year's midnight): for a test
+# or a benchmark that starts every run itself.
+NEVER = "0 0 1 1 *"
+UNSCHEDULED = {"schedule_cron": NEVER, "full_resync_cron": NEVER, "reconcile_cron": NEVER, "schedules": {}}
+
+
+def profile_table(profile: str, **settings: object) -> str:
+    """One profile's table of a profiles file (``procore_sync/profiles.py``): each value written
+    as JSON writes it, which TOML reads alike (quoted strings, numbers, an empty inline table)."""
+    lines = [f"[{profile}]", *(f"{key} = {json.dumps(str(value) if isinstance(value, Path) else value)}"
+                               for key, value in settings.items())]
+    return "\n".join(lines) + "\n"
 
 
 @dataclass

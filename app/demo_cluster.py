@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.cluster import Cluster
+from app.cluster import Cluster, profile_table
 from app.demo import DEMO_QUOTA, DemoOptions, work_in_the_field
 from demo import sample_erp
 from procore_sync.settings import Settings
@@ -55,8 +55,8 @@ class DemoCompany:
 
     def table(self) -> str:
         """The company's table in the profiles file."""
-        return "\n".join([f"[{self.profile}]", f"company_id = {self.company_id}",
-                          f'local_sandbox_url = "{self.sandbox.url}"', f'erp_path = "{self.erp}"', ""])
+        return profile_table(self.profile, company_id=self.company_id, local_sandbox_url=self.sandbox.url,
+                             erp_path=self.erp)
 
 
 def run_cluster_demo(options: DemoOptions, say: Callable[[str], None],

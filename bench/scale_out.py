@@ -39,7 +39,7 @@ from _harness import company_parser, print_rows
 
 import psycopg
 
-from app.cluster import Cluster
+from app.cluster import UNSCHEDULED, Cluster, profile_table
 from demo import sample_erp
 from quota import physical_limit_s
 from sandbox.config import SandboxConfig
@@ -47,7 +47,6 @@ from sandbox.server import SandboxServer, start_in_thread
 
 COLUMNS = ("workers", "slots", "wall_s", "completed", "calls", "429s", "busiest_s", "quota_use", "lowest_use",
            "db_commits", "db_rows_written", "db_rows_read", "db_peak_conns")
-NEVER = "0 0 1 1 *"  # no schedule fires during the benchmark: it starts every run itself
 RUN_TIMEOUT_S = 4 * 3600.0
 
 
@@ -70,11 +69,9 @@ class Company:
     config: SandboxConfig
 
     def table(self) -> str:
-        erp, export = self.folder / "erp" / "erp.duckdb", self.folder / "export"
-        return "\n".join([
-            f"[{self.profile}]", f"company_id = {self.company_id}", f'local_sandbox_url = "{self.sandbox.url}"',
-            f'erp_path = "{erp}"', f'export_dir = "{export}"', f'schedule_cron = "{NEVER}"',
-            f'full_resync_cron = "{NEVER}"', f'reconcile_cron = "{NEVER}"', "schedules = {}", ""])
+        return profile_table(self.profile, company_id=self.company_id, local_sandbox_url=self.sandbox.url,
+                             erp_path=self.folder / "erp" / "erp.duckdb", export_dir=self.folder / "export",
+                             **UNSCHEDULED)
 
     def physical_s(self) -> float:
         limits = self.config

@@ -33,7 +33,7 @@ from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from app import local_postgres
-from app.cluster import Cluster
+from app.cluster import UNSCHEDULED, Cluster, profile_table
 from connectors.erp_sink import ErpSink
 from connectors.state import StateStore
 from demo import sample_erp
@@ -53,7 +53,6 @@ pytestmark = pytest.mark.skipif(local_postgres.binaries() is None,
 SCALE = 0.05
 COMPANIES = {"north": (11, 5), "south": (22, 6)}  # profile: company id, sample ERP seed
 UNLIMITED = {"spike_limit": 1_000_000, "hourly_limit": 1_000_000}
-NEVER = "0 0 1 1 *"  # no schedule fires during the test: every run is started by it
 # Two missed heartbeats (30 s each, Prefect's shortest) rather than the product's three: the
 # test's longest wait, shortened; a live run's beat would have to be 30 s late to be taken for dead.
 CRASH_AFTER = timedelta(seconds=60)
@@ -77,11 +76,8 @@ class Company:
         return self.folder / "reference"
 
     def profile_table(self) -> str:
-        return "\n".join([
-            f"[{self.profile}]", f"company_id = {self.company_id}", f'local_sandbox_url = "{self.sandbox.url}"',
-            f'erp_path = "{self.erp}"', f'export_dir = "{self.folder / "export"}"',
-            f'schedule_cron = "{NEVER}"', f'full_resync_cron = "{NEVER}"', f'reconcile_cron = "{NEVER}"',
-            "schedules = {}", ""])
+        return profile_table(self.profile, company_id=self.company_id, local_sandbox_url=self.sandbox.url,
+                             erp_path=self.erp, export_dir=self.folder / "export", **UNSCHEDULED)
 
     def reference_run(self, api_url: str) -> subprocess.Popen[bytes]:
         """``procore-sync sync all`` on one host: a copy of the ERP, a state file."""
