@@ -290,16 +290,14 @@ def deployments(
     profiles: every profile's, or --profile's alone); and create or update on the Prefect server the
     automation that marks a run Crashed when its process is gone, and the alerts (when
     PROCORE_SYNC_ALERT_BLOCK is set)."""
+    from app.runner import install_automations
     from deployments import WORK_POOL, companies, render_prefect_yaml
-    from deployments.alerts import install_alerts
-    from deployments.crash_detection import install_crash_detection
 
     settings = Settings()
     try:
         chosen = companies(settings, _selected["profile"])
         text = render_prefect_yaml(*chosen)
-        installed = install_alerts(chosen[0])
-        install_crash_detection()
+        installed = install_automations(chosen[0])
     except SyncError as exc:
         _fail(exc)
     console.print(f"alerts: {', '.join(installed)}" if installed else

@@ -318,14 +318,15 @@ def _stop_tree(process: subprocess.Popen[bytes]) -> None:
     pids = _tree(process.pid)
     _signal_all(pids, signal.SIGTERM)
     deadline = time.monotonic() + STOP_WAIT_S
-    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+    while time.monotonic() < deadline and any(alive(p) for p in pids):
         process.poll()  # reaps the worker: a zombie is not alive
         time.sleep(0.2)
-    _signal_all([p for p in _tree(process.pid) + pids if _alive(p)], signal.SIGKILL)
+    _signal_all([p for p in _tree(process.pid) + pids if alive(p)], signal.SIGKILL)
     process.wait()
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether the process runs (a zombie, ended but not reaped, does not)."""
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:

@@ -85,9 +85,16 @@ def register_deployments(settings: Settings, *more: Settings) -> int:
     deployments = runner_deployments(settings, *more)
     for deployment in deployments:
         deployment.apply()
-    install_alerts(settings)
-    install_crash_detection()
+    install_automations(settings)
     return len(deployments)
+
+
+def install_automations(settings: Settings) -> list[str]:
+    """What every way of making the deployments installs beside them: the crash detection (a run
+    whose process is gone ends Crashed) and the alerts the settings ask for; returns the alerts'
+    names (none without ``PROCORE_SYNC_ALERT_BLOCK``)."""
+    install_crash_detection()
+    return install_alerts(settings)
 
 
 def serve_forever(settings: Settings, *more: Settings) -> None:
@@ -99,8 +106,7 @@ def serve_forever(settings: Settings, *more: Settings) -> None:
     left it to asyncio's Ctrl-C, a cancel of the loop's main task thrown in wherever it waits,
     and beside a busy test suite that cancel was lost now and then (the loop idled on, the demo
     never stopped: tests/test_demo.py). A second Ctrl-C raises KeyboardInterrupt as usual."""
-    install_alerts(settings)
-    install_crash_detection()
+    install_automations(settings)
     runner = Runner(pause_on_shutdown=False, limit=4)
     for deployment in runner_deployments(settings, *more):
         runner.add_deployment(deployment)

@@ -27,13 +27,13 @@ import pytest
 import requests
 from prefect import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
-from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.client.schemas.objects import StateType
 from prefect.client.schemas.sorting import FlowRunSort
 from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from app import local_postgres
-from app.cluster import UNSCHEDULED, Cluster, profile_table
+from app.cluster import UNSCHEDULED, Cluster, alive, profile_table
 from connectors.erp_sink import ErpSink
 from connectors.state import StateStore
 from demo import sample_erp
@@ -127,10 +127,6 @@ def companies(tmp_path: Path) -> Iterator[dict[str, Company]]:
         yield made
 
 
-def started(name: str) -> FlowRun:
-    return run_deployment(name, timeout=0)
-
-
 def entity_completed(state: StateStore) -> bool | None:
     return True if any(r.status == "completed" for name in ENTITY_FLOWS for r in state.runs(name, limit=1)) else None
 
@@ -154,8 +150,8 @@ def test_a_host_killed_mid_run_ends_as_one_host_would(companies: dict[str, Compa
             temporary_settings(updates={PREFECT_API_URL: cluster.api_url}):
         up = time.monotonic()
         [north_state, south_state] = [StateStore.open(s) for s in cluster.profiles()]
-        runs = {c.profile: started(f"sync-all/{c.profile}-sync-all") for c in (north, south)}
-        victim_run = runs["north"].id
+        runs = cluster.start_sync_alls(c.profile for c in (north, south))
+        victim_run = runs["north"]
 
         # Mid-run: an entity of north's sync-all completed, the next Procore call held.
         wait_for(lambda: entity_completed(north_state), "north's first entity to complete")
@@ -174,10 +170,10 @@ def test_a_host_killed_mid_run_ends_as_one_host_would(companies: dict[str, Compa
         references = [c.reference_run(cluster.api_url) for c in (north, south)]  # meanwhile, on "one host"
         assert wait_for(lambda: final_state(victim_run), "the killed run to be marked Crashed", 240) == "CRASHED"
         crashed = time.monotonic()
-        retry = started("retry-failed-runs/north-retry-failed-runs")
+        retry = run_deployment("retry-failed-runs/north-retry-failed-runs", timeout=0)
         assert wait_for(lambda: final_state(retry.id), "retry-failed-runs", 180) == "COMPLETED"
         for profile, run in runs.items():
-            assert wait_for(lambda: final_state(run.id), f"{profile}'s sync-all", 300) == "COMPLETED", profile
+            assert wait_for(lambda: final_state(run), f"{profile}'s sync-all", 300) == "COMPLETED", profile
         done = time.monotonic()
         # The killed run's entity runs were Running too (no heartbeat of their own); its retry
         # runs them again, the same subflow runs, so none is left behind.
@@ -196,15 +192,8 @@ def test_a_host_killed_mid_run_ends_as_one_host_would(companies: dict[str, Compa
         started_pids = [p.pid for p in (cluster.server.process, *(h.process for h in cluster.hosts)) if p]
         postgres_folder = cluster.postgres.folder
     # Everything the cluster started is gone with it.
-    assert not [pid for pid in started_pids if _running(pid)]
+    assert not [pid for pid in started_pids if alive(pid)]
     assert postgres_folder is not None and not postgres_folder.exists()
     print(f"\ncluster up {up - began:.1f} s; killed after {killed - up:.1f} s; crashed after {crashed - killed:.1f} s; "
           f"all completed {done - crashed:.1f} s later; total {time.monotonic() - began:.1f} s")
 
-
-
-def _running(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
