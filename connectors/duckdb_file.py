@@ -15,6 +15,10 @@ the turns cheap and safe, outermost first:
 - DuckDB's own lock, retried after a random 5-50 ms, for holders outside procore-sync (a DuckDB
   CLI someone left open).
 
+One more wait is DuckDB's alone: a thread's query that reads every attached file's catalog
+(``duckdb_columns()``) holds the other files it saw until it ends, even those detached meanwhile;
+attaching such a file again is refused until then, and retried like a lock.
+
 A file still locked after ``lock_timeout_s`` raises the caller's ``busy`` error, a
 ``TransientError`` that names the file.
 
@@ -77,6 +81,13 @@ def is_lock_conflict(exc: BaseException) -> bool:
     # DuckDB says "Could not set lock on file ...: Conflicting lock is held in ..." while another
     # process has the file open for writing.
     return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
+
+
+def is_still_attached(exc: BaseException) -> bool:
+    # "Unique file handle conflict: Cannot attach ...": a query of another thread that reads every
+    # attached file's catalog (``duckdb_columns()``, ``duckdb_tables()``, DuckDB's "did you mean"
+    # hints) still holds this file after its last holder's DETACH; it lets go when that query ends.
+    return isinstance(exc, duckdb.ResourceInUseException)
 
 
 @contextmanager
@@ -171,9 +182,11 @@ class DuckDbFile:
 
     def _open(self, *, read_only: bool) -> duckdb.DuckDBPyConnection:
         """A cursor of the process's instance, the file attached."""
-        retrying = self._retrying(retry_if_exception(is_lock_conflict), wait_s=(0.005, 0.05))
         if not self.attached:
+            retrying = self._retrying(retry_if_exception(is_lock_conflict), wait_s=(0.005, 0.05))
             return self._opened(retrying, duckdb.connect, str(self.path), read_only=read_only)
+        retrying = self._retrying(retry_if_exception(is_lock_conflict) | retry_if_exception(is_still_attached),
+                                  wait_s=(0.005, 0.05))
         mode = " (READ_ONLY)" if read_only else ""
         con = _hub().cursor()
         try:

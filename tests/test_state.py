@@ -23,6 +23,7 @@ import psycopg
 import pytest
 
 from connectors import state as state_module
+from connectors.erp import DuckDbErpSource
 from connectors.postgres_db import close_pools, numbered
 from connectors.state import (
     ActionRow,
@@ -638,6 +639,39 @@ def test_threads_of_one_process_write_concurrently(store: StateStore) -> None:
         thread.join()
     assert errors == []
     assert store.counts_by_status("vendors")["ok"] == 3 * 3 * 10
+
+
+def test_a_thread_reading_the_erps_columns_never_fails_a_state_write(tmp_path: Path) -> None:
+    """sync-all's entity runs share one process: one reads the ERP's columns (``duckdb_columns()``
+    looks into every file the process has open), another writes the state file. The scan held
+    the state file past its writer's DETACH, and the next ATTACH of it was refused ("Unique file
+    handle conflict"), failing the demo's prime_contracts run with a ConfigError."""
+    erp_path = tmp_path / "erp.duckdb"
+    with duckdb.connect(str(erp_path)) as con:
+        con.execute("CREATE TABLE vendors (code VARCHAR)")
+    erp, store = DuckDbErpSource(erp_path), StateStore(tmp_path / "state.duckdb")
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def read_erp() -> None:
+        while not done.is_set():
+            try:
+                erp.key_values("vendors", "code")
+            except BaseException as exc:  # collected: an assertion in a thread would go unseen
+                errors.append(exc)
+
+    reader = threading.Thread(target=read_erp)
+    reader.start()
+    try:
+        for n in range(300):
+            try:
+                store.set_cursor(f"entity-{n % 7}", datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=n))
+            except BaseException as exc:
+                errors.append(exc)
+    finally:
+        done.set()
+        reader.join()
+    assert errors == [], f"{len(errors)} operations failed, the first: {errors[0]!r}"
 
 
 def test_waiting_on_another_procore_sync_process_is_bounded_duckdb(tmp_path: Path) -> None:
