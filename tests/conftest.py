@@ -24,6 +24,34 @@ os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
 for service in ("SCHEDULER", "LATE_RUNS", "FOREMAN"):
     os.environ.setdefault(f"PREFECT_SERVER_SERVICES_{service}_ENABLED", "false")
 
+
+def _one_ca_bundle() -> str:
+    """A CA bundle holding certifi's first certificate alone (written once, shared by the workers).
+
+    Every Prefect client builds an SSL context from ``PREFECT_API_SSL_CERT_FILE`` (certifi's ~140
+    CAs by default), whether its API is https or not: 13 ms of CPU each, and Prefect makes a
+    client per task run, per flow run, per poll of a test. That was 6.5 % of the suite's CPU
+    (py-spy over ``make test``). The suite's Prefect servers are plain http on 127.0.0.1, so the
+    bundle is never used to verify anything; one CA makes the context in 0.2 ms."""
+    import re
+    import tempfile
+
+    import certifi
+
+    first = re.search(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----\n",
+                      Path(certifi.where()).read_text(), re.S)
+    assert first is not None, "certifi's bundle holds no certificate"
+    bundle = Path(tempfile.gettempdir()) / "procore-sync-tests-one-ca.pem"
+    if not bundle.is_file() or bundle.read_text() != first.group(0):
+        staged = bundle.with_name(f"{bundle.name}.{os.getpid()}")
+        staged.write_text(first.group(0))
+        staged.replace(bundle)  # whole, for a worker reading it at the same time
+    return str(bundle)
+
+
+# Inherited by the workers and every process the tests start.
+os.environ.setdefault("PREFECT_API_SSL_CERT_FILE", _one_ca_bundle())
+
 # The Procore client's unit tests share their fixtures (fake clock, client) from one module.
 pytest_plugins = ["tests.client_support"]
 
