@@ -182,11 +182,11 @@ class DuckDbFile:
 
     def _open(self, *, read_only: bool) -> duckdb.DuckDBPyConnection:
         """A cursor of the process's instance, the file attached."""
+        conflict = retry_if_exception(is_lock_conflict)
         if not self.attached:
-            retrying = self._retrying(retry_if_exception(is_lock_conflict), wait_s=(0.005, 0.05))
+            retrying = self._retrying(conflict, wait_s=(0.005, 0.05))
             return self._opened(retrying, duckdb.connect, str(self.path), read_only=read_only)
-        retrying = self._retrying(retry_if_exception(is_lock_conflict) | retry_if_exception(is_still_attached),
-                                  wait_s=(0.005, 0.05))
+        retrying = self._retrying(conflict | retry_if_exception(is_still_attached), wait_s=(0.005, 0.05))
         mode = " (READ_ONLY)" if read_only else ""
         con = _hub().cursor()
         try:
