@@ -32,6 +32,7 @@ from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import parse_qs, urlsplit
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from prefect import get_client
@@ -44,6 +45,9 @@ from deployments import WORK_POOL, companies
 from deployments.crash_detection import install_crash_detection
 from deployments.work_pool import ensure_work_pool
 from procore_sync.settings import Settings
+
+if TYPE_CHECKING:
+    from sandbox.server import SandboxServer
 
 ROOT = Path(__file__).resolve().parents[1]  # the checkout: the deployments' entrypoints are relative to it
 # The server's services the suite turns off for its own server; a cluster runs them all.
@@ -61,6 +65,30 @@ def profile_table(profile: str, **settings: object) -> str:
     lines = [f"[{profile}]", *(f"{key} = {json.dumps(str(value) if isinstance(value, Path) else value)}"
                                for key, value in settings.items())]
     return "\n".join(lines) + "\n"
+
+
+@dataclass
+class ClusterCompany:
+    """A company of a cluster on one machine: its profile, its Procore (a sandbox) and its
+    folder, which holds its sample ERP (``erp/erp.duckdb``) and CSV exports (``export/``)."""
+
+    profile: str
+    company_id: int
+    folder: Path
+    sandbox: "SandboxServer"
+
+    @property
+    def erp(self) -> Path:
+        return self.folder / "erp" / "erp.duckdb"
+
+    @property
+    def export_dir(self) -> Path:
+        return self.folder / "export"
+
+    def table(self, **settings: object) -> str:
+        """The company's table in the profiles file; ``settings`` adds to its own."""
+        return profile_table(self.profile, company_id=self.company_id, local_sandbox_url=self.sandbox.url,
+                             erp_path=self.erp, **settings)
 
 
 @dataclass

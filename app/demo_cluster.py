@@ -21,16 +21,14 @@ import signal
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.cluster import Cluster, profile_table
+from app.cluster import Cluster, ClusterCompany
 from app.demo import DEMO_QUOTA, DemoOptions, work_in_the_field
 from demo import sample_erp
 from procore_sync.settings import Settings
 from sandbox.config import SandboxConfig
-from sandbox.server import SandboxServer, start_in_thread
+from sandbox.server import start_in_thread
 
 if TYPE_CHECKING:
     from tasks.report import RunSummary
@@ -40,23 +38,6 @@ COMPANIES = {"north": (1, 42), "south": (2, 43)}
 WORKERS = 2
 # A run of either company that has not ended by then has gone wrong: the demo stops and says so.
 RUN_TIMEOUT_S = 3600.0
-
-
-@dataclass
-class DemoCompany:
-    profile: str
-    company_id: int
-    folder: Path
-    sandbox: SandboxServer
-
-    @property
-    def erp(self) -> Path:
-        return self.folder / "erp" / "erp.duckdb"
-
-    def table(self) -> str:
-        """The company's table in the profiles file."""
-        return profile_table(self.profile, company_id=self.company_id, local_sandbox_url=self.sandbox.url,
-                             erp_path=self.erp)
 
 
 def run_cluster_demo(options: DemoOptions, say: Callable[[str], None],
@@ -74,7 +55,7 @@ def run_cluster_demo(options: DemoOptions, say: Callable[[str], None],
             sample_erp.generate(folder / "erp", scale=options.scale, seed=seed)
             config = SandboxConfig(company_id=company_id, hourly_limit=int(DEMO_QUOTA["PROCORE_SYNC_QUOTA_PER_HOUR"]),
                                    spike_limit=int(DEMO_QUOTA["PROCORE_SYNC_QUOTA_SPIKE_PER_10S"]))
-            companies.append(DemoCompany(profile, company_id, folder, stack.enter_context(start_in_thread(config))))
+            companies.append(ClusterCompany(profile, company_id, folder, stack.enter_context(start_in_thread(config))))
         profiles = home / "profiles.toml"
         profiles.write_text("\n".join(company.table() for company in companies))
         say(f"Starting the cluster: PostgreSQL, the Prefect server on it, {WORKERS} worker hosts...")
@@ -105,7 +86,7 @@ def run_cluster_demo(options: DemoOptions, say: Callable[[str], None],
         return 1 if failed else 0
 
 
-def sync_all_across(cluster: Cluster, companies: list[DemoCompany], settings: dict[str, Settings],
+def sync_all_across(cluster: Cluster, companies: list[ClusterCompany], settings: dict[str, Settings],
                     say: Callable[[str], None], show: Callable[[list["RunSummary"], str], None]) -> bool:
     """Every company's sync-all deployment run, started at once and taken by whichever host is
     free; each company's entity runs shown once all ended. True when every run completed."""

@@ -39,7 +39,7 @@ from _harness import company_parser, print_rows
 
 import psycopg
 
-from app.cluster import UNSCHEDULED, Cluster, profile_table
+from app.cluster import UNSCHEDULED, Cluster, ClusterCompany
 from demo import sample_erp
 from quota import physical_limit_s
 from sandbox.config import SandboxConfig
@@ -60,18 +60,9 @@ class Counted:
 
 
 @dataclass
-class Company:
-    profile: str
-    company_id: int
-    folder: Path
-    sandbox: SandboxServer
+class Company(ClusterCompany):
     counted: Counted
     config: SandboxConfig
-
-    def table(self) -> str:
-        return profile_table(self.profile, company_id=self.company_id, local_sandbox_url=self.sandbox.url,
-                             erp_path=self.folder / "erp" / "erp.duckdb", export_dir=self.folder / "export",
-                             **UNSCHEDULED)
 
     def physical_s(self) -> float:
         limits = self.config
@@ -150,7 +141,7 @@ def run_on(workers: int, slots: int, erp: Path, count: int) -> dict[str, object]
     with tempfile.TemporaryDirectory(prefix="scale-out-") as tmp, companies(Path(tmp), erp, count) as made:
         work = Path(tmp)
         profiles = work / "profiles.toml"
-        profiles.write_text("\n".join(company.table() for company in made))
+        profiles.write_text("\n".join(company.table(export_dir=company.export_dir, **UNSCHEDULED) for company in made))
         env = {"PROCORE_SYNC_ENVIRONMENT": "local", "PROCORE_SYNC_QUOTA_ENABLED": "true",
                "PREFECT_LOGGING_LEVEL": "WARNING"}
         print(f"{workers} worker(s): starting the cluster...", file=sys.stderr, flush=True)

@@ -145,10 +145,9 @@ def _widen(con: duckdb.DuckDBPyConnection, table: SinkTable) -> None:
     found = dict(con.execute(
         "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = current_database()"
         " AND schema_name = 'main' AND table_name = ?", [table.name]).fetchall())
-    for name, kind in table.columns:
-        if kind == DECIMAL_TYPE and found.get(name) not in (None, DECIMAL_TYPE):
-            con.execute(f"ALTER TABLE {table.name} ALTER {name} SET DATA TYPE {kind}"
-                        f" USING CAST(CAST({name} AS VARCHAR) AS {kind})")
+    for name in table.narrowed(found, DECIMAL_TYPE):
+        con.execute(f"ALTER TABLE {table.name} ALTER {name} SET DATA TYPE {DECIMAL_TYPE}"
+                    f" USING CAST(CAST({name} AS VARCHAR) AS {DECIMAL_TYPE})")
 
 
 def _upsert(con: duckdb.DuckDBPyConnection, table: SinkTable, rows: Sequence[BaseModel], now: datetime) -> None:

@@ -123,10 +123,9 @@ def _widen(con: PgConnection, table: SinkTable) -> None:
     found = dict(con.execute(
         "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
         " WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped", [table.name]).fetchall())
-    for name, kind in table.columns:
-        if kind == DECIMAL_TYPE and found.get(name) not in (None, _WIDE):
-            con.execute(f"ALTER TABLE {table.name} ALTER {name} TYPE {_type(kind)}"
-                        f" USING CAST(CAST({name} AS TEXT) AS {_type(kind)})", [])
+    for name in table.narrowed(found, _WIDE):
+        con.execute(f"ALTER TABLE {table.name} ALTER {name} TYPE {_WIDE}"
+                    f" USING CAST(CAST({name} AS TEXT) AS {_WIDE})", [])
 
 
 def _upsert(con: PgConnection, table: SinkTable, rows: Sequence[BaseModel], now: datetime) -> None:

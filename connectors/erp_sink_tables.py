@@ -79,6 +79,12 @@ class SinkTable:
     def type_of(self, column: str) -> str:
         return dict(self.columns)[column]
 
+    def narrowed(self, found: dict[str, str], wide: str) -> list[str]:
+        """The decimal columns that ``found`` (each existing column's type, as the database names
+        it) holds in another type than ``wide``: those an earlier version or an ERP team made
+        narrower, which both backends widen."""
+        return [name for name, kind in self.columns if kind == DECIMAL_TYPE and found.get(name) not in (None, wide)]
+
     def values(self, rows: Sequence[BaseModel], now: datetime) -> list[list[Any]]:
         """The rows as one list per column (``synced_at`` is ``now``), as both backends insert them."""
         dumped = [row.model_dump() for row in rows]

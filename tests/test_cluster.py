@@ -33,7 +33,7 @@ from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from app import local_postgres
-from app.cluster import UNSCHEDULED, Cluster, alive, profile_table
+from app.cluster import UNSCHEDULED, Cluster, ClusterCompany, alive
 from connectors.erp_sink import ErpSink
 from connectors.state import StateStore
 from demo import sample_erp
@@ -62,25 +62,13 @@ CRASH_AFTER = timedelta(seconds=60)
 
 
 @dataclass
-class Company:
-    profile: str
-    company_id: int
-    folder: Path
-    sandbox: SandboxServer
+class Company(ClusterCompany):
     reference: SandboxServer
     hold: Hold | None = None  # north's sandbox: its calls held while armed
 
     @property
-    def erp(self) -> Path:
-        return self.folder / "erp" / "erp.duckdb"
-
-    @property
     def reference_home(self) -> Path:
         return self.folder / "reference"
-
-    def profile_table(self) -> str:
-        return profile_table(self.profile, company_id=self.company_id, local_sandbox_url=self.sandbox.url,
-                             erp_path=self.erp, export_dir=self.folder / "export", **UNSCHEDULED)
 
     def reference_run(self, api_url: str) -> subprocess.Popen[bytes]:
         """``procore-sync sync all`` on one host: a copy of the ERP, a state file."""
@@ -147,7 +135,7 @@ def test_a_host_killed_mid_run_ends_as_one_host_would(companies: dict[str, Compa
     began = time.monotonic()
     north, south = companies["north"], companies["south"]
     profiles = tmp_path / "profiles.toml"
-    profiles.write_text("\n".join(c.profile_table() for c in companies.values()))
+    profiles.write_text("\n".join(c.table(export_dir=c.export_dir, **UNSCHEDULED) for c in companies.values()))
     env = {"PROCORE_SYNC_ENVIRONMENT": "local", "PROCORE_SYNC_QUOTA_ENABLED": "false"}
     with Cluster(tmp_path / "cluster", profiles, env=env, poll_s=1, worker_limit=1, crash_after=CRASH_AFTER) as cluster, \
             temporary_settings(updates={PREFECT_API_URL: cluster.api_url}):
@@ -188,7 +176,7 @@ def test_a_host_killed_mid_run_ends_as_one_host_would(companies: dict[str, Compa
             reference = StateStore(company.reference_home / "state.duckdb")
             clean = snapshot(company.reference, company.reference_home / "erp" / "erp.duckdb",
                              company.reference_home / "export", reference)
-            cluster_side = snapshot(company.sandbox, company.erp, company.folder / "export", state)
+            cluster_side = snapshot(company.sandbox, company.erp, company.export_dir, state)
             different = [f for f in verdict(clean, cluster_side, ENTITY_FLOWS) if not f.clean]
             assert not different, (company.profile, [(f.entity, f.missing, f.extra, f.different, f.examples[:3])
                                                      for f in different])
