@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -97,9 +97,10 @@ def install_automations(settings: Settings) -> list[str]:
     return install_alerts(settings)
 
 
-def serve_forever(settings: Settings, *more: Settings) -> None:
+def serve_forever(settings: Settings, *more: Settings, flows: Collection[str] | None = None) -> None:
     """Register every deployment of each company (settings) with its schedule and run their flow
     runs in this one process until Ctrl-C: each run makes its settings from its ``profile``.
+    ``flows``: only the deployments of these flows (by flow name).
 
     Ctrl-C stops the serve loop through the runner's own stop (``Runner.astop``: no new run, the
     runs in flight cancelled, its loops' cancel scope cancelled), then returns. Prefect's ``serve``
@@ -108,7 +109,10 @@ def serve_forever(settings: Settings, *more: Settings) -> None:
     never stopped: tests/test_demo.py). A second Ctrl-C raises KeyboardInterrupt as usual."""
     install_automations(settings)
     runner = Runner(pause_on_shutdown=False, limit=4)
-    for deployment in runner_deployments(settings, *more):
+    deployments = runner_deployments(settings, *more, flows=flows)
+    if flows is not None and (unknown := set(flows) - {d.flow_name for d in deployments}):
+        raise ConfigError(f"no deployment of the flow(s) {', '.join(sorted(unknown))} to serve")
+    for deployment in deployments:
         runner.add_deployment(deployment)
     # The runs' processes get this process's settings: they beat as the automation expects.
     with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: HEARTBEAT_S}):

@@ -90,8 +90,10 @@ def heartbeats(api_url: str, flow_run_ids: set[str]) -> set[str]:
 
 # --- deployments served by a real process ------------------------------------------------------
 
-SERVE = ("from app.runner import serve_forever; from procore_sync.settings import Settings; "
-         "serve_forever(Settings())")
+# The flows to serve are the arguments (none: every flow). Registering all 54 deployments costs
+# the serve process and the Prefect server about 8 s of CPU, so a test serves what it runs.
+SERVE = ("import sys; from app.runner import serve_forever; from procore_sync.settings import Settings; "
+         "serve_forever(Settings(), flows=sys.argv[1:] or None)")
 
 
 def wait_for(condition: Callable[[], Any], what: str, timeout_s: float = 120) -> Any:
@@ -126,14 +128,19 @@ def finished(name: str, timeout_s: float = 120) -> tuple[UUID, str]:
 
 
 @contextmanager
-def served_deployments(api_url: str) -> Iterator[None]:
-    """``procore-sync``'s deployments served by a separate process (as the demo serves them),
-    with the environment of this test; stopped on the way out."""
+def served_deployments(api_url: str, *flows: str) -> Iterator[None]:
+    """The deployments of ``flows`` (flow names), served by a separate process as the demo serves
+    them, with the environment of this test; stopped on the way out."""
+    assert flows, "name the flows the test runs"
     env = os.environ | {"PREFECT_API_URL": api_url, "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
-    server = subprocess.Popen([sys.executable, "-c", SERVE], env=env, stdout=subprocess.DEVNULL,
+    server = subprocess.Popen([sys.executable, "-c", SERVE, *flows], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     try:
-        wait_for(lambda: _deployment_exists("health-check/health-check"), "the served deployments")
+        def served() -> bool | None:
+            assert server.poll() is None, f"the serve process exited ({server.returncode})"
+            return all(_deployment_exists(f"{flow}/{flow}") for flow in flows) or None
+
+        wait_for(served, "the served deployments")
         yield
     finally:
         server.terminate()

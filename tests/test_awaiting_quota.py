@@ -27,7 +27,7 @@ def test_a_spent_window_defers_the_run_which_resumes_and_completes(
     with start_in_thread(config) as sandbox:
         settings = settings_env(monkeypatch, sandbox.url, small_erp.path, tmp_path, PROCORE_SYNC_BATCH_SIZE="1",
                                 PROCORE_SYNC_PACING_LOW_WATER="0", PROCORE_SYNC_QUOTA_DEFER_AFTER_S="3")
-        with served_deployments(prefect_api):
+        with served_deployments(prefect_api, "vendors"):
             run_id, state = finished("vendors/vendors", timeout_s=240)
         assert state == "COMPLETED"
         with get_client(sync_client=True) as client:
@@ -53,7 +53,7 @@ def test_a_full_spike_window_is_waited_out_in_the_run_not_deferred(
             monkeypatch, sandbox.url, small_erp.path, tmp_path, PROCORE_SYNC_BATCH_SIZE="2",
             PROCORE_SYNC_QUOTA_ENABLED="true", PROCORE_SYNC_QUOTA_DEFER_AFTER_S="3",
             PROCORE_SYNC_QUOTA_LIMIT_NAME=f"quota-test-spike-{tmp_path.name}"))
-        with served_deployments(prefect_api):
+        with served_deployments(prefect_api, "vendors"):
             run_id, state = finished("vendors/vendors", timeout_s=240)
         with get_client(sync_client=True) as client:
             names = [s.name for s in client.read_flow_run_states(run_id)]

@@ -20,7 +20,7 @@ def test_failed_runs_come_back_completed_with_the_same_ids(
     sandbox: SandboxServer, small_erp: SampleErp, tmp_path, monkeypatch, prefect_api: str
 ) -> None:
     settings_env(monkeypatch, sandbox.url, small_erp.path, tmp_path, PROCORE_SYNC_MAX_ATTEMPTS="1")
-    with served_deployments(prefect_api):
+    with served_deployments(prefect_api, "vendors", "customers"):
         requests.put(f"{sandbox.url}/_sandbox/faults", json={"error_rate": 1.0}, timeout=10).raise_for_status()
         vendors_run, vendors_state = finished("vendors/vendors")
         early_customers, early_state = finished("customers/customers")

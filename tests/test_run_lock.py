@@ -109,7 +109,7 @@ def test_one_run_of_an_entity_at_a_time_everywhere(tmp_path: Path, monkeypatch: 
                                       "token": TOKEN, "record_path": "data", "timeout_s": 600}
             settings = settings_env(monkeypatch, sandbox.url, erp, tmp_path / "home",
                                     PROCORE_SYNC_SOURCES=json.dumps({ENTITY: source}))
-            with served_deployments(prefect_api):
+            with served_deployments(prefect_api, ENTITY, "sync-all"):
                 began = datetime.now(UTC)
                 own = run_deployment(f"{ENTITY}/{ENTITY}", timeout=0)
                 every = run_deployment("sync-all/sync-all", timeout=0)

@@ -26,7 +26,7 @@ from connectors.procore import ProcoreClient
 from connectors.procore_webhooks import WebhooksApi
 from connectors.state import StateStore
 from flows import ENTITY_FLOWS
-from flows.change_orders import COMMITMENT_CHANGE_ORDERS
+from flows.change_orders import COMMITMENT_CHANGE_ORDERS, PRIME_CHANGE_ORDERS
 from app.receiver import PATH, Dispatcher, receiver_app
 from procore_sync.settings import Settings
 from sandbox.clock import ManualClock
@@ -118,7 +118,7 @@ def test_a_change_order_approved_in_the_field_reaches_the_erp_once_through_its_w
     try:
         change_order = company.field_change_order("Steel")  # before the hook: no event, not in the ERP
         api, hook_id = installed(company, monkeypatch, url + PATH)
-        with served_deployments(prefect_api):
+        with served_deployments(prefect_api, COMMITMENT_CHANGE_ORDERS.name, PRIME_CHANGE_ORDERS.name):
             company.field_edit(change_order["id"], "Extra steel")
             company.sandbox.app.state.sandbox.webhooks.settle(timeout_s=20)
 
