@@ -81,6 +81,16 @@ def _schedules(deployment: RunnerDeployment) -> list[tuple[str, bool]]:
     return [(s.schedule.cron, s.active) for s in deployment.schedules]  # type: ignore[union-attr]
 
 
+def test_serve_takes_the_flows_it_is_given_and_refuses_one_it_has_no_deployment_for() -> None:
+    from app.runner import serve_forever
+
+    served = runner_deployments(Settings(_env_file=None), flows=["vendors", "sync-all"])
+    assert sorted({d.flow_name for d in served}) == ["sync-all", "vendors"]
+    assert {d.name for d in served} == {"vendors", "vendors-full-resync", "sync-all", "sync-all-full-resync"}
+    with pytest.raises(ConfigError, match="no deployment of the flow.s. supliers to serve"):
+        serve_forever(Settings(_env_file=None), flows=["vendors", "supliers"])
+
+
 def test_by_default_resource_planning_runs_on_its_own_schedule_and_the_rest_as_before() -> None:
     built = {d.name: d for d in runner_deployments(Settings())}
     own = {"resource_people", "resource_projects"}
