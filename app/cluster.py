@@ -70,7 +70,8 @@ def profile_table(profile: str, **settings: object) -> str:
 @dataclass
 class ClusterCompany:
     """A company of a cluster on one machine: its profile, its Procore (a sandbox) and its
-    folder, which holds its sample ERP (``erp/erp.duckdb``) and CSV exports (``export/``)."""
+    folder, which holds its sample ERP (``erp/erp.duckdb``) and, where its table names
+    ``export_dir=export_dir`` (the test, the benchmark), its CSV exports (``export/``)."""
 
     profile: str
     company_id: int

@@ -90,10 +90,10 @@ def heartbeats(api_url: str, flow_run_ids: set[str]) -> set[str]:
 
 # --- deployments served by a real process ------------------------------------------------------
 
-# The flows to serve are the arguments (none: every flow). Registering all 54 deployments costs
-# the serve process and the Prefect server about 8 s of CPU, so a test serves what it runs.
+# The flows to serve are the arguments. Registering all 54 deployments costs the serve process
+# and the Prefect server about 8 s of CPU, so a test serves what it runs.
 SERVE = ("import sys; from app.runner import serve_forever; from procore_sync.settings import Settings; "
-         "serve_forever(Settings(), flows=sys.argv[1:] or None)")
+         "serve_forever(Settings(), flows=sys.argv[1:])")
 
 
 def wait_for(condition: Callable[[], Any], what: str, timeout_s: float = 120) -> Any:

@@ -24,8 +24,8 @@ from connectors.run_lock import lock_name  # noqa: E402
 from flows import ENTITY_FLOWS  # noqa: E402
 from demo import sample_erp  # noqa: E402
 
-# The run alone takes about 70 s; beside the rest of the suite (four workers on two cores) it took
-# 140-225 s, close to the suite's 300 s bound per test.
+# The run alone takes about 70 s; beside the rest of the suite (three or four workers on two
+# cores) it took 125-225 s, close to the suite's 300 s bound per test.
 pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.timeout(600)]
 SCALE = 0.05
 
