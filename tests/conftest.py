@@ -69,7 +69,7 @@ from sandbox.server import SandboxServer, start_in_thread  # noqa: E402
 # its own while the short modules fill in around them, instead of one of them starting last.
 LONG_FIRST = ("test_chaos.py", "test_demo.py", "test_cluster.py", "test_all_entities.py",
               "test_reconcile_money.py", "test_alerts.py", "test_run_lock.py", "test_awaiting_quota.py",
-              "test_webhooks_end_to_end.py", "test_sync_all_links.py")
+              "test_webhooks_end_to_end.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

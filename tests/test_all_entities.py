@@ -2,7 +2,8 @@
 
 One company is synced, the field works in Procore (``demo.field_activity``, through the
 API), sync-all runs again, the field works once more and the Procore → ERP entities run; the
-tests read what that left in the sandbox, the state, the ERP tables and the export files.
+tests read what that left in the sandbox, the state, the ERP tables, the export files and the
+Prefect server (sync-all's page in the UI leads to every entity run it started).
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from uuid import UUID
 
 import pytest
+from prefect import get_client
+from prefect.settings import PREFECT_UI_URL
 
 from connectors.erp import DuckDbErpSource
 from connectors.erp_sink import ErpSink
@@ -36,6 +40,7 @@ from sandbox.server import SandboxServer, start_in_thread
 from tasks.inbound import InboundSpec
 from tasks.spec import HELD, SyncOptions
 from tests.conftest import settings_env
+from tests.support import flow_run_artifacts
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -106,6 +111,8 @@ class SyncedCompany:
     clock: PinnableClock
     rounds: tuple[FieldActivity, FieldActivity]
     after_the_field: dict
+    first_flow_run: UUID  # the first sync-all's
+    first_entity_runs: dict[str, list[str]]  # each entity's flow runs by the end of the first sync-all
 
 
 @pytest.fixture(scope="module")
@@ -117,18 +124,22 @@ def synced(company_erp: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     clock = PinnableClock()
     with pytest.MonkeyPatch.context() as monkeypatch, start_in_thread(FAST, clock) as sandbox:
         settings = settings_env(monkeypatch, sandbox.url, erp / "erp.duckdb", home)
-        first = run_all()
+        first_state = sync_all(options=SyncOptions(), return_state=True)
+        first = {s.entity: s for s in first_state.result()}
+        store = StateStore(settings.state_path)
+        first_entity_runs = {entity: [r.flow_run_id for r in store.runs(entity)] for entity in first}
         round_1 = field_work(settings)
         second = run_all()
         round_2 = field_work(settings)
         after_the_field = run_inbound_entities(settings)
-        yield SyncedCompany(sandbox, settings, erp, first, second, clock, (round_1, round_2), after_the_field)
+        yield SyncedCompany(sandbox, settings, erp, first, second, clock, (round_1, round_2), after_the_field,
+                            first_state.state_details.flow_run_id, first_entity_runs)
 
 
 def test_sync_all_lands_every_good_record_once_and_explains_every_bad_one(synced: SyncedCompany) -> None:
     assert all(s.status == "completed" for s in synced.first.values()), {k: s.message for k, s in synced.first.items()}
     assert synced.sandbox.app.state.contract_violations == []
-    assert_bad_and_blocked_rows_explained(synced.settings, expected(synced.erp))
+    assert_bad_and_blocked_rows_explained(StateStore(synced.settings.state_path), expected(synced.erp))
     assert_reconciled(synced.settings)
 
 
@@ -136,8 +147,32 @@ def test_a_second_sync_all_writes_nothing(synced: SyncedCompany) -> None:
     assert {k: s.write_calls for k, s in synced.second.items() if s.write_calls} == {}
 
 
-def assert_bad_and_blocked_rows_explained(settings: Settings, expectations: dict) -> None:
-    store = StateStore(settings.state_path)
+def test_sync_all_links_its_entity_runs_as_subflows_and_its_overview_leads_to_each(
+        synced: SyncedCompany, prefect_api: str) -> None:
+    """The entity runs are sync-all's subflow runs (each under a task run of sync-all's own flow
+    run, as Prefect links a subflow to its parent), and its overview links to each one's page;
+    read back through Prefect's client, as the UI reads them."""
+    parent, runs_of = synced.first_flow_run, synced.first_entity_runs
+    assert sum(map(len, runs_of.values())) > len(runs_of) > 10, "revisited entities ran twice"
+    with get_client(sync_client=True) as client:
+        unlinked = []
+        for entity, entity_runs in runs_of.items():
+            for run_id in entity_runs:
+                run = client.read_flow_run(UUID(run_id))
+                if run.parent_task_run_id is None or client.read_task_run(run.parent_task_run_id).flow_run_id != parent:
+                    unlinked.append(entity)
+        assert not unlinked, f"entity runs not sync-all's subflow runs: {unlinked}"
+    ui = PREFECT_UI_URL.value()
+    overview = flow_run_artifacts(prefect_api, str(parent))["table"]
+    assert overview["key"] == "sync-all-overview"
+    table = json.loads(overview["data"]) if isinstance(overview["data"], str) else overview["data"]
+    rows = {row["entity"]: row for row in table}
+    for entity, entity_runs in runs_of.items():
+        for run in entity_runs:  # a markdown link, which the UI's table renders as one
+            assert f"]({ui}/runs/flow-run/{run})" in str(rows[entity].get("run")), rows[entity]
+
+
+def assert_bad_and_blocked_rows_explained(store: StateStore, expectations: dict) -> None:
     for table, facts in expectations.items():
         states = store.record_states(entity_of_table(table))
         for bad in facts.get("bad", []):
