@@ -266,10 +266,9 @@ class Cluster:
 
     def stop(self) -> None:
         """Stop the workers (and their runs), the server, then PostgreSQL."""
+        _stop_trees([host.process for host in self.hosts if host.process is not None])
         for host in self.hosts:
-            if host.process is not None:
-                _stop_tree(host.process)
-                host.process = None
+            host.process = None
         if self.server is not None:
             self.server.stop()
             self.server = None
@@ -342,16 +341,20 @@ def _kill_tree(pid: int) -> list[int]:
     return stopped
 
 
-def _stop_tree(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the worker and its runs, SIGKILL to whatever is left after ``STOP_WAIT_S``."""
-    pids = _tree(process.pid)
+def _stop_trees(processes: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM to the workers and their runs at once, SIGKILL to whatever is left after
+    ``STOP_WAIT_S``: the hosts stop together, so a slow one costs one wait, not one each."""
+    pids = [pid for process in processes for pid in _tree(process.pid)]
     _signal_all(pids, signal.SIGTERM)
     deadline = time.monotonic() + STOP_WAIT_S
     while time.monotonic() < deadline and any(alive(p) for p in pids):
-        process.poll()  # reaps the worker: a zombie is not alive
+        for process in processes:
+            process.poll()  # reaps the worker: a zombie is not alive
         time.sleep(0.2)
-    _signal_all([p for p in _tree(process.pid) + pids if alive(p)], signal.SIGKILL)
-    process.wait()
+    left = {p for process in processes for p in _tree(process.pid)} | set(pids)
+    _signal_all([p for p in left if alive(p)], signal.SIGKILL)
+    for process in processes:
+        process.wait()
 
 
 def alive(pid: int) -> bool:
