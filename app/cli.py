@@ -285,18 +285,22 @@ def deployments(
     write: Annotated[bool, typer.Option(help="Write prefect.yaml instead of printing it.")] = False,
     apply: Annotated[bool, typer.Option(help="Create or update them on the Prefect server's work pool "
                                             "(as `prefect deploy --all` would) instead of printing them.")] = False,
+    flow: Annotated[Optional[list[str]], typer.Option(
+        help="With --apply: only this flow's deployments (a flow name such as sync-all or vendors; "
+             "repeatable).")] = None,
 ) -> None:
     """Print (or write) prefect.yaml: the deployments for a work pool, as `demo` serves them (with
     profiles: every profile's, or --profile's alone); and create or update on the Prefect server the
     automation that marks a run Crashed when its process is gone, and the alerts (when
     PROCORE_SYNC_ALERT_BLOCK is set)."""
     from app.runner import install_automations
-    from deployments import WORK_POOL, companies, render_prefect_yaml
+    from deployments import WORK_POOL, chosen_specs, companies, render_prefect_yaml
 
     settings = Settings()
     try:
         chosen = companies(settings, _selected["profile"])
         text = render_prefect_yaml(*chosen)
+        applied = chosen_specs(*chosen, flows=flow)
         installed = install_automations(chosen[0])
     except SyncError as exc:
         _fail(exc)
@@ -308,7 +312,7 @@ def deployments(
     if apply:
         from deployments.work_pool import apply_to_work_pool
 
-        console.print(f"{apply_to_work_pool(*chosen)} deployments on work pool {WORK_POOL}")
+        console.print(f"{apply_to_work_pool(applied)} deployments on work pool {WORK_POOL}")
     if not (write or apply):
         print(text)
 

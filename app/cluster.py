@@ -112,15 +112,16 @@ class Cluster:
     the sandbox's URL or ``PROCORE_SYNC_QUOTA_ENABLED``. ``poll_s``: how often a worker asks for
     runs (Prefect's default is 10 s). ``worker_limit``: flow runs at once per worker.
     ``crash_after``: the crash detection's wait for a silent run, when not the product's
-    (``deployments/crash_detection.py``). ``port``: the Prefect server's (and its UI's), when
-    free; any free port otherwise."""
+    (``deployments/crash_detection.py``). ``flows``: only these flows' deployments (a test's),
+    not all 54 of each profile. ``port``: the Prefect server's (and its UI's), when free; any
+    free port otherwise."""
 
     def __init__(self, folder: Path, profiles_file: Path, *, workers: int = 2, env: dict[str, str] | None = None,
                  poll_s: float = 10.0, worker_limit: int | None = None, crash_after: timedelta | None = None,
-                 port: int | None = None) -> None:
+                 flows: Iterable[str] = (), port: int | None = None) -> None:
         self.folder, self.profiles_file = folder.resolve(), profiles_file.resolve()
         self.extra_env, self.poll_s, self.worker_limit = env or {}, poll_s, worker_limit
-        self.crash_after = crash_after
+        self.crash_after, self.flows = crash_after, list(flows)
         # Never another server's: PrefectServer would reuse one already answering there.
         self.port = port if port is not None and port_is_free(port) else free_port()
         self.hosts = [Host(i, self.folder / f"host-{i}") for i in range(workers)]
@@ -192,7 +193,8 @@ class Cluster:
         detection; alerts when configured), as an operator does it (docs/deployments.md)."""
         deploying = self.folder / "deploy"
         deploying.mkdir(exist_ok=True)
-        self._run([sys.executable, "-m", "app.cli", "deployments", "--apply"], deploying)
+        only = [option for flow in self.flows for option in ("--flow", flow)]
+        self._run([sys.executable, "-m", "app.cli", "deployments", "--apply", *only], deploying)
         if self.crash_after is not None:
             with temporary_settings(updates={PREFECT_API_URL: self.api_url}):
                 install_crash_detection(self.crash_after)

@@ -154,6 +154,19 @@ def schedules_of(d: DeploymentSpec, settings: Settings) -> list[dict[str, Any]]:
     return [{"cron": cron, "timezone": settings.schedule_timezone, "active": d.active} for cron in d.crons]
 
 
+def chosen_specs(*companies: Settings, flows: Collection[str] | None = None) -> list[tuple[Settings, DeploymentSpec]]:
+    """Each company's deployments with its settings; only those of the named ``flows`` when given,
+    where a name no deployment has is refused (before anything is installed or registered)."""
+    specs = [(settings, d) for settings in companies for d in deployment_specs(settings)]
+    if flows is None:
+        return specs
+    known = {d.flow.name for _, d in specs}
+    if unknown := set(flows) - known:
+        raise ConfigError(f"no deployment of the flow(s) {', '.join(sorted(unknown))}; "
+                          f"known: {', '.join(sorted(known))}")
+    return [(settings, d) for settings, d in specs if d.flow.name in flows]
+
+
 def runner_deployments(*companies: Settings, flows: Collection[str] | None = None) -> list[RunnerDeployment]:
     """The deployments of each company (settings) given, for ``serve``: one process for all;
     only those of the named ``flows`` when given (registering all 54 costs seconds of CPU)."""
@@ -166,8 +179,7 @@ def runner_deployments(*companies: Settings, flows: Collection[str] | None = Non
             concurrency_limit=1,
             tags=list(d.tags),
         )
-        for settings in companies for d in deployment_specs(settings)
-        if flows is None or d.flow.name in flows
+        for settings, d in chosen_specs(*companies, flows=flows)
     ]
 
 

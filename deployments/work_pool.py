@@ -19,14 +19,13 @@ from prefect.exceptions import ObjectAlreadyExists
 from prefect.schedules import Cron
 from prefect.utilities.callables import parameter_schema
 
-from deployments import PULL_STEPS, WORK_POOL, DeploymentSpec, deployment_specs, job_variables, schedules_of
+from deployments import PULL_STEPS, WORK_POOL, DeploymentSpec, job_variables, schedules_of
 from procore_sync.settings import Settings
 
 
-def apply_to_work_pool(*companies: Settings) -> int:
-    """Create or update each company's deployments on the work pool (created if missing);
-    returns how many."""
-    specs = [(settings, d) for settings in companies for d in deployment_specs(settings)]
+def apply_to_work_pool(specs: list[tuple[Settings, DeploymentSpec]]) -> int:
+    """Create or update the deployments (``deployments.chosen_specs``: each with its company's
+    settings) on the work pool (created if missing); returns how many."""
     with get_client(sync_client=True) as client:
         ensure_work_pool(client)
         flows = {d.flow.name: (client.create_flow_from_name(d.flow.name), _schema(d.flow)) for _, d in specs}

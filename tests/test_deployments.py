@@ -87,7 +87,7 @@ def test_serve_takes_the_flows_it_is_given_and_refuses_one_it_has_no_deployment_
     served = runner_deployments(Settings(_env_file=None), flows=["vendors", "sync-all"])
     assert sorted({d.flow_name for d in served}) == ["sync-all", "vendors"]
     assert {d.name for d in served} == {"vendors", "vendors-full-resync", "sync-all", "sync-all-full-resync"}
-    with pytest.raises(ConfigError, match="no deployment of the flow.s. supliers to serve"):
+    with pytest.raises(ConfigError, match="no deployment of the flow.s. supliers; known: .*retry-failed-runs"):
         serve_forever(Settings(_env_file=None), flows=["vendors", "supliers"])
 
 
@@ -198,14 +198,14 @@ def test_apply_puts_on_the_work_pool_what_prefect_yaml_declares(prefect_api: str
     """`procore-sync deployments --apply` (workers; ``prefect deploy`` stops after one deployment
     with Prefect 3.8.8): each deployment on the server as the file declares it. A profile of its
     own, so that the deployments the other tests serve are left alone."""
-    from deployments import companies
+    from deployments import chosen_specs, companies
     from deployments.work_pool import apply_to_work_pool
 
     monkeypatch.setenv("PROCORE_SYNC_PROFILES_FILE", str(tmp_path / "profiles.toml"))
     (tmp_path / "profiles.toml").write_text('[applied]\ncompany_id = 14\n')
     chosen = companies(Settings())
     declared = yaml.safe_load(render_prefect_yaml(*chosen))
-    assert apply_to_work_pool(*chosen) == len(declared["deployments"])
+    assert apply_to_work_pool(chosen_specs(*chosen)) == len(declared["deployments"])
 
     body = {"deployments": {"name": {"like_": "applied-"}}, "limit": 200, "offset": 0, "sort": "NAME_ASC"}
     answer = requests.post(f"{prefect_api}/deployments/filter", json=body, timeout=30).json()
