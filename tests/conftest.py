@@ -20,8 +20,11 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
 # The suite's server runs no schedules: every test starts the runs it reads. Its scheduler made
 # each served deployment's next runs again whenever a test served them (two crons each), its
-# late-runs and foreman services swept them: work for the two cores that no test looks at.
-for service in ("SCHEDULER", "LATE_RUNS", "FOREMAN"):
+# late-runs and foreman services swept them: work for the two cores that no test looks at. Nor
+# does any test read the task runs the task-run recorder writes from the clients' events (a
+# subflow's parent task run, which the sync-all links test reads, is made through the API): it
+# was a third of the server's CPU per sync-all (bench/orchestration.py).
+for service in ("SCHEDULER", "LATE_RUNS", "FOREMAN", "TASK_RUN_RECORDER"):
     os.environ.setdefault(f"PREFECT_SERVER_SERVICES_{service}_ENABLED", "false")
 
 
