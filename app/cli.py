@@ -296,6 +296,9 @@ def deployments(
     from app.runner import install_automations
     from deployments import WORK_POOL, chosen_specs, companies, render_prefect_yaml
 
+    if flow and not apply:
+        raise typer.BadParameter("it chooses the deployments that --apply puts on the work pool: add --apply",
+                                 param_hint="--flow")
     settings = Settings()
     try:
         chosen = companies(settings, _selected["profile"])

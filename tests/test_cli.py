@@ -77,3 +77,15 @@ def test_deployments_are_rendered_once_per_profile(tmp_path, monkeypatch) -> Non
     assert "acme-vendors" in names and "globex-vendors-full-resync" in names and "vendors" not in names
     only = runner.invoke(app, ["--profile", "acme", "deployments"])
     assert "- name: acme-sync-all" in only.stdout and "globex" not in only.stdout
+
+
+def test_deployments_flow_goes_with_apply_and_names_a_flow_that_has_deployments(tmp_path, monkeypatch) -> None:
+    _two_profiles(tmp_path, monkeypatch)
+    alone = runner.invoke(app, ["deployments", "--flow", "vendors"])
+    assert alone.exit_code == 2 and "add --apply" in " ".join(alone.output.split())
+    # Refused before anything is installed: the automations need a Prefect server, and none answers here.
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
+    typo = runner.invoke(app, ["deployments", "--apply", "--flow", "vendors", "--flow", "supliers"])
+    assert typo.exit_code == 2
+    said = " ".join(typo.output.split())
+    assert "no deployment of the flow(s) supliers; known:" in said and "retry-failed-runs" in said
