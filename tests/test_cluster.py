@@ -122,7 +122,7 @@ def test_a_host_killed_mid_run_ends_as_one_host_would(companies: dict[str, Compa
     profiles = tmp_path / "profiles.toml"
     profiles.write_text("\n".join(c.table(export_dir=c.export_dir, **UNSCHEDULED) for c in companies.values()))
     env = {"PROCORE_SYNC_ENVIRONMENT": "local", "PROCORE_SYNC_QUOTA_ENABLED": "false"}
-    with Cluster(tmp_path / "cluster", profiles, env=env, poll_s=1, worker_limit=1, crash_after=CRASH_AFTER,
+    with Cluster(tmp_path / "cluster", profiles, env=env, poll_s=3, worker_limit=1, crash_after=CRASH_AFTER,
                  flows=("sync-all", "retry-failed-runs")) as cluster, \
             temporary_settings(updates={PREFECT_API_URL: cluster.api_url}):
         up = time.monotonic()
