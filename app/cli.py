@@ -303,7 +303,7 @@ def deployments(
     try:
         chosen = companies(settings, _selected["profile"])
         text = render_prefect_yaml(*chosen)
-        applied = chosen_specs(*chosen, flows=flow)
+        applied = chosen_specs(*chosen, flows=flow) if apply else []  # an unknown flow: nothing installed
         installed = install_automations(chosen[0])
     except SyncError as exc:
         _fail(exc)

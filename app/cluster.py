@@ -113,7 +113,7 @@ class Cluster:
     runs (Prefect's default is 10 s). ``worker_limit``: flow runs at once per worker.
     ``crash_after``: the crash detection's wait for a silent run, when not the product's
     (``deployments/crash_detection.py``). ``flows``: only these flows' deployments (a test's),
-    not all 54 of each profile. ``port``: the Prefect server's (and its UI's), when free; any
+    not all 54 of each profile (all when none are named). ``port``: the Prefect server's (and its UI's), when free; any
     free port otherwise."""
 
     def __init__(self, folder: Path, profiles_file: Path, *, workers: int = 2, env: dict[str, str] | None = None,
@@ -259,7 +259,7 @@ class Cluster:
         for host in self.hosts:
             if host.process is None:
                 continue
-            for pid in _tree(host.process.pid):
+            for pid in process_tree(host.process.pid):
                 if _environ(pid).get("PREFECT__FLOW_RUN_ID") == flow_run_id:
                     return host.number
         return None
@@ -306,7 +306,7 @@ def _children() -> dict[int, list[int]]:
     return found
 
 
-def _tree(pid: int) -> list[int]:
+def process_tree(pid: int) -> list[int]:
     """``pid`` and its descendants, whatever session they started."""
     children, found, queue = _children(), [], [pid]
     while queue:
@@ -336,7 +336,7 @@ def _kill_tree(pid: int) -> list[int]:
     """SIGKILL ``pid`` and its descendants together: stopped first, so that none starts another
     process or notices the others die before it dies itself."""
     stopped: list[int] = []
-    while more := [p for p in _tree(pid) if p not in stopped]:
+    while more := [p for p in process_tree(pid) if p not in stopped]:
         _signal_all(more, signal.SIGSTOP)
         stopped += more
     _signal_all(stopped, signal.SIGKILL)
@@ -346,14 +346,14 @@ def _kill_tree(pid: int) -> list[int]:
 def _stop_trees(processes: list[subprocess.Popen[bytes]]) -> None:
     """SIGTERM to the workers and their runs at once, SIGKILL to whatever is left after
     ``STOP_WAIT_S``: the hosts stop together, so a slow one costs one wait, not one each."""
-    pids = [pid for process in processes for pid in _tree(process.pid)]
+    pids = [pid for process in processes for pid in process_tree(process.pid)]
     _signal_all(pids, signal.SIGTERM)
     deadline = time.monotonic() + STOP_WAIT_S
     while time.monotonic() < deadline and any(alive(p) for p in pids):
         for process in processes:
             process.poll()  # reaps the worker: a zombie is not alive
         time.sleep(0.2)
-    left = {p for process in processes for p in _tree(process.pid)} | set(pids)
+    left = {p for process in processes for p in process_tree(process.pid)} | set(pids)
     _signal_all([p for p in left if alive(p)], signal.SIGKILL)
     for process in processes:
         process.wait()

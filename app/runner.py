@@ -107,7 +107,7 @@ def serve_forever(settings: Settings, *more: Settings, flows: Collection[str] | 
     left it to asyncio's Ctrl-C, a cancel of the loop's main task thrown in wherever it waits,
     and beside a busy test suite that cancel was lost now and then (the loop idled on, the demo
     never stopped: tests/test_demo.py). A second Ctrl-C raises KeyboardInterrupt as usual."""
-    deployments = runner_deployments(settings, *more, flows=flows)  # a flow it has not refused first
+    deployments = runner_deployments(settings, *more, flows=flows)  # refuses an unknown flow: nothing installed yet
     install_automations(settings)
     runner = Runner(pause_on_shutdown=False, limit=4)
     for deployment in deployments:

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from _harness import bench_environment, company_parser, print_rows, sample_company
+from app.cluster import process_tree
 
 COLUMNS = ("run", "wall_s", "server_s", "postgres_s", "sync_s", "sandbox_s", "exit")
 TICK = os.sysconf("SC_CLK_TCK")
@@ -31,21 +32,13 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 def tree_cpu(root: int) -> float:
     """CPU seconds (user and system) of ``root`` and every live descendant, from /proc."""
-    parents, cpu = {}, {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    total = 0.0
+    for pid in process_tree(root):
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue  # gone meanwhile
-        parents[int(entry.name)] = int(fields[1])
-        cpu[int(entry.name)] = (int(fields[11]) + int(fields[12])) / TICK
-    total, queue = 0.0, [root]
-    while queue:
-        pid = queue.pop()
-        total += cpu.get(pid, 0.0)
-        queue += [child for child, parent in parents.items() if parent == pid]
+        total += (int(fields[11]) + int(fields[12])) / TICK
     return total
 
 

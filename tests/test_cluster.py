@@ -52,8 +52,8 @@ from tests.test_crashed_runs import Hold
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from _chaos_compare import Snapshot, read_exports, verdict  # noqa: E402
 
-# 140 s alone, 205-222 s beside the rest of the suite (three or four workers on two cores): more
-# than the suite's 300 s bound allows for a loaded CI host; each of its waits has a bound of its own.
+# 116 s alone, about 150 s beside the rest of the suite (three workers on two cores), more on a
+# loaded CI host than the suite's 300 s bound allows; each of its waits has a bound of its own.
 pytestmark = [pytest.mark.skipif(local_postgres.binaries() is None,
                                  reason="PostgreSQL is not installed (.ci/run installs it)"),
               pytest.mark.timeout(600)]
