@@ -80,13 +80,14 @@ def artifact_key(entity: str, kind: str) -> str:
 
 
 class Progress:
-    """A progress artifact, created at 0 % and moved as batches land."""
+    """A progress artifact, created at 0 % and moved as batches land; none for a run with
+    nothing to send (it would stay at 0 % on a run that completed)."""
 
     def __init__(self, entity: str, total: int) -> None:
         self.total = max(total, 1)
         self.done = 0
         self._id: UUID | None = None
-        if _in_flow_run():
+        if total and _in_flow_run():
             self._id = create_progress_artifact(
                 progress=0.0,
                 key=artifact_key(entity, "progress"),

@@ -74,6 +74,11 @@ def test_run_publishes_progress_records_table_and_summary(
         assert key in str(table)
     assert "vendors: Sync completed" in by_type["markdown"]["data"]
 
+    # Nothing left to send: no progress bar at all, not one left at 0 % on a completed run.
+    again = sync_vendors(options=SyncOptions(), return_state=True)
+    assert again.result().write_calls == 0
+    assert "progress" not in flow_run_artifacts(prefect_api, str(again.state_details.flow_run_id))
+
 
 def test_dry_run_publishes_the_plan_and_writes_nothing(
     sandbox: SandboxServer, small_erp: SampleErp, tmp_path, monkeypatch
