@@ -50,17 +50,25 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def again_and_other(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The sample made again from its seed, and from the next seed (the determinism tests')."""
+    again, other = tmp_path_factory.mktemp("again"), tmp_path_factory.mktemp("other")
+    sample_erp.generate(again, scale=1, seed=42, now=NOW)
+    sample_erp.generate(other, scale=1, seed=43, now=NOW)
+    return again, other
+
+
 # --- determinism and scale ----------------------------------------------------------------------
 
 
-def test_same_seed_same_data_other_seed_other_data(sample: Path, tmp_path: Path) -> None:
-    sample_erp.generate(tmp_path / "again", scale=1, seed=42, now=NOW)
-    sample_erp.generate(tmp_path / "other", scale=1, seed=43, now=NOW)
+def test_same_seed_same_data_other_seed_other_data(sample: Path, again_and_other: tuple[Path, Path]) -> None:
+    again, other = again_and_other
     for name in ("expected.json", "templates/suppliers.csv"):
-        assert (sample / name).read_bytes() == (tmp_path / "again" / name).read_bytes()
-        assert (sample / name).read_bytes() != (tmp_path / "other" / name).read_bytes()
-    assert rows_of(sample) == rows_of(tmp_path / "again")
-    assert rows_of(sample) != rows_of(tmp_path / "other")
+        assert (sample / name).read_bytes() == (again / name).read_bytes()
+        assert (sample / name).read_bytes() != (other / name).read_bytes()
+    assert rows_of(sample) == rows_of(again)
+    assert rows_of(sample) != rows_of(other)
 
 
 @pytest.mark.parametrize(("scale", "rows"), [(0.2, 100), (1, 500), (20, 10_000)])
@@ -240,8 +248,17 @@ STATUSES = {
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
-def load(folder: Path) -> dict[str, list[dict[str, Any]]]:
+Tables = dict[str, list[dict[str, Any]]]
+
+
+def load(folder: Path) -> Tables:
     return {table: rows_of(folder, table) for table in sample_erp.GENERATORS}
+
+
+@pytest.fixture(scope="module")
+def tables(sample: Path) -> Tables:
+    """Every table of the module's sample, read once for the tests that only read them."""
+    return load(sample)
 
 
 def all_expected(folder: Path) -> dict[str, Any]:
@@ -402,17 +419,16 @@ def test_expected_lists_exactly_the_bad_and_blocked_rows(folder: str, request: p
     assert_expected_matches_data(request.getfixturevalue(folder))
 
 
-def test_the_whole_company_is_deterministic(sample: Path, tmp_path: Path) -> None:
-    sample_erp.generate(tmp_path / "again", scale=1, seed=42, now=NOW)
-    sample_erp.generate(tmp_path / "other", scale=1, seed=43, now=NOW)
+def test_the_whole_company_is_deterministic(sample: Path, again_and_other: tuple[Path, Path]) -> None:
+    again, other = again_and_other
     for path in sorted((sample / "templates").glob("*.csv")):
         name = f"templates/{path.name}"
-        assert path.read_bytes() == (tmp_path / "again" / name).read_bytes(), name
+        assert path.read_bytes() == (again / name).read_bytes(), name
         if path.stem not in ("cost_types", "standard_cost_codes"):  # fixed lists
-            assert path.read_bytes() != (tmp_path / "other" / name).read_bytes(), name
+            assert path.read_bytes() != (other / name).read_bytes(), name
 
 
-def test_counts_at_scale_1(sample: Path) -> None:
+def test_counts_at_scale_1(sample: Path, tables: Tables) -> None:
     expected = all_expected(sample)
     keys = {table: expected[table]["keys"] for table in expected}
     rows = {table: expected[table]["rows"] for table in expected}
@@ -425,7 +441,7 @@ def test_counts_at_scale_1(sample: Path) -> None:
     for lines in ("prime_contract_lines", "subcontract_lines", "purchase_order_lines"):
         assert 8 <= rows[lines] / rows[HEADERS[lines][0]] <= 12, lines
     assert all(rows[table] == expected[table]["rows"] for table in rows)
-    tables = load(sample)  # one prime contract per project (even where its project is mistyped)
+    # one prime contract per project (even where its project is mistyped)
     contracts = {row["contract_number"].removeprefix("PC-") for row in tables["prime_contracts"]}
     assert contracts == {row["project_number"].removeprefix("P-") for row in tables["projects"]}
 
@@ -474,8 +490,8 @@ def test_scale_1_has_every_project_defect(sample: Path) -> None:
     assert problems == {"blank", "invalid_country", "invalid_state", "duplicate"}
 
 
-def test_bad_entries_record_the_value_in_the_data(sample: Path) -> None:
-    expected, tables = all_expected(sample), load(sample)
+def test_bad_entries_record_the_value_in_the_data(sample: Path, tables: Tables) -> None:
+    expected = all_expected(sample)
     for table in tables:
         key_field = expected[table]["key_field"]
         by_key = {row[key_field]: row for row in tables[table]}
@@ -493,16 +509,16 @@ def good(expected: dict[str, Any], table: str, rows: list[dict[str, Any]]) -> li
     return [row for row in rows if row[expected[table]["key_field"]] not in unclean]
 
 
-def test_good_commitments_and_costs_use_good_active_suppliers(sample: Path) -> None:
-    expected, tables = all_expected(sample), load(sample)
+def test_good_commitments_and_costs_use_good_active_suppliers(sample: Path, tables: Tables) -> None:
+    expected = all_expected(sample)
     suppliers = {row["supplier_code"]: row for row in good(expected, "suppliers", tables["suppliers"])}
     for table in ("subcontracts", "purchase_orders", "direct_costs"):
         for row in good(expected, table, tables[table]):
             assert suppliers[row["supplier_code"]]["is_active"], (table, row)
 
 
-def test_every_good_line_is_on_a_good_wbs_code_of_its_project(sample: Path) -> None:
-    expected, tables = all_expected(sample), load(sample)
+def test_every_good_line_is_on_a_good_wbs_code_of_its_project(sample: Path, tables: Tables) -> None:
+    expected = all_expected(sample)
     codes = {row["wbs_key"] for row in good(expected, "wbs_codes", tables["wbs_codes"])}
     for row in good(expected, "budget_lines", tables["budget_lines"]):
         assert row["budget_line_key"] in codes
@@ -513,8 +529,7 @@ def test_every_good_line_is_on_a_good_wbs_code_of_its_project(sample: Path) -> N
             assert wbs(project, row["sub_job_code"], row["cost_code"], row["cost_type"]) in codes
 
 
-def test_every_project_has_general_requirements_and_standard_codes(sample: Path) -> None:
-    tables = load(sample)
+def test_every_project_has_general_requirements_and_standard_codes(tables: Tables) -> None:
     standard = {row["cost_code"]: row["name"] for row in tables["standard_cost_codes"]}
     assert standard["01-001"] == "General Requirements"
     assert all(re.fullmatch(r"\d\d-\d\d\d", code) for code in standard)
@@ -525,8 +540,7 @@ def test_every_project_has_general_requirements_and_standard_codes(sample: Path)
     }
 
 
-def test_keys_are_made_of_their_parts(sample: Path) -> None:
-    tables = load(sample)
+def test_keys_are_made_of_their_parts(tables: Tables) -> None:
     for row in tables["wbs_codes"]:
         assert row["wbs_key"] == wbs(row["project_number"], row["sub_job_code"], row["cost_code"], row["cost_type"])
     for row in tables["budget_lines"]:
@@ -541,8 +555,8 @@ def test_keys_are_made_of_their_parts(sample: Path) -> None:
     assert 0 < len(projects_with_sub_jobs) <= 0.3 * len(tables["projects"])
 
 
-def test_money_adds_up(sample: Path) -> None:
-    expected, tables = all_expected(sample), load(sample)
+def test_money_adds_up(sample: Path, tables: Tables) -> None:
+    expected = all_expected(sample)
     projects = {row["project_number"]: row for row in good(expected, "projects", tables["projects"])}
     budgets: Counter[str] = Counter()
     for row in tables["budget_lines"]:
@@ -563,8 +577,8 @@ def test_money_adds_up(sample: Path) -> None:
             assert row["amount"] == (row["quantity"] * row["unit_cost"]).quantize(Decimal("0.01"))
 
 
-def test_text_fits_except_the_warned_descriptions(sample: Path) -> None:
-    expected, tables = all_expected(sample), load(sample)
+def test_text_fits_except_the_warned_descriptions(sample: Path, tables: Tables) -> None:
+    expected = all_expected(sample)
     for table in ("subcontracts", "purchase_orders", "prime_contracts", "direct_costs"):
         warned = {item["key"]: item for item in expected[table]["warnings"]}
         key_field = expected[table]["key_field"]
@@ -576,8 +590,8 @@ def test_text_fits_except_the_warned_descriptions(sample: Path) -> None:
             assert len(row.get("title") or "") <= 255
 
 
-def test_statuses_and_dates_are_plausible(sample: Path) -> None:
-    expected, tables = all_expected(sample), load(sample)
+def test_statuses_and_dates_are_plausible(sample: Path, tables: Tables) -> None:
+    expected = all_expected(sample)
     for table in ("subcontracts", "purchase_orders"):
         statuses = Counter(row["status"] for row in good(expected, table, tables[table]))
         assert statuses["Approved"] >= 0.4 * sum(statuses.values())
