@@ -41,7 +41,8 @@ def binaries() -> Path | None:
 
 class LocalPostgres:
     """A cluster on ``port`` in a fresh folder under the system's temporary folder (``with``
-    starts and ends it)."""
+    starts and ends it). Not started, it reaches a cluster another process started on ``port``
+    (``create_database``, ``url``), and stops nothing."""
 
     def __init__(self, bin_dir: Path, port: int) -> None:
         self.bin_dir, self.port = bin_dir, port
@@ -59,9 +60,11 @@ class LocalPostgres:
                   "-o", f"-p {self.port} -k {self.folder} {_THROWAWAY}")
         return self
 
-    def create_database(self, name: str) -> str:
-        """A new database; returns its SQLAlchemy URL for Prefect (asyncpg, Prefect's driver)."""
-        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name)
+    def create_database(self, name: str, *, template: str | None = None) -> str:
+        """A new database (a copy of ``template`` when given); returns its SQLAlchemy URL for
+        Prefect (asyncpg, Prefect's driver)."""
+        copy = ["-T", template] if template else []
+        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", *copy, name)
         return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{name}"
 
     def url(self, database: str, *, schema: str | None = None) -> str:

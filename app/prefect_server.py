@@ -129,23 +129,26 @@ class PrefectServer:
 
 
 @contextmanager
-def temporary_prefect_server() -> Iterator[str]:
+def temporary_prefect_server(database_url: str | None = None) -> Iterator[str]:
     """A Prefect server for this process and the processes it starts, gone at the end; yields
     its API URL (also set as ``PREFECT_API_URL`` in the environment, for child processes).
 
-    On a throwaway PostgreSQL where one is installed, as Prefect is run at scale: on SQLite
-    (Prefect's test harness, the fallback) concurrent flow runs are refused and wait seconds
-    each (``app/local_postgres.py``)."""
+    Its data goes to ``database_url`` (a PostgreSQL database, empty or migrated already), else to
+    a throwaway PostgreSQL of its own where one is installed, as Prefect is run at scale: on
+    SQLite (Prefect's test harness, the fallback) concurrent flow runs are refused and wait
+    seconds each (``app/local_postgres.py``)."""
     from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness
 
     bin_dir = local_postgres.binaries()
     with ExitStack() as stack:
-        if bin_dir is None:
+        if database_url is None and bin_dir is not None:
+            postgres = stack.enter_context(local_postgres.LocalPostgres(bin_dir, free_port()))
+            database_url = postgres.create_database("prefect")
+        if database_url is None:
             stack.enter_context(prefect_test_harness(server_startup_timeout=180))
         else:
-            postgres = stack.enter_context(local_postgres.LocalPostgres(bin_dir, free_port()))
-            stack.enter_context(_harness_on(postgres.create_database("prefect")))
+            stack.enter_context(_harness_on(database_url))
         url = PREFECT_API_URL.value()
         before = os.environ.get("PREFECT_API_URL")
         os.environ["PREFECT_API_URL"] = url

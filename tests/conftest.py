@@ -59,9 +59,10 @@ os.environ.setdefault("PREFECT_API_SSL_CERT_FILE", _one_ca_bundle())
 pytest_plugins = ["tests.client_support"]
 
 from demo import sample_erp  # noqa: E402
-from app.prefect_server import temporary_prefect_server  # noqa: E402
-from procore_sync.settings import Settings  # noqa: E402
+from app import local_postgres  # noqa: E402
 from app.local_postgres import LocalPostgres  # noqa: E402
+from app.prefect_server import free_port, temporary_prefect_server  # noqa: E402
+from procore_sync.settings import Settings  # noqa: E402
 from sandbox.config import SandboxConfig  # noqa: E402
 from sandbox.server import SandboxServer, start_in_thread  # noqa: E402
 
@@ -80,21 +81,91 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FIRST)))  # stable: the rest keep their order
 
 
+# The run's one PostgreSQL cluster (its port), which the xdist controller starts for its workers.
+SUITE_POSTGRES_PORT = "PROCORE_SYNC_TESTS_POSTGRES_PORT"
+PREFECT_TEMPLATE = "prefect_template"  # Prefect's schema, migrated once for every worker's server
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, the controller starts one PostgreSQL cluster for all its workers and
+    migrates Prefect's schema there once, as a template: each worker's Prefect server then starts
+    on a copy (``suite_postgres``). Per worker, a cluster for the Prefect server, another for the
+    state stores and a migration of Prefect's 100-odd steps cost about 9 s of CPU."""
+    workers = config.getoption("numprocesses", default=None)
+    bin_dir = local_postgres.binaries()
+    if hasattr(config, "workerinput") or not workers or bin_dir is None:
+        return
+    cluster = LocalPostgres(bin_dir, free_port()).start()
+    config.add_cleanup(cluster.stop)
+    migrate_prefect_database(cluster.create_database(PREFECT_TEMPLATE))
+    os.environ[SUITE_POSTGRES_PORT] = str(cluster.port)  # inherited by the workers, started next
+
+
+def migrate_prefect_database(database_url: str) -> None:
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-m", "prefect", "server", "database", "upgrade", "-y"],
+                   env=os.environ | {"PREFECT_SERVER_DATABASE_CONNECTION_URL": database_url},
+                   check=True, capture_output=True, timeout=300)
+
+
+@dataclass(frozen=True)
+class SuitePostgres:
+    """This process's share of the run's PostgreSQL cluster: databases named for the worker."""
+
+    cluster: LocalPostgres
+    template: str | None  # a migrated Prefect database to copy, when the controller made one
+
+    def prefect_database(self) -> str:
+        """A database for this worker's Prefect server, a copy of the migrated template where
+        there is one; its URL."""
+        return self.cluster.create_database(_for_this_worker("prefect"), template=self.template)
+
+    def state_database(self) -> str:
+        """A database for this worker's state stores; its name."""
+        name = _for_this_worker("state")
+        self.cluster.create_database(name)
+        return name
+
+
+def _for_this_worker(kind: str) -> str:
+    return f"{kind}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+
+
 @pytest.fixture(scope="session")
-def prefect_api() -> Iterator[str]:
+def suite_postgres() -> Iterator[SuitePostgres | None]:
+    """The controller's cluster under pytest-xdist, else one of this session's own; None where
+    PostgreSQL is not installed (``.ci/run`` installs it)."""
+    bin_dir = local_postgres.binaries()
+    if bin_dir is None:
+        yield None
+    elif port := os.environ.get(SUITE_POSTGRES_PORT):
+        yield SuitePostgres(LocalPostgres(bin_dir, int(port)), PREFECT_TEMPLATE)
+    else:
+        with LocalPostgres(bin_dir, free_port()) as cluster:
+            yield SuitePostgres(cluster, None)
+
+
+@pytest.fixture(scope="session")
+def prefect_api(suite_postgres: SuitePostgres | None) -> Iterator[str]:
     """A real Prefect server for the whole session (on PostgreSQL where it is installed, as
     ``.ci/run`` makes sure); yields its API URL, also set for child processes started by tests."""
-    with temporary_prefect_server() as url:
+    database_url = suite_postgres.prefect_database() if suite_postgres is not None else None
+    with temporary_prefect_server(database_url) as url:
         yield url
 
 
 class StatePostgres:
-    """The session's PostgreSQL cluster for state stores: a database, a fresh schema per store."""
+    """A database of the run's PostgreSQL cluster for state stores: a fresh schema per store."""
 
-    def __init__(self, cluster: "LocalPostgres") -> None:
-        self.cluster = cluster
-        cluster.create_database("state")
+    def __init__(self, suite: SuitePostgres) -> None:
+        self.cluster = suite.cluster
+        self.name = suite.state_database()
         self._made = 0
+
+    def url(self, schema: str | None = None) -> str:
+        return self.cluster.url(self.name, schema=schema)
 
     def fresh_url(self) -> str:
         """The URL of a new, empty schema of the state database."""
@@ -102,23 +173,18 @@ class StatePostgres:
 
         self._made += 1
         schema = f"state_{os.getpid()}_{self._made}"
-        with psycopg.connect(self.cluster.url("state"), autocommit=True) as con:
+        with psycopg.connect(self.url(), autocommit=True) as con:
             con.execute(f"CREATE SCHEMA {schema}")
-        return self.cluster.url("state", schema=schema)
+        return self.url(schema)
 
 
 @pytest.fixture(scope="session")
-def state_postgres() -> Iterator[StatePostgres]:
-    """One throwaway PostgreSQL cluster per session (per xdist worker) for the state store's
-    PostgreSQL backend; skipped where PostgreSQL is not installed (``.ci/run`` installs it)."""
-    from app import local_postgres
-    from app.prefect_server import free_port
-
-    bin_dir = local_postgres.binaries()
-    if bin_dir is None:
+def state_postgres(suite_postgres: SuitePostgres | None) -> StatePostgres:
+    """The state store's PostgreSQL backend's database; skipped where PostgreSQL is not installed
+    (``.ci/run`` installs it)."""
+    if suite_postgres is None:
         pytest.skip("PostgreSQL is not installed: the state store's PostgreSQL backend is not tested")
-    with local_postgres.LocalPostgres(bin_dir, free_port()) as cluster:
-        yield StatePostgres(cluster)
+    return StatePostgres(suite_postgres)
 
 
 @dataclass(frozen=True)

@@ -273,7 +273,7 @@ def test_a_password_never_shows_and_a_missing_schema_says_what_to_do(state_postg
     url = state_postgres.fresh_url().replace("postgres@", "postgres:s3cret-pw@")  # trust: any password
     sink = ErpSink(url, tmp_path / "export")
     assert "s3cret-pw" not in sink.describe() and "***" in sink.location
-    missing = state_postgres.cluster.url("state", schema="no_such_schema")
+    missing = state_postgres.url("no_such_schema")
     with pytest.raises(Exception, match="CREATE SCHEMA") as raised:
         ErpSink(missing, tmp_path / "export").write(HEADERS, None, [document(1, "a", [])])
     assert "ConfigError" in {cls.__name__ for cls in type(raised.value).__mro__}
