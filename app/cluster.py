@@ -40,7 +40,7 @@ from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from app import local_postgres
-from app.prefect_server import PrefectServer, _die_with_parent, free_port, port_is_free
+from app.prefect_server import PrefectServer, die_with_parent, free_port, port_is_free
 from deployments import WORK_POOL, companies
 from deployments.crash_detection import install_crash_detection
 from deployments.work_pool import ensure_work_pool
@@ -241,7 +241,7 @@ class Cluster:
         with host.log.open("ab") as log:
             # A session of its own, as a host's; gone with this process however it ends.
             host.process = subprocess.Popen(command, cwd=host.folder, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                            start_new_session=True, preexec_fn=_die_with_parent)
+                                            start_new_session=True, preexec_fn=die_with_parent)
         return host
 
     def kill_worker(self, number: int) -> list[int]:

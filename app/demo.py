@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -36,7 +37,7 @@ from prefect.context import refresh_global_settings_context
 from pydantic import SecretStr
 from pydantic_core import to_jsonable_python
 
-from app.prefect_server import PrefectServer, free_port, port_is_free
+from app.prefect_server import PrefectServer, die_with_parent, free_port, port_is_free
 from demo import sample_erp
 from procore_sync.settings import ProcoreEnvironment, Settings
 from procore_sync.source_config import FolderTemplatesConfig
@@ -66,6 +67,8 @@ DEMO_WEBHOOKS = {"PROCORE_SYNC_WEBHOOK_SECRET": "demo-webhook-secret",
                  "PROCORE_SYNC_WEBHOOK_APPLICATION_IDS": f'["{SandboxConfig().application_id}"]'}
 # While the demo serves, the field edits a change order this often (the first one at once).
 FIELD_EDIT_S = 60.0
+# How long the serve loop has, after Ctrl-C, to cancel its runs and end before it is killed.
+SERVE_STOP_S = 60.0
 
 
 def with_demo_setting(settings: Settings, **values: object) -> Settings:
@@ -244,6 +247,28 @@ def edit_in_the_field(settings: Settings, stop: threading.Event) -> None:
             continue
 
 
+def serve_until_ctrl_c() -> None:
+    """``procore-sync serve`` (the settings of this process's environment) until Ctrl-C, in a
+    session of its own.
+
+    The terminal's Ctrl-C reaches every process of its foreground group: were the serve loop in
+    this process, its runs' processes would be in that group too, and a run in flight would be
+    interrupted wherever it was and print its traceback to the operator. Here the Ctrl-C reaches
+    this process alone, which hands it to the serve loop: that cancels its runs itself
+    (``app.runner.serve_forever``) and ends."""
+    serving = subprocess.Popen([sys.executable, "-m", "app.cli", "serve"], start_new_session=True,
+                               preexec_fn=die_with_parent)
+    try:
+        serving.wait()
+    except KeyboardInterrupt:
+        serving.send_signal(signal.SIGINT)
+        try:
+            serving.wait(timeout=SERVE_STOP_S)
+        except subprocess.TimeoutExpired:
+            serving.kill()
+            serving.wait()
+
+
 def run_demo(
     options: DemoOptions,
     say: Callable[[str], None],
@@ -274,7 +299,7 @@ def run_demo(
         if hr_drop is not None:
             say(f"Resource Planning people come from the HR system's uploads in {hr_drop} "
                 "(put a new resource_people.csv there, then an empty resource_people.csv.done)")
-        from app.runner import register_deployments, run_entities, serve_forever
+        from app.runner import register_deployments, run_entities
 
         summaries = run_entities(settings)
         show(summaries, server.ui_url)
@@ -288,5 +313,5 @@ def run_demo(
         else:
             settings = stack.enter_context(webhooks_in_the_demo(settings, say))
             say(f"Serving the deployments on their schedules; open {server.ui_url} (Ctrl-C to stop).")
-            serve_forever(settings)
+            serve_until_ctrl_c()
         return 1 if any(s.status == "failed" for s in summaries) else 0

@@ -40,7 +40,7 @@ def is_healthy(api_url: str) -> bool:
         return False
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the server's process, before it starts: Linux sends it SIGTERM when the process that
     started it ends, however that ends (SIGTERM or SIGKILL run none of the demo's cleanup), so a
     server in a session of its own never outlives its demo. Elsewhere, nothing."""
@@ -91,7 +91,7 @@ class PrefectServer:
         # server (the serve loop, the quota slots it lends) before the server; otherwise the
         # server is the first to go, and the rest retries against it.
         self.process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=True, preexec_fn=_die_with_parent)
+                                        start_new_session=True, preexec_fn=die_with_parent)
         self._wait_until_healthy()
         return self
 

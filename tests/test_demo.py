@@ -7,9 +7,10 @@ process group as a terminal runs it:
   table, and a full resync started from a deployment's run form, which completes. Screenshots go
   to a temporary folder, or to ``$SCREENSHOTS_DIR``: ``make screenshots`` refreshes the ones in
   docs/screenshots/ that the README shows;
-- then Ctrl-C, once it serves every deployment: everything the demo started (the serve loop, the
-  Procore sandbox, the Prefect server) exits, quietly, within seconds. One demo serves both
-  (starting one takes a minute of the suite's two cores).
+- then Ctrl-C, once it serves every deployment and a served run is in flight: everything the
+  demo started (the serve loop and its run, the Procore sandbox, the Prefect server) exits,
+  quietly, within seconds. One demo serves both (starting one takes a minute of the suite's
+  two cores).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 # from Ctrl-C to the last process, measured alone, more than 15 s beside the suite, and more than
 # 40 s once beside the suite on four workers (two cores): a hang never ends, a loaded stop does.
 STOP_BOUND_S = 90.0
-BETWEEN_RUNS_S = 40.0  # how long the Ctrl-C waits for a moment between served runs, at most
+IN_FLIGHT_WAIT_S = 60.0  # how long a run started by hand takes to be in flight, at most
 START_BOUND_S = 300.0
 
 
@@ -259,13 +260,12 @@ def ctrl_c_stops_everything(demo: Demo) -> None:
     started = family(demo.process.pid)
     assert len(started) >= 2, "the demo runs its own Prefect server"
 
-    # The terminal's Ctrl-C reaches every process of the demo's group, a served run's too: a run
-    # in flight is interrupted (Prefect ends it Crashed) and its process may print a traceback of
-    # its own, even while it exits. What is checked here is the demo's own stop, so the Ctrl-C
-    # waits for a moment between runs, for a while: the field's webhooks start one every 20 s or
-    # so, and on a loaded machine their processes may overlap for longer than that wait (seen
-    # once: two left after 40 s), when the Ctrl-C comes anyway.
-    wait_until(lambda: not flow_run_processes(family(demo.process.pid)), BETWEEN_RUNS_S)
+    # The Ctrl-C comes while a served run is in flight (one started here, as from the UI): the
+    # terminal's Ctrl-C reaches the demo alone, whose serve loop cancels that run itself; the
+    # run neither goes on nor prints a traceback.
+    api(demo.ui, f"/deployments/{served(demo.ui, 'vendors/vendors')['id']}/create_flow_run", {})
+    assert wait_until(lambda: bool(flow_run_processes(family(demo.process.pid))), IN_FLIGHT_WAIT_S), \
+        "the serve loop never started the run"
     os.killpg(demo.process.pid, signal.SIGINT)  # Ctrl-C in the demo's terminal
     stopped = wait_until(lambda: not running(started | family(demo.process.pid)), STOP_BOUND_S)
     if not stopped and demo.process.poll() is None:  # where it is stuck, in its log
