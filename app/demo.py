@@ -26,6 +26,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -259,7 +260,11 @@ def serve_until_ctrl_c() -> None:
     serving = subprocess.Popen([sys.executable, "-m", "app.cli", "serve"], start_new_session=True,
                                preexec_fn=die_with_parent)
     try:
-        serving.wait()
+        # Not a blocking wait for the child: Linux may hand the Ctrl-C to another of this
+        # process's threads, and Python's handler, which runs in the main thread, would wait for
+        # that wait to end (seen beside the suite: the demo never stopped).
+        while serving.poll() is None:
+            time.sleep(0.2)
     except KeyboardInterrupt:
         serving.send_signal(signal.SIGINT)
         try:
