@@ -117,10 +117,10 @@ class SuitePostgres:
     cluster: LocalPostgres
     template: str | None  # a migrated Prefect database to copy, when the controller made one
 
-    def prefect_database(self) -> str:
-        """A database for this worker's Prefect server, a copy of the migrated template where
-        there is one; its URL."""
-        return self.cluster.create_database(_for_this_worker("prefect"), template=self.template)
+    def prefect_database(self, kind: str = "prefect") -> str:
+        """A database for a Prefect server of this worker's, a copy of the migrated template
+        where there is one; its URL."""
+        return self.cluster.create_database(_for_this_worker(kind), template=self.template)
 
     def state_database(self) -> str:
         """A database for this worker's state stores; its name."""

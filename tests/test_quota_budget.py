@@ -20,7 +20,7 @@ from connectors.quota import QuotaGate, SpikeLog, budget_for, ensure_quota_limit
 from flows.entities import sync_vendors
 from procore_sync.settings import Settings
 from tasks.spec import SyncOptions
-from tests.conftest import SampleErp, settings_env
+from tests.conftest import SampleErp, SuitePostgres, settings_env
 from tests.support import engine_runtime, run_vendors
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -271,17 +271,20 @@ def test_a_drain_at_exit_cut_short_by_ctrl_c_leaves_its_slots_to_their_leases_qu
 
 
 EXIT_AFTER_THE_SERVER = """
+import sys
 from connectors.quota import quota_gate
 from app.prefect_server import temporary_prefect_server
 from procore_sync.settings import Settings
 
-with temporary_prefect_server():
+with temporary_prefect_server(sys.argv[1] if len(sys.argv) > 1 else None):
     quota_gate(Settings(quota_enabled=True, quota_limit_name="quota-test-exit"))()()
 print("the Prefect server is gone", flush=True)
 """
 
 
-def test_a_process_whose_prefect_server_went_first_still_ends_and_starts_none() -> None:
+def test_a_process_whose_prefect_server_went_first_still_ends_and_starts_none(
+    suite_postgres: SuitePostgres | None,
+) -> None:
     """At exit a process gives its spike slots back, a window after its last call; when its
     Prefect server stopped first (a test session's, a stopped worker's), Prefect's client tried
     each release again for a minute: the process hung for minutes after its work was done. The
@@ -292,7 +295,9 @@ def test_a_process_whose_prefect_server_went_first_still_ends_and_starts_none() 
     mark = f"quota-exit-{uuid.uuid4()}"
     # As at the end of a test session's worker: no server known but the one that went.
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"} | {"TEST_MARK": mark}
-    process = subprocess.Popen([sys.executable, "-c", EXIT_AFTER_THE_SERVER], stdout=subprocess.PIPE,
+    # Its server keeps its data in a copy of the run's migrated Prefect database, where there is one.
+    database = [suite_postgres.prefect_database("prefect_exit")] if suite_postgres else []
+    process = subprocess.Popen([sys.executable, "-c", EXIT_AFTER_THE_SERVER, *database], stdout=subprocess.PIPE,
                                stderr=subprocess.DEVNULL, text=True, env=env)
     try:
         assert process.stdout is not None and "gone" in process.stdout.readline()
