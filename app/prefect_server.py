@@ -41,9 +41,10 @@ def is_healthy(api_url: str) -> bool:
 
 
 def die_with_parent() -> None:
-    """In the server's process, before it starts: Linux sends it SIGTERM when the process that
-    started it ends, however that ends (SIGTERM or SIGKILL run none of the demo's cleanup), so a
-    server in a session of its own never outlives its demo. Elsewhere, nothing."""
+    """In a child's process, before it starts (``preexec_fn``): Linux sends it SIGTERM when the
+    process that started it ends, however that ends (SIGTERM or SIGKILL run none of the demo's
+    cleanup), so a child in a session of its own (a server, a serve loop, a cluster's host) never
+    outlives its demo. Elsewhere, nothing."""
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
