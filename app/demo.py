@@ -18,15 +18,14 @@ They persist between demos, so a second demo's first sync makes 0 write calls to
 
 from __future__ import annotations
 
+import asyncio
 import faulthandler
 import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -256,22 +255,37 @@ def serve_until_ctrl_c() -> None:
     this process, its runs' processes would be in that group too, and a run in flight would be
     interrupted wherever it was and print its traceback to the operator. Here the Ctrl-C reaches
     this process alone, which hands it to the serve loop: that cancels its runs itself
-    (``app.runner.serve_forever``) and ends."""
-    serving = subprocess.Popen([sys.executable, "-m", "app.cli", "serve"], start_new_session=True,
-                               preexec_fn=die_with_parent)
+    (``app.runner.serve_forever``) and ends. A second Ctrl-C raises KeyboardInterrupt as usual."""
+    asyncio.run(_serve_apart())
+
+
+async def _serve_apart() -> None:
+    # The Ctrl-C through asyncio's signal handler, which wakes the loop through a pipe: waiting in
+    # plain Python instead (waitpid, or polling with sleeps) the demo beside the suite once never
+    # saw it, its handler left pending in a process whose other threads had taken the signal.
+    loop, interrupted = asyncio.get_running_loop(), asyncio.Event()
+    serving = await asyncio.create_subprocess_exec(sys.executable, "-m", "app.cli", "serve",
+                                                   start_new_session=True, preexec_fn=die_with_parent)
+
+    def on_ctrl_c() -> None:
+        loop.remove_signal_handler(signal.SIGINT)  # the next one is Python's KeyboardInterrupt
+        interrupted.set()
+
+    if threading.current_thread() is threading.main_thread():  # signals reach only it
+        loop.add_signal_handler(signal.SIGINT, on_ctrl_c)
+    ended, ctrl_c = asyncio.create_task(serving.wait()), asyncio.create_task(interrupted.wait())
     try:
-        # Not a blocking wait for the child: Linux may hand the Ctrl-C to another of this
-        # process's threads, and Python's handler, which runs in the main thread, would wait for
-        # that wait to end (seen beside the suite: the demo never stopped).
-        while serving.poll() is None:
-            time.sleep(0.2)
-    except KeyboardInterrupt:
-        serving.send_signal(signal.SIGINT)
-        try:
-            serving.wait(timeout=SERVE_STOP_S)
-        except subprocess.TimeoutExpired:
-            serving.kill()
-            serving.wait()
+        await asyncio.wait({ended, ctrl_c}, return_when=asyncio.FIRST_COMPLETED)
+        if not ended.done():
+            serving.send_signal(signal.SIGINT)
+            try:
+                await asyncio.wait_for(ended, SERVE_STOP_S)
+            except TimeoutError:
+                serving.kill()
+                await serving.wait()
+    finally:
+        ctrl_c.cancel()
+        loop.remove_signal_handler(signal.SIGINT)  # none left to remove: False
 
 
 def run_demo(
