@@ -260,32 +260,20 @@ def serve_until_ctrl_c() -> None:
 
 
 async def _serve_apart() -> None:
-    # The Ctrl-C through asyncio's signal handler, which wakes the loop through a pipe: waiting in
-    # plain Python instead (waitpid, or polling with sleeps) the demo beside the suite once never
-    # saw it, its handler left pending in a process whose other threads had taken the signal.
-    loop, interrupted = asyncio.get_running_loop(), asyncio.Event()
+    from app.runner import first_ctrl_c
+
     serving = await asyncio.create_subprocess_exec(sys.executable, "-m", "app.cli", "serve",
                                                    start_new_session=True, preexec_fn=die_with_parent)
-
-    def on_ctrl_c() -> None:
-        loop.remove_signal_handler(signal.SIGINT)  # the next one is Python's KeyboardInterrupt
-        interrupted.set()
-
-    if threading.current_thread() is threading.main_thread():  # signals reach only it
-        loop.add_signal_handler(signal.SIGINT, on_ctrl_c)
-    ended, ctrl_c = asyncio.create_task(serving.wait()), asyncio.create_task(interrupted.wait())
-    try:
+    ended = asyncio.create_task(serving.wait())
+    async with first_ctrl_c() as ctrl_c:
         await asyncio.wait({ended, ctrl_c}, return_when=asyncio.FIRST_COMPLETED)
-        if not ended.done():
-            serving.send_signal(signal.SIGINT)
-            try:
-                await asyncio.wait_for(ended, SERVE_STOP_S)
-            except TimeoutError:
-                serving.kill()
-                await serving.wait()
-    finally:
-        ctrl_c.cancel()
-        loop.remove_signal_handler(signal.SIGINT)  # none left to remove: False
+    if not ended.done():
+        serving.send_signal(signal.SIGINT)
+        try:
+            await asyncio.wait_for(ended, SERVE_STOP_S)
+        except TimeoutError:
+            serving.kill()
+            await serving.wait()
 
 
 def run_demo(
