@@ -247,19 +247,19 @@ def edit_in_the_field(settings: Settings, stop: threading.Event) -> None:
             continue
 
 
-def serve_until_ctrl_c() -> None:
+def serve_until_ctrl_c() -> int:
     """``procore-sync serve`` (the settings of this process's environment) until Ctrl-C, in a
-    session of its own.
+    session of its own; 0, or its exit code when it ended by itself (its error above).
 
     The terminal's Ctrl-C reaches every process of its foreground group: were the serve loop in
     this process, its runs' processes would be in that group too, and a run in flight would be
     interrupted wherever it was and print its traceback to the operator. Here the Ctrl-C reaches
     this process alone, which hands it to the serve loop: that cancels its runs itself
     (``app.runner.serve_forever``) and ends. A second Ctrl-C raises KeyboardInterrupt as usual."""
-    asyncio.run(_serve_apart())
+    return asyncio.run(_serve_apart())
 
 
-async def _serve_apart() -> None:
+async def _serve_apart() -> int:
     from app.runner import first_ctrl_c
 
     serving = await asyncio.create_subprocess_exec(sys.executable, "-m", "app.cli", "serve",
@@ -267,13 +267,15 @@ async def _serve_apart() -> None:
     ended = asyncio.create_task(serving.wait())
     async with first_ctrl_c() as ctrl_c:
         await asyncio.wait({ended, ctrl_c}, return_when=asyncio.FIRST_COMPLETED)
-    if not ended.done():
-        serving.send_signal(signal.SIGINT)
-        try:
-            await asyncio.wait_for(ended, SERVE_STOP_S)
-        except TimeoutError:
-            serving.kill()
-            await serving.wait()
+    if ended.done():
+        return ended.result()
+    serving.send_signal(signal.SIGINT)
+    try:
+        await asyncio.wait_for(ended, SERVE_STOP_S)
+    except TimeoutError:
+        serving.kill()
+        await serving.wait()
+    return 0
 
 
 def run_demo(
@@ -320,5 +322,6 @@ def run_demo(
         else:
             settings = stack.enter_context(webhooks_in_the_demo(settings, say))
             say(f"Serving the deployments on their schedules; open {server.ui_url} (Ctrl-C to stop).")
-            serve_until_ctrl_c()
+            if serve_until_ctrl_c():
+                return 1
         return 1 if any(s.status == "failed" for s in summaries) else 0
