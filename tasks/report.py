@@ -84,7 +84,7 @@ class Progress:
     nothing to send (it would stay at 0 % on a run that completed)."""
 
     def __init__(self, entity: str, total: int) -> None:
-        self.total = max(total, 1)
+        self.total = total  # moved only when there is an artifact, so never 0 there
         self.done = 0
         self._id: UUID | None = None
         if total and _in_flow_run():
