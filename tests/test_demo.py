@@ -44,7 +44,12 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 # 40 s once beside the suite on four workers (two cores): a hang never ends, a loaded stop does.
 STOP_BOUND_S = 90.0
 IN_FLIGHT_WAIT_S = 60.0  # how long a run started by hand takes to be in flight, at most
+# The demo's two sync-alls and its field activity, before it serves: 60-120 s beside the suite.
 START_BOUND_S = 300.0
+# Each test's bound, its fixture's start in it: above START_BOUND_S, so that a demo that does not
+# get to serving fails with its log and its threads' stacks, not with pytest-timeout's dump of
+# the test's own threads.
+pytestmark = pytest.mark.timeout(START_BOUND_S + 300)
 
 
 def family(pid: int) -> set[int]:
@@ -142,13 +147,21 @@ def _served(home: Path, port: int, env: dict[str, str]) -> Generator[Demo, None,
     running_demo = Demo(process, f"http://127.0.0.1:{port}", home, log)
     started: set[int] = {process.pid}
     try:
-        assert wait_until(lambda: "Serving the deployments" in running_demo.log_text(), START_BOUND_S), \
-            running_demo.log_text()[-3000:]
+        if not wait_until(lambda: "Serving the deployments" in running_demo.log_text(), START_BOUND_S):
+            pytest.fail(f"the demo did not serve within {START_BOUND_S:g} s: {where_it_is(running_demo)}")
         yield running_demo
     finally:  # whatever is left running
         for pid in running(started | family(process.pid)):
             os.kill(pid, signal.SIGKILL)
         process.wait(timeout=10)
+
+
+def where_it_is(demo: Demo) -> str:
+    """The end of the demo's log, with every thread's stack when it still runs (``SIGUSR1``)."""
+    if demo.process.poll() is None:
+        os.kill(demo.process.pid, signal.SIGUSR1)
+        wait_until(lambda: "most recent call first" in demo.log_text(), 10)
+    return demo.log_text()[-8000:]
 
 
 def api(ui: str, path: str, body: dict | None = None) -> object:
@@ -268,9 +281,6 @@ def ctrl_c_stops_everything(demo: Demo) -> None:
         "the serve loop never started the run"
     os.killpg(demo.process.pid, signal.SIGINT)  # Ctrl-C in the demo's terminal
     stopped = wait_until(lambda: not running(started | family(demo.process.pid)), STOP_BOUND_S)
-    if not stopped and demo.process.poll() is None:  # where it is stuck, in its log
-        os.kill(demo.process.pid, signal.SIGUSR1)
-        wait_until(lambda: "most recent call first" in demo.log_text(), 10)
-    assert stopped, f"left running: {described(running(started | family(demo.process.pid)))}; " + demo.log_text()[-8000:]
+    assert stopped, f"left running: {described(running(started | family(demo.process.pid)))}; {where_it_is(demo)}"
     assert demo.process.wait(timeout=1) >= 0, "the demo ended by itself, not by a signal"
     assert "Traceback" not in demo.log_text(), demo.log_text()[-3000:]
