@@ -147,7 +147,11 @@ def _served(home: Path, port: int, env: dict[str, str]) -> Generator[Demo, None,
     running_demo = Demo(process, f"http://127.0.0.1:{port}", home, log)
     started: set[int] = {process.pid}
     try:
-        if not wait_until(lambda: "Serving the deployments" in running_demo.log_text(), START_BOUND_S):
+        serving = wait_until(lambda: "Serving the deployments" in running_demo.log_text()
+                             or process.poll() is not None, START_BOUND_S)
+        if process.poll() is not None:
+            pytest.fail(f"the demo ended (status {process.returncode}) before serving: {running_demo.log_text()[-8000:]}")
+        if not serving:
             pytest.fail(f"the demo did not serve within {START_BOUND_S:g} s: {where_it_is(running_demo)}")
         yield running_demo
     finally:  # whatever is left running
