@@ -18,8 +18,18 @@ from types import TracebackType
 import requests
 
 from app import local_postgres
+from procore_sync.errors import SyncError
 
 STARTUP_TIMEOUT_S = 120.0
+LOG_TAIL_LINES = 5  # of the server's log, in the error of a server that did not start
+
+
+class PrefectServerNotStarted(SyncError):
+    """The local Prefect server exited, or did not answer, while starting."""
+
+    hint = ("the server's last words are above, its whole log where named: most often a database it "
+            "cannot reach (PREFECT_SERVER_DATABASE_CONNECTION_URL) or a machine too busy to start it "
+            "in time; fix that and run again.")
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -93,18 +103,25 @@ class PrefectServer:
         # server is the first to go, and the rest retries against it.
         self.process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
                                         start_new_session=True, preexec_fn=die_with_parent)
-        self._wait_until_healthy()
+        if (failure := self._wait_until_healthy()) is not None:
+            self.kill()
+            raise PrefectServerNotStarted(f"{failure}; its log {self.home / 'server.log'} ends:\n{self._log_tail()}")
         return self
 
-    def _wait_until_healthy(self) -> None:
+    def _wait_until_healthy(self) -> str | None:
+        """None once the server answers; else what went wrong."""
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"the Prefect server exited; see {self.home / 'server.log'}")
+                return f"the Prefect server exited while starting (status {self.process.returncode})"
             if is_healthy(self.api_url):
-                return
+                return None
             time.sleep(0.5)
-        raise RuntimeError(f"the Prefect server did not answer within {STARTUP_TIMEOUT_S:.0f} s")
+        return f"the Prefect server did not answer on {self.api_url} within {STARTUP_TIMEOUT_S:.0f} s"
+
+    def _log_tail(self) -> str:
+        lines = (self.home / "server.log").read_text(errors="replace").splitlines()
+        return "\n".join([line for line in lines if line.strip()][-LOG_TAIL_LINES:])
 
     def stop(self) -> None:
         if self.process is None:
@@ -121,6 +138,7 @@ class PrefectServer:
         if self.process is not None:
             self.process.kill()
             self.process.wait()
+            self.process = None
 
     def __enter__(self) -> "PrefectServer":
         return self.start()

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from app.demo import DemoOptions, prepare
-from app.prefect_server import free_port, port_is_free
+from app.prefect_server import PrefectServer, free_port, port_is_free
+from procore_sync.errors import SyncError
 from procore_sync.settings import Settings
 
 SMALL = DemoOptions(scale=0.05)
@@ -67,3 +68,18 @@ def test_the_demos_prefect_server_ends_with_the_process_that_started_it(tmp_path
         assert port_is_free(port), "the Prefect server outlived the process that started it"
     finally:
         starter.kill()
+
+
+def test_a_prefect_server_that_cannot_start_says_why_and_is_not_left_running(tmp_path: Path) -> None:
+    """The demo's server on a database it cannot reach (an operator's wrong
+    ``PREFECT_SERVER_DATABASE_CONNECTION_URL``): the operator reads the server's own complaint and
+    where its log is, as one of procore-sync's errors (no traceback of ours), and nothing is left
+    on the port."""
+    port, nobody = free_port(), free_port()  # nothing listens on the second one
+    server = PrefectServer(tmp_path / "prefect", port=port, env={
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"postgresql+asyncpg://postgres@127.0.0.1:{nobody}/none"})
+    with pytest.raises(SyncError) as raised:
+        server.start()
+    assert str(tmp_path / "prefect" / "server.log") in str(raised.value)
+    assert f"Connect call failed ('127.0.0.1', {nobody})" in str(raised.value), "the server's own words"
+    assert server.process is None and port_is_free(port)
