@@ -147,12 +147,12 @@ def _served(home: Path, port: int, env: dict[str, str]) -> Generator[Demo, None,
     running_demo = Demo(process, f"http://127.0.0.1:{port}", home, log)
     started: set[int] = {process.pid}
     try:
-        serving = wait_until(lambda: "Serving the deployments" in running_demo.log_text()
-                             or process.poll() is not None, START_BOUND_S)
-        if process.poll() is not None:
-            pytest.fail(f"the demo ended (status {process.returncode}) before serving: {running_demo.log_text()[-8000:]}")
-        if not serving:
-            pytest.fail(f"the demo did not serve within {START_BOUND_S:g} s: {where_it_is(running_demo)}")
+        def serving() -> bool:
+            return "Serving the deployments" in running_demo.log_text()
+
+        wait_until(lambda: serving() or process.poll() is not None, START_BOUND_S)
+        if not serving():
+            pytest.fail(f"the demo did not get to serving (bound: {START_BOUND_S:g} s): {where_it_is(running_demo)}")
         yield running_demo
     finally:  # whatever is left running
         for pid in running(started | family(process.pid)):
@@ -161,11 +161,13 @@ def _served(home: Path, port: int, env: dict[str, str]) -> Generator[Demo, None,
 
 
 def where_it_is(demo: Demo) -> str:
-    """The end of the demo's log, with every thread's stack when it still runs (``SIGUSR1``)."""
-    if demo.process.poll() is None:
-        os.kill(demo.process.pid, signal.SIGUSR1)
-        wait_until(lambda: "most recent call first" in demo.log_text(), 10)
-    return demo.log_text()[-8000:]
+    """How the demo ended and the end of its log; or, while it runs, its log with every thread's
+    stack (``SIGUSR1``)."""
+    if (status := demo.process.poll()) is not None:
+        return f"it ended (status {status}); its log ends: {demo.log_text()[-8000:]}"
+    os.kill(demo.process.pid, signal.SIGUSR1)
+    wait_until(lambda: "most recent call first" in demo.log_text(), 10)
+    return f"it runs on; its log, every thread's stack last: {demo.log_text()[-8000:]}"
 
 
 def api(ui: str, path: str, body: dict | None = None) -> object:
